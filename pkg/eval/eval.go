@@ -1,0 +1,219 @@
+// Package eval reviews arbitrary manifests offline against a directory of
+// ConstraintTemplates and constraints, conftest-style: as gator test does,
+// the manifests themselves (and any extra data files) are also the
+// referential data (data.inventory), so policies that look at other
+// objects, such as required NetworkPolicies in a namespace, see them.
+package eval
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/statcan/daaas-guard/pkg/manifest"
+	"github.com/statcan/daaas-guard/pkg/match"
+	"github.com/statcan/daaas-guard/pkg/policy"
+	"github.com/statcan/daaas-guard/pkg/target"
+)
+
+// ErrNoPolicies is returned when the policy directories hold no template.
+var ErrNoPolicies = errors.New("no ConstraintTemplates found")
+
+// Policies is what was loaded from the policy directories.
+type Policies struct {
+	Templates   int
+	Constraints int
+	Files       int
+}
+
+// LoadPolicies adds every ConstraintTemplate and constraint found in the
+// YAML and JSON files under paths (files or directories, recursively) to
+// the engine: templates first, then constraints. Other objects (fixtures,
+// suites, kustomizations) are skipped. Any file that cannot be read, and
+// any template or constraint that cannot be used, is an error.
+func LoadPolicies(ctx context.Context, e *policy.Engine, paths []string) (*Policies, error) {
+	files, err := expandPaths(paths)
+	if err != nil {
+		return nil, err
+	}
+	var templates, constraints []*manifest.Document
+	for _, f := range files {
+		docs, err := manifest.ReadFile(f, manifest.Options{AllowUntyped: true, KeepLists: true})
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range docs {
+			switch {
+			case policy.IsTemplate(d.Object):
+				templates = append(templates, d)
+			case policy.IsConstraint(d.Object):
+				constraints = append(constraints, d)
+			}
+		}
+	}
+	if len(templates) == 0 {
+		return nil, fmt.Errorf("%w under %s", ErrNoPolicies, strings.Join(paths, ", "))
+	}
+	var errs []error
+	for _, d := range templates {
+		t, err := policy.NewTemplate(d.Object, d)
+		if err == nil {
+			err = e.AddTemplate(ctx, t)
+		}
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, d := range constraints {
+		if err := e.AddConstraint(ctx, d.Object, d); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return &Policies{Templates: len(templates), Constraints: len(constraints), Files: len(files)}, nil
+}
+
+// expandPaths replaces directories by the YAML and JSON files below them.
+func expandPaths(paths []string) ([]string, error) {
+	var out []string
+	for _, p := range paths {
+		info, err := os.Stat(p)
+		if err != nil {
+			return nil, err
+		}
+		if !info.IsDir() {
+			out = append(out, p)
+			continue
+		}
+		start := len(out)
+		err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.IsDir() {
+				if path != p && strings.HasPrefix(d.Name(), ".") {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+			switch filepath.Ext(path) {
+			case ".yaml", ".yml", ".json":
+				out = append(out, path)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		sort.Strings(out[start:])
+	}
+	return out, nil
+}
+
+// Object is one reviewed object and what the constraints said about it.
+type Object struct {
+	Doc     *manifest.Document
+	Results []policy.Result
+}
+
+// Verdict is "deny" when a result denies the object, "warn" when one warns,
+// and "pass" otherwise (dry-run results are recorded, not acted on).
+func (o *Object) Verdict() string {
+	verdict := "pass"
+	for i := range o.Results {
+		switch {
+		case o.Results[i].Has(policy.ActionDeny):
+			return policy.ActionDeny
+		case o.Results[i].Has(policy.ActionWarn):
+			verdict = policy.ActionWarn
+		}
+	}
+	return verdict
+}
+
+// Report is the outcome of an evaluation.
+type Report struct {
+	Policies *Policies
+	Objects  []*Object
+}
+
+// Denied counts objects that at least one constraint denies.
+func (r *Report) Denied() int {
+	n := 0
+	for _, o := range r.Objects {
+		if o.Verdict() == policy.ActionDeny {
+			n++
+		}
+	}
+	return n
+}
+
+// ExitCode is 1 when an object is denied, else 0.
+func (r *Report) ExitCode() int {
+	if r.Denied() > 0 {
+		return 1
+	}
+	return 0
+}
+
+// Review adds data and manifests as inventory, then reviews every
+// manifest at gator's enforcement point, as an object being created
+// outside admission (no operation, no user).
+func Review(ctx context.Context, e *policy.Engine, data, manifests []*manifest.Document) ([]*Object, error) {
+	for _, group := range [][]*manifest.Document{data, manifests} {
+		for _, d := range group {
+			if err := e.AddData(ctx, d.Object); err != nil {
+				return nil, fmt.Errorf("%s: %w", d.Pos(), err)
+			}
+		}
+	}
+	out := make([]*Object, 0, len(manifests))
+	for _, d := range manifests {
+		var ns *corev1.Namespace
+		if name := d.Object.GetNamespace(); name != "" {
+			ns = e.Target().Namespace(name)
+		}
+		resp, err := e.Review(ctx, &target.Object{Object: d.Object, Namespace: ns, Source: match.SourceOriginal},
+			policy.AtEnforcementPoint(policy.EnforcementPointGator))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", d.Pos(), err)
+		}
+		out = append(out, &Object{Doc: d, Results: resp.Results})
+	}
+	return out, nil
+}
+
+// ReadManifests reads every file ("-" for standard input; directories are
+// read recursively) and flattens Lists into their items.
+func ReadManifests(paths []string) ([]*manifest.Document, error) {
+	var files []string
+	for _, p := range paths {
+		if p == "-" {
+			files = append(files, p)
+			continue
+		}
+		expanded, err := expandPaths([]string{p})
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, expanded...)
+	}
+	var out []*manifest.Document
+	for _, f := range files {
+		docs, err := manifest.ReadFile(f, manifest.Options{})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, docs...)
+	}
+	return out, nil
+}

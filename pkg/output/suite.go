@@ -1,0 +1,231 @@
+package output
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/statcan/daaas-guard/pkg/suite"
+)
+
+// SuiteCases flattens a test report into cases: one per suite case, plus
+// one for a test or suite that could not run at all.
+func SuiteCases(rep *suite.Report) []Case {
+	var out []Case
+	for _, s := range rep.Suites {
+		switch {
+		case s.Err != nil:
+			out = append(out, Case{Group: s.Path, Name: "(suite)", Status: Status(suite.StatusOf(s.Err)), Message: s.Err.Error(), Duration: s.Duration})
+			continue
+		case s.Skipped:
+			out = append(out, Case{Group: s.Path, Name: "(suite)", Status: Skip})
+			continue
+		}
+		for _, t := range s.Tests {
+			switch {
+			case t.Err != nil:
+				out = append(out, Case{Group: s.Path, Name: t.Name, Status: Status(suite.StatusOf(t.Err)), Message: t.Err.Error(), Duration: t.Duration})
+				continue
+			case t.Skipped:
+				out = append(out, Case{Group: s.Path, Name: t.Name, Status: Skip})
+				continue
+			}
+			for _, c := range t.Cases {
+				cs := Case{Group: s.Path, Name: t.Name + "/" + c.Name, Status: Status(c.Status()), Duration: c.Duration, Output: c.Print}
+				if c.Err != nil {
+					cs.Message = c.Err.Error()
+				}
+				out = append(out, cs)
+			}
+		}
+	}
+	return out
+}
+
+func suiteStatus(s *suite.SuiteResult) Status {
+	if s.Skipped {
+		return Skip
+	}
+	if s.Err != nil {
+		return Status(suite.StatusOf(s.Err))
+	}
+	worst := Pass
+	for _, t := range s.Tests {
+		st := Status(suite.StatusOf(t.Err))
+		if t.Err == nil {
+			for _, c := range t.Cases {
+				if cs := Status(c.Status()); cs == Error || (cs == Fail && st != Error) {
+					st = cs
+				}
+			}
+		}
+		if st == Error || (st == Fail && worst != Error) {
+			worst = st
+		}
+	}
+	return worst
+}
+
+// SuiteText writes a report for people: one line per suite, the reason for
+// every case that did not pass, and a closing count.
+func SuiteText(w io.Writer, rep *suite.Report, verbose bool) error {
+	var b strings.Builder
+	for _, s := range rep.Suites {
+		st := suiteStatus(s)
+		label := map[Status]string{Pass: "ok   ", Fail: "FAIL ", Error: "ERROR", Skip: "skip "}[st]
+		fmt.Fprintf(&b, "%s %s\t%s\n", label, s.Path, round(s.Duration))
+		for _, warn := range s.Warnings {
+			fmt.Fprintf(&b, "    warning: %s\n", warn)
+		}
+		if s.Err != nil {
+			fmt.Fprintf(&b, "    %s\n", s.Err)
+			continue
+		}
+		for _, t := range s.Tests {
+			if t.Err != nil {
+				fmt.Fprintf(&b, "    %s\n", t.Err)
+				continue
+			}
+			for _, c := range t.Cases {
+				cs := Status(c.Status())
+				if cs == Fail || cs == Error {
+					fmt.Fprintf(&b, "    %s\n", c.Err)
+					if c.Print != "" {
+						fmt.Fprintf(&b, "      print output:\n%s", indent(c.Print, "        "))
+					}
+				} else if verbose {
+					fmt.Fprintf(&b, "    %-5s %s/%s\t%s\n", cs, t.Name, c.Name, round(c.Duration))
+				}
+			}
+		}
+	}
+	tests, cases := 0, 0
+	for _, s := range rep.Suites {
+		tests += len(s.Tests)
+		for _, t := range s.Tests {
+			cases += len(t.Cases)
+		}
+	}
+	if len(rep.Suites) == 0 {
+		fmt.Fprintf(&b, "no test suites found (%d YAML files looked at)\n", rep.NotSuites)
+	}
+	n := rep.Counts()
+	fmt.Fprintf(&b, "%d suites, %d tests, %d cases", len(rep.Suites), tests, cases)
+	if n[suite.Error] > 0 {
+		fmt.Fprintf(&b, "; %d could not run because of unusable input", n[suite.Error])
+	}
+	b.WriteString("\n")
+	fmt.Fprintf(&b, "test: %d passed, %d failed, %d skipped\n", n[suite.Pass], n[suite.Fail]+n[suite.Error], n[suite.Skip])
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+type jsonSuiteReport struct {
+	Suites   []jsonSuite `json:"suites"`
+	Summary  jsonSummary `json:"summary"`
+	ExitCode int         `json:"exitCode"`
+}
+
+type jsonSummary struct {
+	Suites  int `json:"suites"`
+	Tests   int `json:"tests"`
+	Cases   int `json:"cases"`
+	Passed  int `json:"passed"`
+	Failed  int `json:"failed"`
+	Errors  int `json:"errors"`
+	Skipped int `json:"skipped"`
+}
+
+type jsonSuite struct {
+	Path     string     `json:"path"`
+	Status   Status     `json:"status"`
+	Error    string     `json:"error,omitempty"`
+	Warnings []string   `json:"warnings,omitempty"`
+	Duration string     `json:"duration"`
+	Tests    []jsonTest `json:"tests,omitempty"`
+}
+
+type jsonTest struct {
+	Name     string     `json:"name"`
+	Line     int        `json:"line,omitempty"`
+	Status   Status     `json:"status"`
+	Error    string     `json:"error,omitempty"`
+	Duration string     `json:"duration"`
+	Cases    []jsonCase `json:"cases,omitempty"`
+}
+
+type jsonCase struct {
+	Name       string          `json:"name"`
+	Line       int             `json:"line,omitempty"`
+	Status     Status          `json:"status"`
+	Error      string          `json:"error,omitempty"`
+	Duration   string          `json:"duration"`
+	Violations []jsonViolation `json:"violations,omitempty"`
+	Print      string          `json:"print,omitempty"`
+	Trace      string          `json:"trace,omitempty"`
+}
+
+type jsonViolation struct {
+	Constraint        string                 `json:"constraint"`
+	Template          string                 `json:"template,omitempty"`
+	EnforcementAction string                 `json:"enforcementAction"`
+	Actions           []string               `json:"actions,omitempty"`
+	Message           string                 `json:"message"`
+	Details           map[string]interface{} `json:"details,omitempty"`
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// SuiteJSON writes the whole report as JSON, violations included.
+func SuiteJSON(w io.Writer, rep *suite.Report) error {
+	out := jsonSuiteReport{Suites: []jsonSuite{}, ExitCode: rep.ExitCode()}
+	for _, s := range rep.Suites {
+		js := jsonSuite{Path: s.Path, Status: suiteStatus(s), Error: errString(s.Err), Warnings: s.Warnings, Duration: round(s.Duration).String()}
+		for _, t := range s.Tests {
+			jt := jsonTest{Name: t.Name, Line: t.Line, Status: Status(suite.StatusOf(t.Err)), Error: errString(t.Err), Duration: round(t.Duration).String()}
+			if t.Skipped {
+				jt.Status = Skip
+			}
+			for _, c := range t.Cases {
+				jc := jsonCase{Name: c.Name, Line: c.Line, Status: Status(c.Status()), Error: errString(c.Err),
+					Duration: round(c.Duration).String(), Print: c.Print, Trace: c.Trace}
+				for _, r := range c.Results {
+					jc.Violations = append(jc.Violations, violation(r.Kind, r.Constraint, r.Template, r.Action, r.Actions, r.Message, r.Details))
+				}
+				jt.Cases = append(jt.Cases, jc)
+			}
+			js.Tests = append(js.Tests, jt)
+		}
+		out.Suites = append(out.Suites, js)
+		out.Summary.Tests += len(s.Tests)
+		for _, t := range s.Tests {
+			out.Summary.Cases += len(t.Cases)
+		}
+	}
+	n := rep.Counts()
+	out.Summary.Suites = len(rep.Suites)
+	out.Summary.Passed, out.Summary.Failed = n[suite.Pass], n[suite.Fail]
+	out.Summary.Errors, out.Summary.Skipped = n[suite.Error], n[suite.Skip]
+	return WriteJSON(w, out)
+}
+
+func violation(kind, name, template, action string, actions []string, msg string, details map[string]interface{}) jsonViolation {
+	return jsonViolation{Constraint: kind + "/" + name, Template: template, EnforcementAction: action,
+		Actions: actions, Message: msg, Details: details}
+}
+
+func round(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
+
+func indent(s, prefix string) string {
+	var b strings.Builder
+	for _, line := range strings.Split(strings.TrimRight(s, "\n"), "\n") {
+		b.WriteString(prefix + line + "\n")
+	}
+	return b.String()
+}

@@ -1,0 +1,343 @@
+// Package policy is the suite's policy engine: it evaluates Gatekeeper
+// ConstraintTemplates and constraints, unmodified, with Gatekeeper's
+// semantics, through the constraint framework and its Rego driver. The
+// webhook, the audit and guardctl all use it.
+//
+// Beyond what Gatekeeper checks, the engine validates constraints strictly
+// (unknown fields, parameter types, enforcement actions) and reports every
+// problem with the file, line and field it comes from when the objects were
+// read from files.
+package policy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+
+	constraintclient "github.com/open-policy-agent/frameworks/constraint/pkg/client"
+	"github.com/open-policy-agent/frameworks/constraint/pkg/client/drivers/rego"
+	"github.com/open-policy-agent/frameworks/constraint/pkg/client/reviews"
+	"github.com/open-policy-agent/opa/v1/topdown/print"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/statcan/daaas-guard/pkg/target"
+)
+
+// Enforcement points, named as Gatekeeper names them so that
+// scopedEnforcementActions written for Gatekeeper keep their meaning.
+const (
+	EnforcementPointWebhook = "validation.gatekeeper.sh"
+	EnforcementPointAudit   = "audit.gatekeeper.sh"
+	EnforcementPointGator   = "gator.gatekeeper.sh"
+)
+
+// Enforcement actions.
+const (
+	ActionDeny   = "deny"
+	ActionWarn   = "warn"
+	ActionDryRun = "dryrun"
+	ActionScoped = "scoped"
+)
+
+// networkBuiltins are disabled by default: policies are evaluated on the
+// admission path and must not reach the network (Gatekeeper's manifests
+// disable http.send for the same reason).
+var networkBuiltins = []string{"http.send", "net.lookup_ip_addr"}
+
+type options struct {
+	enforcementPoints []string
+	tracing           bool
+	printHook         print.Hook
+	allowNetwork      bool
+}
+
+// Option configures an Engine.
+type Option func(*options)
+
+// WithEnforcementPoints sets the enforcement points the engine serves;
+// by default it serves the webhook, audit and gator points.
+func WithEnforcementPoints(eps ...string) Option {
+	return func(o *options) { o.enforcementPoints = eps }
+}
+
+// WithTracing records an evaluation trace with every review.
+func WithTracing(on bool) Option { return func(o *options) { o.tracing = on } }
+
+// WithPrintOutput sends the output of Rego print() calls to w.
+func WithPrintOutput(w io.Writer) Option {
+	return func(o *options) { o.printHook = printWriter{w} }
+}
+
+// WithNetworkBuiltins allows http.send and net.lookup_ip_addr.
+func WithNetworkBuiltins(allow bool) Option { return func(o *options) { o.allowNetwork = allow } }
+
+type printWriter struct{ w io.Writer }
+
+func (p printWriter) Print(_ print.Context, msg string) error {
+	_, err := fmt.Fprintln(p.w, msg)
+	return err
+}
+
+// Engine holds templates, constraints and referential data, and reviews
+// objects against them. Reviews may run concurrently with each other and
+// with changes.
+type Engine struct {
+	client *constraintclient.Client
+	target *target.Target
+
+	// mu serialises changes: the framework client supports concurrent
+	// reviews but not concurrent changes.
+	mu          sync.Mutex
+	state       sync.RWMutex
+	templates   map[string]*Template                  // by kind
+	constraints map[string]*unstructured.Unstructured // by kind/name
+}
+
+// New creates an empty engine.
+func New(opts ...Option) (*Engine, error) {
+	o := options{enforcementPoints: []string{EnforcementPointWebhook, EnforcementPointAudit, EnforcementPointGator}}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	args := []rego.Arg{rego.Tracing(o.tracing)}
+	if !o.allowNetwork {
+		args = append(args, rego.DisableBuiltins(networkBuiltins...))
+	}
+	if o.printHook != nil {
+		args = append(args, rego.PrintEnabled(true), rego.PrintHook(o.printHook))
+	}
+	driver, err := rego.New(args...)
+	if err != nil {
+		return nil, fmt.Errorf("creating Rego driver: %w", err)
+	}
+	tgt := &target.Target{}
+	client, err := constraintclient.NewClient(
+		constraintclient.Targets(tgt),
+		constraintclient.Driver(driver),
+		constraintclient.EnforcementPoints(o.enforcementPoints...),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("creating constraint client: %w", err)
+	}
+	return &Engine{
+		client:      client,
+		target:      tgt,
+		templates:   map[string]*Template{},
+		constraints: map[string]*unstructured.Unstructured{},
+	}, nil
+}
+
+// Target returns the admission target, e.g. to build reviews.
+func (e *Engine) Target() *target.Target { return e.target }
+
+// AddTemplate compiles a template and makes its constraint kind known. On
+// error the engine is unchanged and keeps serving its other templates.
+func (e *Engine) AddTemplate(ctx context.Context, t *Template) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.state.RLock()
+	prev := e.templates[t.Kind]
+	e.state.RUnlock()
+	if prev != nil && prev.Name != t.Name {
+		return &TemplateError{Template: t.Name, File: fileOf(t.source), Field: "spec.crd.spec.names.kind",
+			Line: lineOf(t.source, "spec", "crd"), Msg: fmt.Sprintf("kind %s is already defined by template %q", t.Kind, prev.Name)}
+	}
+	if _, err := e.client.AddTemplate(ctx, t.core); err != nil {
+		return t.compileError(err)
+	}
+	e.state.Lock()
+	e.templates[t.Kind] = t
+	e.state.Unlock()
+	return nil
+}
+
+// RemoveTemplate drops a template and all of its constraints.
+func (e *Engine) RemoveTemplate(ctx context.Context, kind string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.state.RLock()
+	t := e.templates[kind]
+	e.state.RUnlock()
+	if t == nil {
+		return nil
+	}
+	if _, err := e.client.RemoveTemplate(ctx, t.core); err != nil {
+		return fmt.Errorf("removing ConstraintTemplate %q: %w", t.Name, err)
+	}
+	e.state.Lock()
+	defer e.state.Unlock()
+	delete(e.templates, kind)
+	for key := range e.constraints {
+		if strings.HasPrefix(key, kind+"/") {
+			delete(e.constraints, key)
+		}
+	}
+	return nil
+}
+
+// Template returns the template that defines a constraint kind.
+func (e *Engine) Template(kind string) *Template {
+	e.state.RLock()
+	defer e.state.RUnlock()
+	return e.templates[kind]
+}
+
+// Templates lists the templates, sorted by name.
+func (e *Engine) Templates() []*Template {
+	e.state.RLock()
+	defer e.state.RUnlock()
+	out := make([]*Template, 0, len(e.templates))
+	for _, t := range e.templates {
+		out = append(out, t)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Constraints lists the constraints, sorted by kind and name.
+func (e *Engine) Constraints() []*unstructured.Unstructured {
+	e.state.RLock()
+	defer e.state.RUnlock()
+	out := make([]*unstructured.Unstructured, 0, len(e.constraints))
+	for _, k := range sortedKeys(e.constraints) {
+		out = append(out, e.constraints[k])
+	}
+	return out
+}
+
+// AddConstraint validates a constraint against its template's schema and
+// adds it. src may be nil.
+func (e *Engine) AddConstraint(ctx context.Context, u *unstructured.Unstructured, src Source) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	kind := u.GetKind()
+	e.state.RLock()
+	t := e.templates[kind]
+	e.state.RUnlock()
+	cerr := &ConstraintError{Kind: kind, Name: u.GetName(), File: fileOf(src), Line: lineOf(src)}
+	if t == nil {
+		cerr.Problems = []FieldProblem{{Field: "kind", Line: lineOf(src, "kind"),
+			Msg: fmt.Sprintf("no ConstraintTemplate defines kind %q", kind)}}
+		return cerr
+	}
+	crd, err := e.client.CreateCRD(ctx, t.core)
+	if err != nil {
+		return t.compileError(err)
+	}
+	if problems, schema := validateConstraint(u, crd, src); len(problems) > 0 {
+		cerr.Problems, cerr.Schema = problems, schema
+		return cerr
+	}
+	if _, err := e.client.AddConstraint(ctx, u); err != nil {
+		cerr.Err = err
+		cerr.Problems = []FieldProblem{{Msg: err.Error()}}
+		return cerr
+	}
+	e.state.Lock()
+	e.constraints[kind+"/"+u.GetName()] = u.DeepCopy()
+	e.state.Unlock()
+	return nil
+}
+
+// RemoveConstraint drops a constraint.
+func (e *Engine) RemoveConstraint(ctx context.Context, u *unstructured.Unstructured) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, err := e.client.RemoveConstraint(ctx, u); err != nil {
+		return fmt.Errorf("removing constraint %s %q: %w", u.GetKind(), u.GetName(), err)
+	}
+	e.state.Lock()
+	delete(e.constraints, u.GetKind()+"/"+u.GetName())
+	e.state.Unlock()
+	return nil
+}
+
+// AddData puts an object into data.inventory. Namespaces added this way
+// also serve namespaceSelector for reviews that do not carry their
+// Namespace.
+func (e *Engine) AddData(ctx context.Context, u *unstructured.Unstructured) error {
+	if _, err := e.client.AddData(ctx, u); err != nil {
+		return fmt.Errorf("%w: %s %q: %w", ErrData, u.GetKind(), u.GetName(), err)
+	}
+	return nil
+}
+
+// RemoveData takes an object out of data.inventory.
+func (e *Engine) RemoveData(ctx context.Context, u *unstructured.Unstructured) error {
+	if _, err := e.client.RemoveData(ctx, u); err != nil {
+		return fmt.Errorf("%w: %s %q: %w", ErrData, u.GetKind(), u.GetName(), err)
+	}
+	return nil
+}
+
+// WipeData empties data.inventory.
+func (e *Engine) WipeData(ctx context.Context) error {
+	for _, scope := range []string{"cluster", "namespace"} {
+		if _, err := e.client.RemoveData(ctx, target.WipeData{Scope: scope}); err != nil {
+			return fmt.Errorf("%w: %w", ErrData, err)
+		}
+	}
+	return nil
+}
+
+// ReviewOption adjusts one review.
+type ReviewOption func(*reviewConfig)
+
+type reviewConfig struct {
+	ep      string
+	tracing bool
+}
+
+// AtEnforcementPoint reviews as the given enforcement point: it selects the
+// actions of scoped constraints and, for the webhook point, applies the
+// templates' operations.
+func AtEnforcementPoint(ep string) ReviewOption { return func(c *reviewConfig) { c.ep = ep } }
+
+// Traced records an evaluation trace for this review.
+func Traced(on bool) ReviewOption { return func(c *reviewConfig) { c.tracing = on } }
+
+// Review evaluates an object against every matching constraint. in is
+// anything target.Target accepts: *target.Request (admission),
+// *target.Object (audit, CLI), an admission request or an unstructured
+// object. A partial response comes back together with the error when some
+// constraints could not be evaluated.
+func (e *Engine) Review(ctx context.Context, in interface{}, opts ...ReviewOption) (*Response, error) {
+	cfg := reviewConfig{ep: EnforcementPointGator}
+	for _, opt := range opts {
+		opt(&cfg)
+	}
+	r, err := e.target.NewReview(in)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrReview, err)
+	}
+	ropts := []reviews.ReviewOpt{reviews.EnforcementPoint(cfg.ep), reviews.Tracing(cfg.tracing)}
+	if ns := r.NamespaceObject(); ns != nil {
+		m, err := toMap(ns)
+		if err != nil {
+			return nil, fmt.Errorf("%w: Namespace %q: %w", ErrReview, ns.Name, err)
+		}
+		ropts = append(ropts, reviews.Namespace(m))
+	}
+	resp, rerr := e.client.Review(ctx, r, ropts...)
+	out := e.response(resp)
+	if rerr != nil {
+		return out, fmt.Errorf("%w: %s %q: %w", ErrReview, r.Kind.Kind, r.Name, rerr)
+	}
+	return out, nil
+}
+
+func toMap(v interface{}) (map[string]interface{}, error) {
+	m, err := jsonRoundTrip(v)
+	if err != nil {
+		return nil, err
+	}
+	mm, ok := m.(map[string]interface{})
+	if !ok {
+		return nil, errors.New("not an object")
+	}
+	return mm, nil
+}

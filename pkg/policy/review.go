@@ -1,0 +1,119 @@
+package policy
+
+import (
+	"sort"
+
+	"github.com/open-policy-agent/frameworks/constraint/pkg/types"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+)
+
+// Response is the outcome of one review.
+type Response struct {
+	// Results holds every violation, at every enforcement action, sorted by
+	// constraint kind, constraint name and message.
+	Results []Result
+	// Trace is the evaluation trace, when tracing was asked for.
+	Trace string
+}
+
+// Result is one violation of one constraint.
+type Result struct {
+	Kind       string // constraint kind
+	Constraint string // constraint name
+	Template   string // template name
+	Message    string
+	Details    map[string]interface{}
+	// Action is the constraint's spec.enforcementAction.
+	Action string
+	// Actions are the actions that apply at the enforcement point of the
+	// review: Action itself, or for a scoped constraint the actions listed
+	// for that point.
+	Actions []string
+	// Object is the constraint itself (its annotations carry metadata such
+	// as severity or control IDs).
+	Object *unstructured.Unstructured
+}
+
+// Has reports whether action applies to the result.
+func (r *Result) Has(action string) bool { return contains(r.Actions, action) }
+
+// Denied returns the results that deny the object.
+func (r *Response) Denied() []Result { return r.with(ActionDeny) }
+
+// Warned returns the results that warn about the object.
+func (r *Response) Warned() []Result { return r.with(ActionWarn) }
+
+// DryRun returns the results that are only recorded.
+func (r *Response) DryRun() []Result { return r.with(ActionDryRun) }
+
+func (r *Response) with(action string) []Result {
+	var out []Result
+	for _, res := range r.Results {
+		if res.Has(action) {
+			out = append(out, res)
+		}
+	}
+	return out
+}
+
+func (e *Engine) response(resp *types.Responses) *Response {
+	out := &Response{}
+	if resp == nil {
+		return out
+	}
+	for _, tr := range resp.ByTarget {
+		if tr.Trace != nil {
+			out.Trace += *tr.Trace
+		}
+		for _, fr := range tr.Results {
+			out.Results = append(out.Results, e.result(fr))
+		}
+	}
+	sort.SliceStable(out.Results, func(i, j int) bool {
+		a, b := out.Results[i], out.Results[j]
+		if a.Kind != b.Kind {
+			return a.Kind < b.Kind
+		}
+		if a.Constraint != b.Constraint {
+			return a.Constraint < b.Constraint
+		}
+		return a.Message < b.Message
+	})
+	return out
+}
+
+func (e *Engine) result(fr *types.Result) Result {
+	r := Result{
+		Message: fr.Msg,
+		Details: details(fr.Metadata),
+		Action:  fr.EnforcementAction,
+		Object:  fr.Constraint,
+	}
+	if fr.Constraint != nil {
+		r.Kind = fr.Constraint.GetKind()
+		r.Constraint = fr.Constraint.GetName()
+		if t := e.Template(r.Kind); t != nil {
+			r.Template = t.Name
+		}
+	}
+	if r.Action == "" {
+		r.Action = ActionDeny
+	}
+	if r.Action == ActionScoped {
+		r.Actions = append([]string(nil), fr.ScopedEnforcementActions...)
+		sort.Strings(r.Actions)
+	} else {
+		r.Actions = []string{r.Action}
+	}
+	return r
+}
+
+// details returns what the policy put in its violation's "details"; the
+// driver nests it under the key "details".
+func details(md map[string]interface{}) map[string]interface{} {
+	d, _ := md["details"].(map[string]interface{})
+	if len(d) == 0 {
+		return nil
+	}
+	return d
+}

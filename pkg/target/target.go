@@ -1,0 +1,449 @@
+// Package target implements the Kubernetes admission target,
+// admission.k8s.gatekeeper.sh, for the constraint framework: it turns
+// admission requests and plain objects into the review that Rego sees as
+// input.review, decides in Go which constraints match a review, and lays
+// referential data out as Gatekeeper does under data.inventory.
+//
+// The review has the JSON shape of a Kubernetes AdmissionRequest, which is
+// what Gatekeeper policies are written against; on DELETE, object holds the
+// deleted object (oldObject), so policies need not special-case it.
+package target
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/open-policy-agent/frameworks/constraint/pkg/core/constraints"
+	"github.com/open-policy-agent/frameworks/constraint/pkg/handler"
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apiextensions-apiserver/pkg/apis/apiextensions"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	metavalidation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/statcan/daaas-guard/pkg/match"
+)
+
+// Name is the target name templates declare in spec.targets[].target.
+const Name = "admission.k8s.gatekeeper.sh"
+
+// Errors the target reports. They reach callers wrapped by the constraint
+// framework, so test them with errors.Is.
+var (
+	ErrReview       = errors.New("cannot build a review")
+	ErrMissingOld   = errors.New("a DELETE review needs oldObject")
+	ErrMatchSpec    = errors.New("invalid spec.match")
+	ErrUnknownInput = errors.New("unsupported review input")
+)
+
+// Request is an admission request with the context the API server does
+// not send: the Namespace object (for namespaceSelector) and the source.
+type Request struct {
+	AdmissionRequest *admissionv1.AdmissionRequest
+	Namespace        *corev1.Namespace
+	Source           string
+}
+
+// Object is a stored object reviewed outside admission (audit, CLI): it
+// becomes an admission request with the given operation (usually none).
+type Object struct {
+	Object    *unstructured.Unstructured
+	Namespace *corev1.Namespace
+	Operation admissionv1.Operation
+	Source    string
+}
+
+// Target is the admission target handler. The zero value is ready to use.
+// It keeps the Namespaces it has seen as data, so that namespaceSelector
+// works for reviews that do not carry their Namespace.
+type Target struct {
+	namespaces namespaceCache
+}
+
+var (
+	_ handler.TargetHandler = &Target{}
+	_ handler.Cacher        = &Target{}
+)
+
+// GetName returns the target name.
+func (t *Target) GetName() string { return Name }
+
+// MatchSchema returns the schema of spec.match for generated constraint CRDs.
+func (t *Target) MatchSchema() apiextensions.JSONSchemaProps { return matchSchema() }
+
+// GetCache exposes the Namespace cache to the framework, which fills it
+// from AddData and empties it from RemoveData.
+func (t *Target) GetCache() handler.Cache { return &t.namespaces }
+
+// Namespace returns a Namespace previously added as data, or nil.
+func (t *Target) Namespace(name string) *corev1.Namespace { return t.namespaces.get(name) }
+
+// ProcessData places an object in the inventory:
+// cluster/<groupVersion>/<kind>/<name> or
+// namespace/<namespace>/<groupVersion>/<kind>/<name>.
+func (t *Target) ProcessData(obj interface{}) (bool, []string, interface{}, error) {
+	var u *unstructured.Unstructured
+	switch o := obj.(type) {
+	case *unstructured.Unstructured:
+		u = o
+	case unstructured.Unstructured:
+		u = &o
+	case WipeData:
+		switch o.Scope {
+		case "cluster", "namespace":
+			return true, []string{o.Scope}, nil, nil
+		default:
+			return true, nil, nil, fmt.Errorf("%w: WipeData scope must be cluster or namespace", ErrReview)
+		}
+	default:
+		return false, nil, nil, nil
+	}
+	gvk := u.GroupVersionKind()
+	switch {
+	case gvk.Version == "":
+		return true, nil, nil, fmt.Errorf("%w: %s %q has no apiVersion", ErrReview, gvk.Kind, u.GetName())
+	case gvk.Kind == "":
+		return true, nil, nil, fmt.Errorf("%w: object %q has no kind", ErrReview, u.GetName())
+	}
+	return true, InventoryKey(gvk, u.GetNamespace(), u.GetName()), u.Object, nil
+}
+
+// WipeData, passed to RemoveData, removes all cluster-scoped
+// (Scope "cluster") or all namespaced (Scope "namespace") inventory at
+// once; data.inventory itself stays, as it is before any data is added.
+type WipeData struct{ Scope string }
+
+// InventoryKey is the path of an object below data.inventory.
+func InventoryKey(gvk schema.GroupVersionKind, namespace, name string) []string {
+	if namespace == "" {
+		return []string{"cluster", gvk.GroupVersion().String(), gvk.Kind, name}
+	}
+	return []string{"namespace", namespace, gvk.GroupVersion().String(), gvk.Kind, name}
+}
+
+// HandleReview accepts *Request, *Object, admission requests and
+// unstructured objects (reviewed with no operation, as audit does).
+func (t *Target) HandleReview(obj interface{}) (bool, interface{}, error) {
+	var r *Review
+	var err error
+	switch in := obj.(type) {
+	case *Review:
+		return true, in, nil
+	case *Request:
+		if in.AdmissionRequest == nil {
+			return false, nil, fmt.Errorf("%w: request is nil", ErrReview)
+		}
+		r = &Review{AdmissionRequest: *in.AdmissionRequest, namespace: in.Namespace, source: in.Source}
+	case Request:
+		return t.HandleReview(&in)
+	case *admissionv1.AdmissionRequest:
+		r = &Review{AdmissionRequest: *in}
+	case admissionv1.AdmissionRequest:
+		r = &Review{AdmissionRequest: in}
+	case *Object:
+		r, err = fromObject(in)
+	case Object:
+		r, err = fromObject(&in)
+	case *unstructured.Unstructured:
+		r, err = fromObject(&Object{Object: in})
+	case unstructured.Unstructured:
+		r, err = fromObject(&Object{Object: &in})
+	default:
+		return false, nil, nil
+	}
+	if err != nil {
+		return false, nil, err
+	}
+	if err := r.prepare(); err != nil {
+		return false, nil, err
+	}
+	return true, r, nil
+}
+
+// NewReview builds the review for an input HandleReview accepts. Building
+// it once and passing the *Review to the engine saves decoding the object
+// for every enforcement point or retry.
+func (t *Target) NewReview(obj interface{}) (*Review, error) {
+	handled, r, err := t.HandleReview(obj)
+	if err != nil {
+		return nil, err
+	}
+	if !handled {
+		return nil, fmt.Errorf("%w: %T", ErrUnknownInput, obj)
+	}
+	return r.(*Review), nil
+}
+
+func fromObject(in *Object) (*Review, error) {
+	if in.Object == nil {
+		return nil, fmt.Errorf("%w: object is nil", ErrReview)
+	}
+	raw, err := in.Object.MarshalJSON()
+	if err != nil {
+		return nil, fmt.Errorf("%w: encoding %s %q: %w", ErrReview, in.Object.GetKind(), in.Object.GetName(), err)
+	}
+	gvk := in.Object.GroupVersionKind()
+	req := admissionv1.AdmissionRequest{
+		Kind:      metav1.GroupVersionKind{Group: gvk.Group, Version: gvk.Version, Kind: gvk.Kind},
+		Name:      in.Object.GetName(),
+		Namespace: in.Object.GetNamespace(),
+		Operation: in.Operation,
+	}
+	if in.Operation == admissionv1.Delete {
+		req.OldObject = runtime.RawExtension{Raw: raw}
+	} else {
+		req.Object = runtime.RawExtension{Raw: raw}
+	}
+	return &Review{AdmissionRequest: req, namespace: in.Namespace, source: in.Source}, nil
+}
+
+// Review is what policies see as input.review: an admission request whose
+// JSON form is exactly the AdmissionRequest's. The unexported fields carry
+// what matching needs and are decoded once.
+type Review struct {
+	admissionv1.AdmissionRequest
+
+	namespace *corev1.Namespace
+	source    string
+
+	// targets are the objects matching looks at: object and, on UPDATE,
+	// oldObject, so a change that moves an object out of scope is still
+	// reviewed.
+	targets []match.Target
+}
+
+// GetAdmissionRequest lets the framework filter templates by operation.
+func (r *Review) GetAdmissionRequest() *admissionv1.AdmissionRequest { return &r.AdmissionRequest }
+
+// NamespaceObject returns the Namespace the review carries, if any.
+func (r *Review) NamespaceObject() *corev1.Namespace { return r.namespace }
+
+func (r *Review) prepare() error {
+	if r.Operation == admissionv1.Delete {
+		if r.OldObject.Raw == nil {
+			return fmt.Errorf("%w: %s %q", ErrMissingOld, r.Kind.Kind, r.Name)
+		}
+		r.Object = r.OldObject
+	}
+	for _, raw := range [][]byte{r.Object.Raw, r.OldObject.Raw} {
+		if raw == nil {
+			continue
+		}
+		o, err := matchObject(raw)
+		if err != nil {
+			return fmt.Errorf("%w: %s %q: %w", ErrReview, r.Kind.Kind, r.Name, err)
+		}
+		r.targets = append(r.targets, match.Target{Object: o, Namespace: r.namespace, Source: r.source})
+		if r.Operation == admissionv1.Delete {
+			break // object and oldObject are the same document
+		}
+	}
+	return nil
+}
+
+// matchObject decodes only the parts of an object that matching reads. It
+// is lenient in the way unstructured accessors are: a field of the wrong
+// type reads as empty, and labels with a non-string value read as no labels.
+func matchObject(raw []byte) (match.Object, error) {
+	var head struct {
+		APIVersion json.RawMessage `json:"apiVersion"`
+		Kind       json.RawMessage `json:"kind"`
+		Metadata   json.RawMessage `json:"metadata"`
+	}
+	if err := json.Unmarshal(raw, &head); err != nil {
+		return match.Object{}, err
+	}
+	var meta struct {
+		Name         json.RawMessage `json:"name"`
+		GenerateName json.RawMessage `json:"generateName"`
+		Namespace    json.RawMessage `json:"namespace"`
+		Labels       json.RawMessage `json:"labels"`
+	}
+	_ = json.Unmarshal(head.Metadata, &meta) // metadata that is not an object reads as empty
+	group := lenientString(head.APIVersion)
+	if i := strings.LastIndex(group, "/"); i >= 0 {
+		group = group[:i]
+	} else {
+		group = "" // core group: apiVersion is just "v1"
+	}
+	var lbls map[string]string
+	if json.Unmarshal(meta.Labels, &lbls) != nil {
+		lbls = nil
+	}
+	return match.Object{
+		Group:        group,
+		Kind:         lenientString(head.Kind),
+		Name:         lenientString(meta.Name),
+		GenerateName: lenientString(meta.GenerateName),
+		Namespace:    lenientString(meta.Namespace),
+		Labels:       lbls,
+	}, nil
+}
+
+func lenientString(raw json.RawMessage) string {
+	var s string
+	if len(raw) == 0 || json.Unmarshal(raw, &s) != nil {
+		return ""
+	}
+	return s
+}
+
+// ValidateConstraint checks the parts of spec.match that the CRD schema
+// cannot: label selectors must be well formed and scope must be known.
+func (t *Target) ValidateConstraint(u *unstructured.Unstructured) error {
+	m, err := decodeMatch(u)
+	if err != nil {
+		return err
+	}
+	if m == nil {
+		return nil
+	}
+	base := field.NewPath("spec", "match")
+	var errs field.ErrorList
+	opts := metavalidation.LabelSelectorValidationOptions{}
+	if m.LabelSelector != nil {
+		errs = append(errs, metavalidation.ValidateLabelSelector(m.LabelSelector, opts, base.Child("labelSelector"))...)
+	}
+	if m.NamespaceSelector != nil {
+		errs = append(errs, metavalidation.ValidateLabelSelector(m.NamespaceSelector, opts, base.Child("namespaceSelector"))...)
+	}
+	switch m.Scope {
+	case "", match.ScopeAll, match.ScopeCluster, match.ScopeNamespaced:
+	default:
+		errs = append(errs, field.NotSupported(base.Child("scope"), m.Scope,
+			[]string{match.ScopeAll, match.ScopeCluster, match.ScopeNamespaced}))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%w: %w", ErrMatchSpec, errs.ToAggregate())
+	}
+	return nil
+}
+
+func decodeMatch(u *unstructured.Unstructured) (*match.Match, error) {
+	raw, found, err := unstructured.NestedFieldNoCopy(u.Object, "spec", "match")
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMatchSpec, err)
+	}
+	if !found || raw == nil {
+		return nil, nil
+	}
+	b, err := json.Marshal(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMatchSpec, err)
+	}
+	m := &match.Match{}
+	if err := json.Unmarshal(b, m); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMatchSpec, err)
+	}
+	return m, nil
+}
+
+// ToMatcher compiles a constraint's spec.match.
+func (t *Target) ToMatcher(u *unstructured.Unstructured) (constraints.Matcher, error) {
+	m, err := decodeMatch(u)
+	if err != nil {
+		return nil, err
+	}
+	if m == nil {
+		return everything{}, nil
+	}
+	c, err := match.Compile(*m)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMatchSpec, err)
+	}
+	return &matcher{c: c, namespaces: &t.namespaces}, nil
+}
+
+type everything struct{}
+
+func (everything) Match(interface{}) (bool, error) { return true, nil }
+
+type matcher struct {
+	c          *match.Matcher
+	namespaces *namespaceCache
+}
+
+// Match accepts a review when its object or (on UPDATE) its old object is
+// in scope.
+func (m *matcher) Match(review interface{}) (bool, error) {
+	r, ok := review.(*Review)
+	if !ok {
+		return false, fmt.Errorf("%w: got %T", ErrUnknownInput, review)
+	}
+	if len(r.targets) == 0 {
+		return false, fmt.Errorf("%w: %s %q has neither object nor oldObject", ErrReview, r.Kind.Kind, r.Name)
+	}
+	for i := range r.targets {
+		t := r.targets[i]
+		if t.Namespace == nil && r.Namespace != "" {
+			t.Namespace = m.namespaces.get(r.Namespace)
+		}
+		ok, err := m.c.Matches(&t)
+		if err != nil {
+			return false, fmt.Errorf("%s %q: %w", r.Kind.Kind, t.Object.Name, err)
+		}
+		if ok {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// namespaceCache holds the Namespaces added as data.
+type namespaceCache struct {
+	mu sync.RWMutex
+	m  map[string]*corev1.Namespace
+}
+
+var _ handler.Cache = &namespaceCache{}
+
+// Add records obj if it is a Namespace; other data is ignored.
+func (c *namespaceCache) Add(key []string, obj interface{}) error {
+	m, ok := obj.(map[string]interface{})
+	if !ok {
+		return fmt.Errorf("%w: cannot cache %T", ErrReview, obj)
+	}
+	u := unstructured.Unstructured{Object: m}
+	if gvk := u.GroupVersionKind(); gvk.Kind != "Namespace" || gvk.Group != "" {
+		return nil
+	}
+	ns := &corev1.Namespace{}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(m, ns); err != nil {
+		return fmt.Errorf("%w: Namespace %q: %w", ErrReview, u.GetName(), err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]*corev1.Namespace{}
+	}
+	c.m[ns.Name] = ns
+	return nil
+}
+
+// Remove forgets a Namespace by its inventory key; the key ["cluster"]
+// (all cluster-scoped data) forgets them all.
+func (c *namespaceCache) Remove(key []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(key) == 1 && key[0] == "cluster" {
+		c.m = nil
+		return
+	}
+	// cluster/v1/Namespace/<name>
+	if len(key) == 4 && key[0] == "cluster" && key[1] == "v1" && key[2] == "Namespace" {
+		delete(c.m, key[3])
+	}
+}
+
+func (c *namespaceCache) get(name string) *corev1.Namespace {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.m[name]
+}
