@@ -27,9 +27,13 @@ import (
 // ErrInvalid is wrapped by every error about the content of a manifest.
 var ErrInvalid = errors.New("invalid manifest")
 
-// maxNodes bounds the work one document may cause, aliases included, so
-// that an alias bomb fails fast instead of exhausting memory.
-const maxNodes = 2_000_000
+// Aliases may expand a document to at most aliasFactor times its own size
+// (plus aliasSlack nodes), so that an alias bomb fails fast instead of
+// exhausting time and memory; real manifests barely use aliases.
+const (
+	aliasFactor = 10
+	aliasSlack  = 10_000
+)
 
 // maxDepth bounds nesting; real objects are far shallower.
 const maxDepth = 1000
@@ -220,7 +224,7 @@ func parseYAML(name string, data []byte, opts Options) ([]*Document, error) {
 		if root.Kind != yaml.MappingNode {
 			return nil, &Error{File: name, Line: root.Line, Doc: doc, Msg: "expected an object (a YAML mapping), found " + describe(root)}
 		}
-		c := converter{}
+		c := converter{budget: aliasFactor*countNodes(root, 0) + aliasSlack}
 		v, err := c.value(root, 0)
 		if err != nil {
 			var ce *convertError
@@ -361,7 +365,19 @@ func (d *Document) fieldError(field, msg string) error {
 // converter turns a YAML node tree into the JSON-compatible values
 // unstructured objects hold: map[string]interface{}, []interface{}, string,
 // int64, float64, bool and nil.
-type converter struct{ nodes int }
+type converter struct{ nodes, budget int }
+
+// countNodes counts the nodes of a tree without following aliases.
+func countNodes(n *yaml.Node, depth int) int {
+	if n == nil || depth > maxDepth {
+		return 0
+	}
+	total := 1
+	for _, c := range n.Content {
+		total += countNodes(c, depth+1)
+	}
+	return total
+}
 
 type convertError struct {
 	line int
@@ -372,7 +388,7 @@ func (e *convertError) Error() string { return e.msg }
 
 func (c *converter) value(n *yaml.Node, depth int) (interface{}, error) {
 	c.nodes++
-	if c.nodes > maxNodes {
+	if c.nodes > c.budget {
 		return nil, &convertError{n.Line, "document is too large once aliases are expanded"}
 	}
 	if depth > maxDepth {
@@ -460,7 +476,23 @@ func (c *converter) mapping(n *yaml.Node, depth int) (map[string]interface{}, er
 }
 
 func scalar(n *yaml.Node) (interface{}, error) {
-	switch n.ShortTag() {
+	tag := n.ShortTag()
+	// Fast paths for the common spellings; anything else goes through the
+	// YAML library's own resolution.
+	switch tag {
+	case "!!bool":
+		switch n.Value {
+		case "true":
+			return true, nil
+		case "false":
+			return false, nil
+		}
+	case "!!int":
+		if i, err := strconv.ParseInt(n.Value, 10, 64); err == nil {
+			return i, nil
+		}
+	}
+	switch tag {
 	case "!!null":
 		return nil, nil
 	case "!!bool":

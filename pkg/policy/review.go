@@ -1,10 +1,16 @@
 package policy
 
 import (
+	"context"
+	"fmt"
 	"sort"
 
 	"github.com/open-policy-agent/frameworks/constraint/pkg/types"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/statcan/daaas-guard/pkg/expansion"
+	"github.com/statcan/daaas-guard/pkg/match"
+	"github.com/statcan/daaas-guard/pkg/target"
 )
 
 // Response is the outcome of one review.
@@ -116,4 +122,34 @@ func details(md map[string]interface{}) map[string]interface{} {
 		return nil
 	}
 	return d
+}
+
+// ReviewExpanded reviews an object and every object the expansion set
+// derives from it (a Deployment's Pod, a CronJob's Job and Pod). Results
+// about derived objects are prefixed with "[Implied by <template>]" and
+// take the template's enforcement action when it sets one. set may be nil.
+func (e *Engine) ReviewExpanded(ctx context.Context, obj *target.Object, set *expansion.Set, opts ...ReviewOption) (*Response, error) {
+	resp, err := e.Review(ctx, obj, opts...)
+	if err != nil || set == nil || set.Len() == 0 {
+		return resp, err
+	}
+	derived, err := set.Expand(obj.Object, "")
+	if err != nil {
+		return resp, fmt.Errorf("%w: %w", ErrReview, err)
+	}
+	for _, d := range derived {
+		sub, err := e.Review(ctx, &target.Object{Object: d.Object, Namespace: obj.Namespace, Operation: obj.Operation,
+			Source: match.SourceGenerated}, opts...)
+		if err != nil {
+			return resp, err
+		}
+		for _, r := range sub.Results {
+			r.Message = expansion.MessagePrefix(d.Template) + r.Message
+			if d.EnforcementAction != "" {
+				r.Action, r.Actions = d.EnforcementAction, []string{d.EnforcementAction}
+			}
+			resp.Results = append(resp.Results, r)
+		}
+	}
+	return resp, nil
 }

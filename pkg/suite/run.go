@@ -17,6 +17,7 @@ import (
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
+	"github.com/statcan/daaas-guard/pkg/expansion"
 	"github.com/statcan/daaas-guard/pkg/manifest"
 	"github.com/statcan/daaas-guard/pkg/match"
 	"github.com/statcan/daaas-guard/pkg/policy"
@@ -246,9 +247,14 @@ func (r *Runner) runTest(ctx context.Context, files *fileCache, t *Test) *TestRe
 	where := fmt.Sprintf("%s:%d: test %q", files.suite, t.Line, t.Name)
 	inputErr := func(err error) error { return fmt.Errorf("%s: %w", where, err) }
 
+	var expanded *expansion.Set
 	if t.Expansion != "" {
-		res.Err = inputErr(&InputError{File: files.suite, Line: t.Line, Msg: "expansion templates are not supported yet"})
-		return res
+		set, err := files.expansions(t.Expansion)
+		if err != nil {
+			res.Err = inputErr(err)
+			return res
+		}
+		expanded = set
 	}
 	var print bytes.Buffer
 	engine, err := policy.New(policy.WithEnforcementPoints(policy.EnforcementPointGator), policy.WithPrintOutput(&print))
@@ -282,14 +288,14 @@ func (r *Runner) runTest(ctx context.Context, files *fileCache, t *Test) *TestRe
 			continue
 		}
 		print.Reset()
-		cr := r.runCase(ctx, files, engine, t, c)
+		cr := r.runCase(ctx, files, engine, expanded, t, c)
 		cr.Print = print.String()
 		res.Cases = append(res.Cases, cr)
 	}
 	return res
 }
 
-func (r *Runner) runCase(ctx context.Context, files *fileCache, engine *policy.Engine, t *Test, c *Case) *CaseResult {
+func (r *Runner) runCase(ctx context.Context, files *fileCache, engine *policy.Engine, set *expansion.Set, t *Test, c *Case) *CaseResult {
 	start := time.Now()
 	res := &CaseResult{Name: c.Name, Line: c.Line}
 	defer func() { res.Duration = time.Since(start) }()
@@ -302,7 +308,7 @@ func (r *Runner) runCase(ctx context.Context, files *fileCache, engine *policy.E
 		res.Err = fmt.Errorf("%s: %w", where, &InputError{File: files.suite, Line: c.Line, Msg: "assertions must not be empty"})
 		return res
 	}
-	resp, err := r.review(ctx, files, engine, c)
+	resp, err := r.review(ctx, files, engine, set, c)
 	if err != nil {
 		res.Err = fmt.Errorf("%s: %w", where, err)
 		return res
@@ -320,7 +326,7 @@ func (r *Runner) runCase(ctx context.Context, files *fileCache, engine *policy.E
 
 // review loads the case's inventory and object and reviews the object.
 // The inventory is removed again afterwards, so cases stay independent.
-func (r *Runner) review(ctx context.Context, files *fileCache, engine *policy.Engine, c *Case) (*policy.Response, error) {
+func (r *Runner) review(ctx context.Context, files *fileCache, engine *policy.Engine, set *expansion.Set, c *Case) (*policy.Response, error) {
 	docs, err := files.objects(c.Object)
 	if err != nil {
 		return nil, err
@@ -350,7 +356,14 @@ func (r *Runner) review(ctx context.Context, files *fileCache, engine *policy.En
 	if err != nil {
 		return nil, err
 	}
-	resp, err := engine.Review(ctx, in, policy.AtEnforcementPoint(policy.EnforcementPointGator), policy.Traced(r.opts.Trace))
+	opts := []policy.ReviewOption{policy.AtEnforcementPoint(policy.EnforcementPointGator), policy.Traced(r.opts.Trace)}
+	var resp *policy.Response
+	if obj, ok := in.(*target.Object); ok {
+		// As in gator, only plain objects are expanded, not AdmissionReviews.
+		resp, err = engine.ReviewExpanded(ctx, obj, set, opts...)
+	} else {
+		resp, err = engine.Review(ctx, in, opts...)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", docs[0].Pos(), err)
 	}
@@ -485,6 +498,27 @@ func (f *fileCache) one(p, what string) (*manifest.Document, error) {
 		return nil, &InputError{File: f.rel(p), Msg: fmt.Sprintf("must hold exactly one %s, found %d objects", what, len(docs))}
 	}
 	return docs[0], nil
+}
+
+// expansions reads a file of ExpansionTemplates.
+func (f *fileCache) expansions(p string) (*expansion.Set, error) {
+	docs, err := f.objects(p)
+	if err != nil {
+		return nil, err
+	}
+	var ts []*expansion.Template
+	for _, d := range docs {
+		if !expansion.IsTemplate(d.Object) {
+			return nil, &InputError{File: d.File, Line: d.Line, Msg: fmt.Sprintf("expected an ExpansionTemplate (%s), found %s %s",
+				expansion.Group, d.Object.GetAPIVersion(), d.Object.GetKind())}
+		}
+		t, err := expansion.FromObject(d.Object)
+		if err != nil {
+			return nil, &InputError{File: d.File, Line: d.Line, Msg: err.Error()}
+		}
+		ts = append(ts, t)
+	}
+	return expansion.NewSet(ts...), nil
 }
 
 func (f *fileCache) addTemplate(ctx context.Context, e *policy.Engine, p string) error {
