@@ -302,10 +302,10 @@ func (r *Runner) runCase(ctx context.Context, files *fileCache, engine *policy.E
 	where := fmt.Sprintf("%s:%d: test %q case %q", files.suite, c.Line, t.Name, c.Name)
 	switch {
 	case c.Object == "":
-		res.Err = fmt.Errorf("%s: %w", where, &InputError{File: files.suite, Line: c.Line, Msg: "object is required"})
+		res.Err = fmt.Errorf("%s: %w", where, &InputError{Msg: "object is required"})
 		return res
 	case len(c.Assertions) == 0:
-		res.Err = fmt.Errorf("%s: %w", where, &InputError{File: files.suite, Line: c.Line, Msg: "assertions must not be empty"})
+		res.Err = fmt.Errorf("%s: %w", where, &InputError{Msg: "assertions must not be empty"})
 		return res
 	}
 	resp, err := r.review(ctx, files, engine, set, c)
@@ -459,10 +459,10 @@ func (f *fileCache) rel(p string) string { return filepath.Join(f.dir, filepath.
 
 func (f *fileCache) objects(p string) ([]*manifest.Document, error) {
 	if p == "" {
-		return nil, &InputError{File: f.suite, Msg: "a file path is empty"}
+		return nil, &InputError{Msg: "a file path is empty"}
 	}
 	if filepath.IsAbs(p) || strings.HasPrefix(p, "/") {
-		return nil, &InputError{File: f.suite, Msg: fmt.Sprintf("path %q must be relative to the suite", p)}
+		return nil, &InputError{Msg: fmt.Sprintf("path %q must be relative to the suite", p)}
 	}
 	full := f.rel(p)
 	f.mu.Lock()
@@ -488,7 +488,7 @@ func (f *fileCache) objects(p string) ([]*manifest.Document, error) {
 
 func (f *fileCache) one(p, what string) (*manifest.Document, error) {
 	if p == "" {
-		return nil, &InputError{File: f.suite, Msg: what + " is required"}
+		return nil, &InputError{Msg: what + " is required"}
 	}
 	docs, err := f.objects(p)
 	if err != nil {
