@@ -39,11 +39,11 @@ func (e *exitError) Error() string {
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	root := newRoot(stdout, stderr)
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	root := newRoot(stdin, stdout, stderr)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
@@ -61,7 +61,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 2
 }
 
-func newRoot(stdout, stderr io.Writer) *cobra.Command {
+func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "guardctl",
 		Short:         "Test and evaluate Gatekeeper policies offline",
@@ -70,7 +70,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newTestCmd(stdout, stderr), newEvalCmd(stdout, stderr), newVersionCmd(stdout))
+	root.AddCommand(newTestCmd(stdout, stderr), newEvalCmd(stdin, stdout), newVersionCmd(stdout))
 	return root
 }
 
@@ -142,7 +142,7 @@ func writeSuiteReport(w io.Writer, format string, rep *suite.Report, verbose boo
 	}
 }
 
-func newEvalCmd(stdout, stderr io.Writer) *cobra.Command {
+func newEvalCmd(stdin io.Reader, stdout io.Writer) *cobra.Command {
 	var policyDirs, dataFiles []string
 	var format string
 	var verbose bool
@@ -176,15 +176,15 @@ input is unusable.`,
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}
-			data, err := eval.ReadManifests(dataFiles)
+			data, err := eval.ReadManifests(dataFiles, stdin)
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}
-			objs, err := eval.ReadManifests(args)
+			objs, err := eval.ReadManifests(args, stdin)
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}
-			reviewed, err := eval.Review(ctx, engine, data, objs)
+			reviewed, err := eval.Review(ctx, engine, pols, data, objs)
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/statcan/daaas-guard/pkg/expansion"
 	"github.com/statcan/daaas-guard/pkg/manifest"
 	"github.com/statcan/daaas-guard/pkg/match"
 	"github.com/statcan/daaas-guard/pkg/policy"
@@ -31,12 +33,16 @@ type Policies struct {
 	Templates   int
 	Constraints int
 	Files       int
+	// Expansion derives Pods from workloads (and the like) with the
+	// ExpansionTemplates found next to the policies; it may be empty.
+	Expansion *expansion.Set
 }
 
 // LoadPolicies adds every ConstraintTemplate and constraint found in the
 // YAML and JSON files under paths (files or directories, recursively) to
-// the engine: templates first, then constraints. Other objects (fixtures,
-// suites, kustomizations) are skipped. Any file that cannot be read, and
+// the engine: templates first, then constraints; ExpansionTemplates are
+// collected too. Other objects (fixtures, suites, kustomizations) are
+// skipped. Any file that cannot be read, and
 // any template or constraint that cannot be used, is an error.
 func LoadPolicies(ctx context.Context, e *policy.Engine, paths []string) (*Policies, error) {
 	files, err := expandPaths(paths)
@@ -44,6 +50,8 @@ func LoadPolicies(ctx context.Context, e *policy.Engine, paths []string) (*Polic
 		return nil, err
 	}
 	var templates, constraints []*manifest.Document
+	var expansions []*expansion.Template
+	var errs []error
 	for _, f := range files {
 		docs, err := manifest.ReadFile(f, manifest.Options{AllowUntyped: true, KeepLists: true})
 		if err != nil {
@@ -55,13 +63,19 @@ func LoadPolicies(ctx context.Context, e *policy.Engine, paths []string) (*Polic
 				templates = append(templates, d)
 			case policy.IsConstraint(d.Object):
 				constraints = append(constraints, d)
+			case expansion.IsTemplate(d.Object):
+				t, err := expansion.FromObject(d.Object)
+				if err != nil {
+					errs = append(errs, fmt.Errorf("%s: %w", d.Pos(), err))
+					continue
+				}
+				expansions = append(expansions, t)
 			}
 		}
 	}
 	if len(templates) == 0 {
 		return nil, fmt.Errorf("%w under %s", ErrNoPolicies, strings.Join(paths, ", "))
 	}
-	var errs []error
 	for _, d := range templates {
 		t, err := policy.NewTemplate(d.Object, d)
 		if err == nil {
@@ -79,7 +93,8 @@ func LoadPolicies(ctx context.Context, e *policy.Engine, paths []string) (*Polic
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	return &Policies{Templates: len(templates), Constraints: len(constraints), Files: len(files)}, nil
+	return &Policies{Templates: len(templates), Constraints: len(constraints), Files: len(files),
+		Expansion: expansion.NewSet(expansions...)}, nil
 }
 
 // expandPaths replaces directories by the YAML and JSON files below them.
@@ -167,8 +182,9 @@ func (r *Report) ExitCode() int {
 
 // Review adds data and manifests as inventory, then reviews every
 // manifest at gator's enforcement point, as an object being created
-// outside admission (no operation, no user).
-func Review(ctx context.Context, e *policy.Engine, data, manifests []*manifest.Document) ([]*Object, error) {
+// outside admission (no operation, no user), together with the objects the
+// policies' ExpansionTemplates derive from it.
+func Review(ctx context.Context, e *policy.Engine, pols *Policies, data, manifests []*manifest.Document) ([]*Object, error) {
 	for _, group := range [][]*manifest.Document{data, manifests} {
 		for _, d := range group {
 			if err := e.AddData(ctx, d.Object); err != nil {
@@ -182,8 +198,8 @@ func Review(ctx context.Context, e *policy.Engine, data, manifests []*manifest.D
 		if name := d.Object.GetNamespace(); name != "" {
 			ns = e.Target().Namespace(name)
 		}
-		resp, err := e.Review(ctx, &target.Object{Object: d.Object, Namespace: ns, Source: match.SourceOriginal},
-			policy.AtEnforcementPoint(policy.EnforcementPointGator))
+		resp, err := e.ReviewExpanded(ctx, &target.Object{Object: d.Object, Namespace: ns, Source: match.SourceOriginal},
+			pols.Expansion, policy.AtEnforcementPoint(policy.EnforcementPointGator))
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", d.Pos(), err)
 		}
@@ -192,9 +208,9 @@ func Review(ctx context.Context, e *policy.Engine, data, manifests []*manifest.D
 	return out, nil
 }
 
-// ReadManifests reads every file ("-" for standard input; directories are
-// read recursively) and flattens Lists into their items.
-func ReadManifests(paths []string) ([]*manifest.Document, error) {
+// ReadManifests reads every file ("-" for stdin; directories are read
+// recursively) and flattens Lists into their items.
+func ReadManifests(paths []string, stdin io.Reader) ([]*manifest.Document, error) {
 	var files []string
 	for _, p := range paths {
 		if p == "-" {
@@ -209,7 +225,13 @@ func ReadManifests(paths []string) ([]*manifest.Document, error) {
 	}
 	var out []*manifest.Document
 	for _, f := range files {
-		docs, err := manifest.ReadFile(f, manifest.Options{})
+		var docs []*manifest.Document
+		var err error
+		if f == "-" {
+			docs, err = manifest.Read(manifest.Stdin, stdin, manifest.Options{})
+		} else {
+			docs, err = manifest.ReadFile(f, manifest.Options{})
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -69,10 +69,10 @@ func (e *Error) Unwrap() error { return ErrInvalid }
 // Document is one object read from a file.
 type Document struct {
 	Object *unstructured.Unstructured
-	File   string
-	Doc    int // 1-based document number in the file
-	Item   int // 1-based index within a List document; 0 otherwise
-	Line   int // first line of the object
+	File   string // path, or Stdin
+	Doc    int    // 1-based document number in the file
+	Item   int    // 1-based index within a List document; 0 otherwise
+	Line   int    // first line of the object
 	node   *yaml.Node
 }
 
@@ -166,19 +166,28 @@ type Options struct {
 	AllowUntyped bool
 }
 
+// Stdin is the name documents read from standard input carry.
+const Stdin = "<stdin>"
+
 // ReadFile reads every object in a file; "-" reads standard input.
 func ReadFile(path string, opts Options) ([]*Document, error) {
-	var data []byte
-	var err error
 	if path == "-" {
-		data, err = io.ReadAll(os.Stdin)
-	} else {
-		data, err = os.ReadFile(path)
+		return Read(Stdin, os.Stdin, opts)
 	}
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
 	return Parse(path, data, opts)
+}
+
+// Read reads every object from r; name is used in messages.
+func Read(name string, r io.Reader, opts Options) ([]*Document, error) {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return Parse(name, data, opts)
 }
 
 // Parse reads every object in data; name is used in errors.

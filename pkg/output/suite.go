@@ -10,7 +10,7 @@ import (
 )
 
 // SuiteCases flattens a test report into cases: one per suite case, plus
-// one for a test or suite that could not run at all.
+// one for a test or suite that ran, or failed, as a whole.
 func SuiteCases(rep *suite.Report) []Case {
 	var out []Case
 	for _, s := range rep.Suites {
@@ -24,17 +24,21 @@ func SuiteCases(rep *suite.Report) []Case {
 		}
 		for _, t := range s.Tests {
 			switch {
-			case t.Err != nil:
-				out = append(out, Case{Group: s.Path, Name: t.Name, Status: Status(suite.StatusOf(t.Err)), Message: t.Err.Error(), Duration: t.Duration})
-				continue
 			case t.Skipped:
 				out = append(out, Case{Group: s.Path, Name: t.Name, Status: Skip})
+				continue
+			case t.Err != nil || len(t.Cases) == 0:
+				c := Case{Group: s.Path, Name: t.Name, Status: Status(suite.StatusOf(t.Err)), Duration: t.Duration}
+				if t.Err != nil {
+					c.Message = suite.Where(s.Path, t, nil) + ": " + t.Err.Error()
+				}
+				out = append(out, c)
 				continue
 			}
 			for _, c := range t.Cases {
 				cs := Case{Group: s.Path, Name: t.Name + "/" + c.Name, Status: Status(c.Status()), Duration: c.Duration, Output: c.Print}
 				if c.Err != nil {
-					cs.Message = c.Err.Error()
+					cs.Message = suite.Where(s.Path, t, c) + ": " + c.Err.Error()
 				}
 				out = append(out, cs)
 			}
@@ -68,7 +72,9 @@ func suiteStatus(s *suite.SuiteResult) Status {
 }
 
 // SuiteText writes a report for people: one line per suite, the reason for
-// every case that did not pass, and a closing count.
+// every test or case that did not pass (a cause shared by several tests of
+// a suite, such as a template that does not compile, is shown once), and a
+// closing count.
 func SuiteText(w io.Writer, rep *suite.Report, verbose bool) error {
 	var b strings.Builder
 	for _, s := range rep.Suites {
@@ -82,15 +88,18 @@ func SuiteText(w io.Writer, rep *suite.Report, verbose bool) error {
 			fmt.Fprintf(&b, "    %s\n", s.Err)
 			continue
 		}
+		writeTestErrors(&b, s)
 		for _, t := range s.Tests {
 			if t.Err != nil {
-				fmt.Fprintf(&b, "    %s\n", t.Err)
 				continue
+			}
+			if len(t.Cases) == 0 && verbose && !t.Skipped {
+				fmt.Fprintf(&b, "    %-5s %s\t%s\n", Pass, t.Name, round(t.Duration))
 			}
 			for _, c := range t.Cases {
 				cs := Status(c.Status())
 				if cs == Fail || cs == Error {
-					fmt.Fprintf(&b, "    %s\n", c.Err)
+					fmt.Fprintf(&b, "    %s: %s\n", suite.Where(s.Path, t, c), c.Err)
 					if c.Print != "" {
 						fmt.Fprintf(&b, "      print output:\n%s", indent(c.Print, "        "))
 					}
@@ -100,15 +109,15 @@ func SuiteText(w io.Writer, rep *suite.Report, verbose bool) error {
 			}
 		}
 	}
+	if len(rep.Suites) == 0 {
+		fmt.Fprintf(&b, "no test suites found (%d YAML files looked at)\n", rep.NotSuites)
+	}
 	tests, cases := 0, 0
 	for _, s := range rep.Suites {
 		tests += len(s.Tests)
 		for _, t := range s.Tests {
 			cases += len(t.Cases)
 		}
-	}
-	if len(rep.Suites) == 0 {
-		fmt.Fprintf(&b, "no test suites found (%d YAML files looked at)\n", rep.NotSuites)
 	}
 	n := rep.Counts()
 	fmt.Fprintf(&b, "%d suites, %d tests, %d cases", len(rep.Suites), tests, cases)
@@ -119,6 +128,35 @@ func SuiteText(w io.Writer, rep *suite.Report, verbose bool) error {
 	fmt.Fprintf(&b, "test: %d passed, %d failed, %d skipped\n", n[suite.Pass], n[suite.Fail]+n[suite.Error], n[suite.Skip])
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// writeTestErrors prints the errors of tests that could not run, once per
+// distinct cause.
+func writeTestErrors(b *strings.Builder, s *suite.SuiteResult) {
+	var causes []string
+	tests := map[string][]*suite.TestResult{}
+	for _, t := range s.Tests {
+		if t.Err == nil {
+			continue
+		}
+		cause := t.Err.Error()
+		if _, seen := tests[cause]; !seen {
+			causes = append(causes, cause)
+		}
+		tests[cause] = append(tests[cause], t)
+	}
+	for _, cause := range causes {
+		ts := tests[cause]
+		if len(ts) == 1 {
+			fmt.Fprintf(b, "    %s: %s\n", suite.Where(s.Path, ts[0], nil), cause)
+			continue
+		}
+		names := make([]string, len(ts))
+		for i, t := range ts {
+			names[i] = fmt.Sprintf("%q (line %d)", t.Name, t.Line)
+		}
+		fmt.Fprintf(b, "    %s: tests %s: %s\n", s.Path, strings.Join(names, ", "), cause)
+	}
 }
 
 type jsonSuiteReport struct {
@@ -188,13 +226,19 @@ func SuiteJSON(w io.Writer, rep *suite.Report) error {
 	for _, s := range rep.Suites {
 		js := jsonSuite{Path: s.Path, Status: suiteStatus(s), Error: errString(s.Err), Warnings: s.Warnings, Duration: round(s.Duration).String()}
 		for _, t := range s.Tests {
-			jt := jsonTest{Name: t.Name, Line: t.Line, Status: Status(suite.StatusOf(t.Err)), Error: errString(t.Err), Duration: round(t.Duration).String()}
+			jt := jsonTest{Name: t.Name, Line: t.Line, Status: Status(suite.StatusOf(t.Err)), Duration: round(t.Duration).String()}
+			if t.Err != nil {
+				jt.Error = suite.Where(s.Path, t, nil) + ": " + t.Err.Error()
+			}
 			if t.Skipped {
 				jt.Status = Skip
 			}
 			for _, c := range t.Cases {
-				jc := jsonCase{Name: c.Name, Line: c.Line, Status: Status(c.Status()), Error: errString(c.Err),
+				jc := jsonCase{Name: c.Name, Line: c.Line, Status: Status(c.Status()),
 					Duration: round(c.Duration).String(), Print: c.Print, Trace: c.Trace}
+				if c.Err != nil {
+					jc.Error = suite.Where(s.Path, t, c) + ": " + c.Err.Error()
+				}
 				for _, r := range c.Results {
 					jc.Violations = append(jc.Violations, violation(r.Kind, r.Constraint, r.Template, r.Action, r.Actions, r.Message, r.Details))
 				}

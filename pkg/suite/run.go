@@ -55,7 +55,17 @@ type SuiteResult struct {
 	Duration time.Duration
 }
 
-// TestResult is the outcome of one test.
+// Where locates a test, or a case of it when c is not nil, for messages:
+// `suite.yaml:12: test "name" case "name"`.
+func Where(suitePath string, t *TestResult, c *CaseResult) string {
+	if c != nil {
+		return fmt.Sprintf("%s:%d: test %q case %q", suitePath, c.Line, t.Name, c.Name)
+	}
+	return fmt.Sprintf("%s:%d: test %q", suitePath, t.Line, t.Name)
+}
+
+// TestResult is the outcome of one test. Err and the cases' Err hold the
+// cause only; Where says where it happened.
 type TestResult struct {
 	Name     string
 	Line     int
@@ -122,21 +132,29 @@ func (c *CaseResult) Status() Status {
 }
 
 // Counts tallies case verdicts over the report; a test or suite that
-// failed as a whole counts once, as an error or failure.
+// failed, or passed, as a whole (an invalid-constraint test has no cases)
+// counts once.
 func (r *Report) Counts() map[Status]int {
 	n := map[Status]int{}
 	for _, s := range r.Suites {
-		if s.Err != nil {
+		switch {
+		case s.Skipped:
+			n[Skip]++
+			continue
+		case s.Err != nil:
 			n[StatusOf(s.Err)]++
 			continue
 		}
 		for _, t := range s.Tests {
-			if t.Err != nil {
+			switch {
+			case t.Skipped:
+				n[Skip]++
+			case t.Err != nil || len(t.Cases) == 0:
 				n[StatusOf(t.Err)]++
-				continue
-			}
-			for _, c := range t.Cases {
-				n[c.Status()]++
+			default:
+				for _, c := range t.Cases {
+					n[c.Status()]++
+				}
 			}
 		}
 	}
@@ -244,14 +262,12 @@ func (r *Runner) runTest(ctx context.Context, files *fileCache, t *Test) *TestRe
 		res.Skipped = true
 		return res
 	}
-	where := fmt.Sprintf("%s:%d: test %q", files.suite, t.Line, t.Name)
-	inputErr := func(err error) error { return fmt.Errorf("%s: %w", where, err) }
 
 	var expanded *expansion.Set
 	if t.Expansion != "" {
 		set, err := files.expansions(t.Expansion)
 		if err != nil {
-			res.Err = inputErr(err)
+			res.Err = err
 			return res
 		}
 		expanded = set
@@ -259,27 +275,27 @@ func (r *Runner) runTest(ctx context.Context, files *fileCache, t *Test) *TestRe
 	var print bytes.Buffer
 	engine, err := policy.New(policy.WithEnforcementPoints(policy.EnforcementPointGator), policy.WithPrintOutput(&print))
 	if err != nil {
-		res.Err = inputErr(err)
+		res.Err = err
 		return res
 	}
 	if err := files.addTemplate(ctx, engine, t.Template); err != nil {
-		res.Err = inputErr(err)
+		res.Err = err
 		return res
 	}
 	cerr := files.addConstraint(ctx, engine, t.Constraint)
 	if t.Invalid {
 		switch {
 		case cerr == nil:
-			res.Err = fmt.Errorf("%s: the test expects the constraint to break its schema, but it is valid", where)
+			res.Err = errors.New("the test expects the constraint to break its schema, but it is valid")
 		case errors.Is(cerr, policy.ErrSchema):
 			// expected
 		default:
-			res.Err = fmt.Errorf("%s: the test expects a schema error, got: %v", where, cerr)
+			res.Err = fmt.Errorf("the test expects a schema error, got: %v", cerr)
 		}
 		return res
 	}
 	if cerr != nil {
-		res.Err = inputErr(cerr)
+		res.Err = cerr
 		return res
 	}
 	for _, c := range t.Cases {
@@ -299,25 +315,24 @@ func (r *Runner) runCase(ctx context.Context, files *fileCache, engine *policy.E
 	start := time.Now()
 	res := &CaseResult{Name: c.Name, Line: c.Line}
 	defer func() { res.Duration = time.Since(start) }()
-	where := fmt.Sprintf("%s:%d: test %q case %q", files.suite, c.Line, t.Name, c.Name)
 	switch {
 	case c.Object == "":
-		res.Err = fmt.Errorf("%s: %w", where, &InputError{Msg: "object is required"})
+		res.Err = &InputError{Msg: "object is required"}
 		return res
 	case len(c.Assertions) == 0:
-		res.Err = fmt.Errorf("%s: %w", where, &InputError{Msg: "assertions must not be empty"})
+		res.Err = &InputError{Msg: "assertions must not be empty"}
 		return res
 	}
 	resp, err := r.review(ctx, files, engine, set, c)
 	if err != nil {
-		res.Err = fmt.Errorf("%s: %w", where, err)
+		res.Err = err
 		return res
 	}
 	res.Results = resp.Results
 	res.Trace = resp.Trace
 	for i, a := range c.Assertions {
 		if err := a.check(resp.Results); err != nil {
-			res.Err = fmt.Errorf("%s: assertion %d: %w", where, i+1, err)
+			res.Err = fmt.Errorf("assertion %d: %w", i+1, err)
 			return res
 		}
 	}

@@ -114,7 +114,7 @@ func TestRun_ErrorsNameFileTestAndCase(t *testing.T) {
 			if c.Err == nil {
 				continue
 			}
-			msg := c.Err.Error()
+			msg := Where(rep.Suites[0].Path, tr, c) + ": " + c.Err.Error()
 			for _, want := range []string{"unusable_suite.yaml:", `test "` + tr.Name + `"`, `case "` + c.Name + `"`} {
 				if !strings.Contains(msg, want) {
 					t.Errorf("%s/%s: error %q does not name %q", tr.Name, c.Name, msg, want)
