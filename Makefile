@@ -5,6 +5,8 @@
 # packages see the same encoding/json.
 export GOEXPERIMENT := jsonv2
 
+SHELL   := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 GO      ?= go
 BIN     := $(CURDIR)/bin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -42,7 +44,7 @@ lint: fmt-check vet
 
 ## bench: benchmarks, reported with allocations (long; not part of test)
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count=5 ./pkg/...
+	$(GO) test -run '^$$' -bench . -benchmem -count=5 ./pkg/... | $(GO) run ./hack/benchratio
 
 ## fuzz: run each fuzz target for FUZZTIME (default 30s)
 FUZZTIME ?= 30s

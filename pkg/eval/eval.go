@@ -209,7 +209,8 @@ func Review(ctx context.Context, e *policy.Engine, pols *Policies, data, manifes
 }
 
 // ReadManifests reads every file ("-" for stdin; directories are read
-// recursively) and flattens Lists into their items.
+// recursively) and flattens Lists into their items. Kustomization files are
+// build instructions, not objects, and are left out.
 func ReadManifests(paths []string, stdin io.Reader) ([]*manifest.Document, error) {
 	var files []string
 	for _, p := range paths {
@@ -235,7 +236,11 @@ func ReadManifests(paths []string, stdin io.Reader) ([]*manifest.Document, error
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, docs...)
+		for _, d := range docs {
+			if d.Object.GroupVersionKind().Group != "kustomize.config.k8s.io" {
+				out = append(out, d)
+			}
+		}
 	}
 	return out, nil
 }

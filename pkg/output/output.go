@@ -7,7 +7,6 @@ import (
 	"encoding/xml"
 	"fmt"
 	"io"
-	"sort"
 	"strings"
 	"time"
 )
@@ -210,14 +209,4 @@ func Tally(cases []Case) map[Status]int {
 		n[c.Status]++
 	}
 	return n
-}
-
-// sortedStrings returns the keys of a set, sorted.
-func sortedStrings(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

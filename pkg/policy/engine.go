@@ -11,7 +11,6 @@ package policy
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -23,6 +22,7 @@ import (
 	"github.com/open-policy-agent/frameworks/constraint/pkg/client/reviews"
 	"github.com/open-policy-agent/opa/v1/topdown/print"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/statcan/daaas-guard/pkg/target"
 )
@@ -316,7 +316,7 @@ func (e *Engine) Review(ctx context.Context, in interface{}, opts ...ReviewOptio
 	}
 	ropts := []reviews.ReviewOpt{reviews.EnforcementPoint(cfg.ep), reviews.Tracing(cfg.tracing)}
 	if ns := r.NamespaceObject(); ns != nil {
-		m, err := toMap(ns)
+		m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(ns)
 		if err != nil {
 			return nil, fmt.Errorf("%w: Namespace %q: %w", ErrReview, ns.Name, err)
 		}
@@ -330,14 +330,12 @@ func (e *Engine) Review(ctx context.Context, in interface{}, opts ...ReviewOptio
 	return out, nil
 }
 
-func toMap(v interface{}) (map[string]interface{}, error) {
-	m, err := jsonRoundTrip(v)
-	if err != nil {
-		return nil, err
+// sortedKeys returns the keys of m in order.
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
 	}
-	mm, ok := m.(map[string]interface{})
-	if !ok {
-		return nil, errors.New("not an object")
-	}
-	return mm, nil
+	sort.Strings(keys)
+	return keys
 }

@@ -1,11 +1,9 @@
 package policy
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -199,7 +197,7 @@ func (t *Template) locateRego(u *unstructured.Unstructured) error {
 		}
 		src, err := regoschema.GetSource(code)
 		if err != nil {
-			return fmt.Errorf("Rego code: %w", err)
+			return fmt.Errorf("the Rego code: %w", err)
 		}
 		t.rego = src
 	}
@@ -387,25 +385,4 @@ func cleanJSONError(err error) string {
 	msg := err.Error()
 	msg = strings.TrimPrefix(msg, "json: ")
 	return msg
-}
-
-// sortedKeys returns the keys of m in order.
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
-// jsonRoundTrip converts v to plain JSON values.
-func jsonRoundTrip(v interface{}) (interface{}, error) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return nil, err
-	}
-	var out interface{}
-	err = json.Unmarshal(b, &out)
-	return out, err
 }

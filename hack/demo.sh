@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# make demo: shows what daaas-guard does today, step by step, and checks
+# that each step has the expected outcome (the demo fails if one does not).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+GUARDCTL=${GUARDCTL:-bin/guardctl}
+if [ -t 1 ]; then bold=$'\033[1m'; dim=$'\033[2m'; green=$'\033[32m'; red=$'\033[31m'; off=$'\033[0m'
+else bold=; dim=; green=; red=; off=; fi
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT INT TERM
+
+n=0
+step() { n=$((n + 1)); printf '\n%s%d. %s%s\n' "$bold" "$n" "$1" "$off"; }
+say() { printf '%s   %s%s\n' "$dim" "$*" "$off"; }
+
+# expect CODE CMD...: runs CMD, indents its output, and stops the demo
+# unless it exits with CODE.
+expect() {
+  local want=$1; shift
+  printf '   $ %s\n' "$*"
+  set +e
+  "$@" 2>&1 | sed 's/^/     /'
+  local got=${PIPESTATUS[0]}
+  set -e
+  if [ "$got" != "$want" ]; then
+    printf '   %sexpected exit %s, got %s%s\n' "$red" "$want" "$got" "$off"
+    exit 1
+  fi
+  printf '   %sexit %s, as expected%s\n' "$green" "$got" "$off"
+}
+
+printf '%sdaaas-guard demo%s: Gatekeeper policies, tested and applied offline with guardctl.\n' "$bold" "$off"
+say "Every step runs the real engine (the constraint framework with OPA) on files in this repository."
+
+step "The platform's policy library passes its own test suites"
+say "Each template ships gator-format suites with allowed and disallowed fixtures."
+expect 0 "$GUARDCTL" test policies/
+
+step "A compliant notebook pod in a profile namespace is admitted"
+expect 0 "$GUARDCTL" eval -p policies/ examples/manifests/namespace.yaml examples/manifests/notebook.yaml
+
+step "A privileged pod is denied, with a message the data scientist can act on"
+expect 1 "$GUARDCTL" eval -p policies/ examples/manifests/namespace.yaml examples/manifests/privileged-pod.yaml
+
+step "A pipeline step pulling its image from Docker Hub is denied"
+expect 1 "$GUARDCTL" eval -p policies/ examples/manifests/namespace.yaml examples/manifests/pipeline-step.yaml
+
+step "The suite's own Deployments pass the library, checked through the Pods they will create"
+say "ExpansionTemplates in policies/expansion turn each Deployment's pod template into a Pod for review."
+expect 0 "$GUARDCTL" eval -p policies/ manifests/base/
+
+step "Authoring mistakes stop at the author's desk, with file, line and field"
+cp -r policies/pod-security-policy/privileged-containers "$work/"
+sed -i 's|      - "k8scc01covidacr.azurecr.io/node-agent:\*"|      - 42|' "$work/privileged-containers/samples/no-privileged/constraint.yaml"
+say "A constraint whose exemptImages holds a number instead of an image:"
+expect 2 "$GUARDCTL" test "$work/privileged-containers"
+
+step "Machine-readable reports for CI"
+say "The same run as JUnit XML (also: -o json, -o tap):"
+expect 0 "$GUARDCTL" test -o junit policies/general/container-allowed-images
+
+printf '\n%sAll %d steps behaved as expected.%s\n' "$bold" "$n" "$off"
+printf 'Next: policies/README.md (writing policies), README.md (architecture and commands).\n'

@@ -1,0 +1,125 @@
+package policy
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"testing"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/statcan/daaas-guard/pkg/manifest"
+	"github.com/statcan/daaas-guard/pkg/match"
+	"github.com/statcan/daaas-guard/pkg/target"
+)
+
+// benchEngine loads the ten benchmark templates and the first n of the 50
+// benchmark constraints (the first ten use each template once).
+func benchEngine(b *testing.B, n int) *Engine {
+	b.Helper()
+	ctx := context.Background()
+	e, err := New()
+	if err != nil {
+		b.Fatal(err)
+	}
+	tdocs, err := manifest.ReadFile(filepath.Join("testdata", "bench", "templates.yaml"), manifest.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, d := range tdocs {
+		t, err := NewTemplate(d.Object, d)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := e.AddTemplate(ctx, t); err != nil {
+			b.Fatal(err)
+		}
+	}
+	cdocs, err := manifest.ReadFile(filepath.Join("testdata", "bench", "constraints.yaml"), manifest.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if n > len(cdocs) {
+		b.Fatalf("only %d constraints", len(cdocs))
+	}
+	for _, d := range cdocs[:n] {
+		if err := e.AddConstraint(ctx, d.Object, d); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return e
+}
+
+// pipelinePodRequest is the admission request the API server sends when a
+// KFP v2 pipeline step's pod is created.
+func pipelinePodRequest(b *testing.B) *admissionv1.AdmissionRequest {
+	b.Helper()
+	docs, err := manifest.ReadFile(filepath.Join("testdata", "bench", "pipeline_pod.yaml"), manifest.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	pod := docs[0].Object
+	raw, err := json.Marshal(pod.Object)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return &admissionv1.AdmissionRequest{
+		UID:       "b2c4",
+		Kind:      metav1.GroupVersionKind{Version: "v1", Kind: "Pod"},
+		Resource:  metav1.GroupVersionResource{Version: "v1", Resource: "pods"},
+		Name:      pod.GetName(),
+		Namespace: pod.GetNamespace(),
+		Operation: admissionv1.Create,
+		Object:    runtime.RawExtension{Raw: raw},
+	}
+}
+
+// BenchmarkReview measures one webhook review of a realistic pipeline pod
+// against 1, 10 and 50 constraints. `make bench` reports each size as a
+// ratio to the 1-constraint run.
+func BenchmarkReview(b *testing.B) {
+	req := pipelinePodRequest(b)
+	for _, n := range []int{1, 10, 50} {
+		b.Run(fmt.Sprintf("constraints=%d", n), func(b *testing.B) {
+			e := benchEngine(b, n)
+			ctx := context.Background()
+			in := &target.Request{AdmissionRequest: req, Source: match.SourceOriginal}
+			b.ReportAllocs()
+			violations := 0
+			for b.Loop() {
+				resp, err := e.Review(ctx, in, AtEnforcementPoint(EnforcementPointWebhook))
+				if err != nil {
+					b.Fatal(err)
+				}
+				violations = len(resp.Results)
+			}
+			b.ReportMetric(float64(violations), "violations/op")
+		})
+	}
+}
+
+// BenchmarkAddTemplate measures compiling one template, the cost every
+// template change pays.
+func BenchmarkAddTemplate(b *testing.B) {
+	docs, err := manifest.ReadFile(filepath.Join("testdata", "bench", "templates.yaml"), manifest.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	t, err := NewTemplate(docs[0].Object, docs[0])
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		e, err := New()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := e.AddTemplate(context.Background(), t); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
