@@ -6,35 +6,15 @@
 package main
 
 import (
-	"context"
 	"flag"
-	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
-	"time"
-
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/statcan/daaas-guard/pkg/serving"
 )
 
 func main() {
-	addr := flag.String("health-addr", ":8081", "address for /healthz, /readyz and /metrics")
-	grace := flag.Duration("shutdown-grace", 10*time.Second, "time in-flight requests get to finish on shutdown")
-	zopts := zap.Options{}
-	zopts.BindFlags(flag.CommandLine)
+	var f serving.Flags
+	f.Bind(flag.CommandLine)
 	flag.Parse()
-	log := zap.New(zap.UseFlagOptions(&zopts)).WithName("webhook")
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-
-	log.Info("daaas-guard webhook: operational endpoints only in this build; admission endpoints are not served yet")
-	probes := &serving.Probes{}
-	probes.SetReady(true)
-	if err := serving.Serve(ctx, log, *addr, probes.Handler(serving.NewRegistry()), *grace, nil); err != nil {
-		fmt.Fprintf(os.Stderr, "webhook: %v\n", err)
-		os.Exit(1)
-	}
+	os.Exit(serving.RunOperational("webhook", "daaas-guard webhook: operational endpoints only in this build; admission endpoints are not served yet", f))
 }

@@ -10,10 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
-	"path/filepath"
-	"sort"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -45,7 +41,7 @@ type Policies struct {
 // skipped. Any file that cannot be read, and
 // any template or constraint that cannot be used, is an error.
 func LoadPolicies(ctx context.Context, e *policy.Engine, paths []string) (*Policies, error) {
-	files, err := expandPaths(paths)
+	files, err := manifest.Files(paths, ".yaml", ".yml", ".json")
 	if err != nil {
 		return nil, err
 	}
@@ -95,43 +91,6 @@ func LoadPolicies(ctx context.Context, e *policy.Engine, paths []string) (*Polic
 	}
 	return &Policies{Templates: len(templates), Constraints: len(constraints), Files: len(files),
 		Expansion: expansion.NewSet(expansions...)}, nil
-}
-
-// expandPaths replaces directories by the YAML and JSON files below them.
-func expandPaths(paths []string) ([]string, error) {
-	var out []string
-	for _, p := range paths {
-		info, err := os.Stat(p)
-		if err != nil {
-			return nil, err
-		}
-		if !info.IsDir() {
-			out = append(out, p)
-			continue
-		}
-		start := len(out)
-		err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			if d.IsDir() {
-				if path != p && strings.HasPrefix(d.Name(), ".") {
-					return filepath.SkipDir
-				}
-				return nil
-			}
-			switch filepath.Ext(path) {
-			case ".yaml", ".yml", ".json":
-				out = append(out, path)
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
-		sort.Strings(out[start:])
-	}
-	return out, nil
 }
 
 // Object is one reviewed object and what the constraints said about it.
@@ -218,7 +177,7 @@ func ReadManifests(paths []string, stdin io.Reader) ([]*manifest.Document, error
 			files = append(files, p)
 			continue
 		}
-		expanded, err := expandPaths([]string{p})
+		expanded, err := manifest.Files([]string{p}, ".yaml", ".yml", ".json")
 		if err != nil {
 			return nil, err
 		}

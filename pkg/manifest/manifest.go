@@ -15,8 +15,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"os"
+	"path/filepath"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -164,6 +168,51 @@ type Options struct {
 	// AllowUntyped accepts documents without apiVersion or kind (for files
 	// that are not Kubernetes objects, such as test suites).
 	AllowUntyped bool
+}
+
+// Files lists the files under paths that have one of the extensions: a
+// file named directly is taken whatever its extension, a directory is
+// walked recursively (hidden directories such as .git are skipped). Each
+// path's files come sorted; a file is listed once.
+func Files(paths []string, exts ...string) ([]string, error) {
+	seen := map[string]bool{}
+	var out []string
+	add := func(p string) {
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	for _, p := range paths {
+		info, err := os.Stat(p)
+		if err != nil {
+			return nil, err
+		}
+		if !info.IsDir() {
+			add(p)
+			continue
+		}
+		var found []string
+		err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+			switch {
+			case err != nil:
+				return err
+			case d.IsDir() && path != p && strings.HasPrefix(d.Name(), "."):
+				return filepath.SkipDir
+			case !d.IsDir() && slices.Contains(exts, filepath.Ext(path)):
+				found = append(found, path)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		sort.Strings(found)
+		for _, f := range found {
+			add(f)
+		}
+	}
+	return out, nil
 }
 
 // Stdin is the name documents read from standard input carry.

@@ -9,6 +9,8 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"github.com/statcan/daaas-guard/pkg/suite"
 )
 
 // Formats guardctl accepts for --output.
@@ -24,15 +26,15 @@ func CheckFormat(f string) error {
 	return fmt.Errorf("unknown output format %q; use one of %s", f, strings.Join(Formats, ", "))
 }
 
-// Status of a reported check.
-type Status string
+// Status of a reported check: the same verdicts as suite cases.
+type Status = suite.Status
 
 // Statuses. Error is for input that could not be used.
 const (
-	Pass  Status = "pass"
-	Fail  Status = "fail"
-	Error Status = "error"
-	Skip  Status = "skip"
+	Pass  = suite.Pass
+	Fail  = suite.Fail
+	Error = suite.Error
+	Skip  = suite.Skip
 )
 
 // Case is one check in a machine-readable report: a suite case, or an
@@ -53,25 +55,34 @@ func WriteJSON(w io.Writer, v interface{}) error {
 	return enc.Encode(v)
 }
 
+// junitCounts are the attributes <testsuites> and <testsuite> share.
+type junitCounts struct {
+	Tests    int    `xml:"tests,attr"`
+	Failures int    `xml:"failures,attr"`
+	Errors   int    `xml:"errors,attr"`
+	Skipped  int    `xml:"skipped,attr"`
+	Time     string `xml:"time,attr"`
+}
+
+func (c *junitCounts) add(o junitCounts) {
+	c.Tests += o.Tests
+	c.Failures += o.Failures
+	c.Errors += o.Errors
+	c.Skipped += o.Skipped
+}
+
 type junitSuites struct {
-	XMLName  xml.Name     `xml:"testsuites"`
-	Name     string       `xml:"name,attr"`
-	Tests    int          `xml:"tests,attr"`
-	Failures int          `xml:"failures,attr"`
-	Errors   int          `xml:"errors,attr"`
-	Skipped  int          `xml:"skipped,attr"`
-	Time     string       `xml:"time,attr"`
-	Suites   []junitSuite `xml:"testsuite"`
+	XMLName xml.Name `xml:"testsuites"`
+	Name    string   `xml:"name,attr"`
+	junitCounts
+	Suites []junitSuite `xml:"testsuite"`
 }
 
 type junitSuite struct {
-	Name     string      `xml:"name,attr"`
-	Tests    int         `xml:"tests,attr"`
-	Failures int         `xml:"failures,attr"`
-	Errors   int         `xml:"errors,attr"`
-	Skipped  int         `xml:"skipped,attr"`
-	Time     string      `xml:"time,attr"`
+	Name string `xml:"name,attr"`
+	junitCounts
 	Cases    []junitCase `xml:"testcase"`
+	duration time.Duration
 }
 
 type junitCase struct {
@@ -120,20 +131,12 @@ func WriteJUnit(w io.Writer, name string, cases []Case) error {
 		}
 		s.Tests++
 		s.Cases = append(s.Cases, jc)
+		s.duration += c.Duration
 		total += c.Duration
 	}
 	for i := range root.Suites {
-		var d time.Duration
-		for _, c := range cases {
-			if c.Group == root.Suites[i].Name {
-				d += c.Duration
-			}
-		}
-		root.Suites[i].Time = seconds(d)
-		root.Tests += root.Suites[i].Tests
-		root.Failures += root.Suites[i].Failures
-		root.Errors += root.Suites[i].Errors
-		root.Skipped += root.Suites[i].Skipped
+		root.Suites[i].Time = seconds(root.Suites[i].duration)
+		root.add(root.Suites[i].junitCounts)
 	}
 	root.Time = seconds(total)
 	if _, err := io.WriteString(w, xml.Header); err != nil {

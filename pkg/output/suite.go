@@ -16,7 +16,7 @@ func SuiteCases(rep *suite.Report) []Case {
 	for _, s := range rep.Suites {
 		switch {
 		case s.Err != nil:
-			out = append(out, Case{Group: s.Path, Name: "(suite)", Status: Status(suite.StatusOf(s.Err)), Message: s.Err.Error(), Duration: s.Duration})
+			out = append(out, Case{Group: s.Path, Name: "(suite)", Status: (suite.StatusOf(s.Err)), Message: s.Err.Error(), Duration: s.Duration})
 			continue
 		case s.Skipped:
 			out = append(out, Case{Group: s.Path, Name: "(suite)", Status: Skip})
@@ -28,7 +28,7 @@ func SuiteCases(rep *suite.Report) []Case {
 				out = append(out, Case{Group: s.Path, Name: t.Name, Status: Skip})
 				continue
 			case t.Err != nil || len(t.Cases) == 0:
-				c := Case{Group: s.Path, Name: t.Name, Status: Status(suite.StatusOf(t.Err)), Duration: t.Duration}
+				c := Case{Group: s.Path, Name: t.Name, Status: (suite.StatusOf(t.Err)), Duration: t.Duration}
 				if t.Err != nil {
 					c.Message = suite.Where(s.Path, t, nil) + ": " + t.Err.Error()
 				}
@@ -36,7 +36,7 @@ func SuiteCases(rep *suite.Report) []Case {
 				continue
 			}
 			for _, c := range t.Cases {
-				cs := Case{Group: s.Path, Name: t.Name + "/" + c.Name, Status: Status(c.Status()), Duration: c.Duration, Output: c.Print}
+				cs := Case{Group: s.Path, Name: t.Name + "/" + c.Name, Status: c.Status(), Duration: c.Duration, Output: c.Print}
 				if c.Err != nil {
 					cs.Message = suite.Where(s.Path, t, c) + ": " + c.Err.Error()
 				}
@@ -52,14 +52,14 @@ func suiteStatus(s *suite.SuiteResult) Status {
 		return Skip
 	}
 	if s.Err != nil {
-		return Status(suite.StatusOf(s.Err))
+		return (suite.StatusOf(s.Err))
 	}
 	worst := Pass
 	for _, t := range s.Tests {
-		st := Status(suite.StatusOf(t.Err))
+		st := (suite.StatusOf(t.Err))
 		if t.Err == nil {
 			for _, c := range t.Cases {
-				if cs := Status(c.Status()); cs == Error || (cs == Fail && st != Error) {
+				if cs := c.Status(); cs == Error || (cs == Fail && st != Error) {
 					st = cs
 				}
 			}
@@ -97,7 +97,7 @@ func SuiteText(w io.Writer, rep *suite.Report, verbose bool) error {
 				fmt.Fprintf(&b, "    %-5s %s\t%s\n", Pass, t.Name, round(t.Duration))
 			}
 			for _, c := range t.Cases {
-				cs := Status(c.Status())
+				cs := c.Status()
 				if cs == Fail || cs == Error {
 					fmt.Fprintf(&b, "    %s: %s\n", suite.Where(s.Path, t, c), c.Err)
 					if c.Print != "" {
@@ -226,7 +226,7 @@ func SuiteJSON(w io.Writer, rep *suite.Report) error {
 	for _, s := range rep.Suites {
 		js := jsonSuite{Path: s.Path, Status: suiteStatus(s), Error: errString(s.Err), Warnings: s.Warnings, Duration: round(s.Duration).String()}
 		for _, t := range s.Tests {
-			jt := jsonTest{Name: t.Name, Line: t.Line, Status: Status(suite.StatusOf(t.Err)), Duration: round(t.Duration).String()}
+			jt := jsonTest{Name: t.Name, Line: t.Line, Status: (suite.StatusOf(t.Err)), Duration: round(t.Duration).String()}
 			if t.Err != nil {
 				jt.Error = suite.Where(s.Path, t, nil) + ": " + t.Err.Error()
 			}
@@ -234,7 +234,7 @@ func SuiteJSON(w io.Writer, rep *suite.Report) error {
 				jt.Status = Skip
 			}
 			for _, c := range t.Cases {
-				jc := jsonCase{Name: c.Name, Line: c.Line, Status: Status(c.Status()),
+				jc := jsonCase{Name: c.Name, Line: c.Line, Status: c.Status(),
 					Duration: round(c.Duration).String(), Print: c.Print, Trace: c.Trace}
 				if c.Err != nil {
 					jc.Error = suite.Where(s.Path, t, c) + ": " + c.Err.Error()

@@ -6,15 +6,20 @@ package serving
 import (
 	"context"
 	"errors"
+	"flag"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 )
 
 // Probes holds the readiness state reported on /readyz.
@@ -76,4 +81,35 @@ func Serve(ctx context.Context, log logr.Logger, addr string, h http.Handler, gr
 		return err
 	}
 	return nil
+}
+
+// Flags are the operational flags every daaas-guard daemon takes.
+type Flags struct {
+	HealthAddr string
+	Grace      time.Duration
+	Zap        zap.Options
+}
+
+// Bind registers the flags on fs.
+func (f *Flags) Bind(fs *flag.FlagSet) {
+	fs.StringVar(&f.HealthAddr, "health-addr", ":8081", "address for /healthz, /readyz and /metrics")
+	fs.DurationVar(&f.Grace, "shutdown-grace", 10*time.Second, "time in-flight requests get to finish on shutdown")
+	f.Zap.BindFlags(fs)
+}
+
+// RunOperational serves only the operational endpoints, ready at once,
+// until SIGINT or SIGTERM; it is what a daemon runs before it has work of
+// its own. It returns the process exit code.
+func RunOperational(name, notice string, f Flags) int {
+	log := zap.New(zap.UseFlagOptions(&f.Zap)).WithName(name)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log.Info(notice)
+	probes := &Probes{}
+	probes.SetReady(true)
+	if err := Serve(ctx, log, f.HealthAddr, probes.Handler(NewRegistry()), f.Grace, nil); err != nil {
+		log.Error(err, "serving")
+		return 1
+	}
+	return 0
 }

@@ -14,8 +14,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -105,49 +103,23 @@ func (c Count) String() string { return c.Raw }
 
 // Find lists suite candidates under the given paths: directories are
 // walked recursively (a trailing "/..." as in gator is accepted), files are
-// taken as they are. The result is sorted and free of duplicates.
+// taken as they are.
 func Find(paths []string) ([]string, error) {
-	seen := map[string]bool{}
-	var out []string
-	for _, p := range paths {
-		p = strings.TrimSuffix(p, "...")
-		if p == "" {
-			p = "."
-		}
-		info, err := os.Stat(p)
-		if err != nil {
-			return nil, &InputError{File: p, Msg: describeFSError(err)}
-		}
-		if !info.IsDir() {
-			if !seen[p] {
-				seen[p] = true
-				out = append(out, p)
-			}
-			continue
-		}
-		err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return &InputError{File: path, Msg: describeFSError(err)}
-			}
-			if d.IsDir() {
-				if path != p && strings.HasPrefix(d.Name(), ".") {
-					return filepath.SkipDir // .git and friends
-				}
-				return nil
-			}
-			ext := filepath.Ext(path)
-			if (ext == ".yaml" || ext == ".yml") && !seen[path] {
-				seen[path] = true
-				out = append(out, path)
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, err
+	trimmed := make([]string, len(paths))
+	for i, p := range paths {
+		if trimmed[i] = strings.TrimSuffix(p, "..."); trimmed[i] == "" {
+			trimmed[i] = "."
 		}
 	}
-	sort.Strings(out)
-	return out, nil
+	files, err := manifest.Files(trimmed, ".yaml", ".yml")
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			return nil, &InputError{File: pe.Path, Msg: pe.Err.Error()}
+		}
+		return nil, &InputError{Msg: err.Error()}
+	}
+	return files, nil
 }
 
 func describeFSError(err error) string {
