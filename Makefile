@@ -12,8 +12,10 @@ BIN     := $(CURDIR)/bin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 STATICCHECK_VERSION := v0.8.2
+CONTROLLER_GEN := $(GO) run sigs.k8s.io/controller-tools/cmd/controller-gen@v0.23.0
+FRAMEWORKS_APIS := github.com/open-policy-agent/frameworks/constraint/pkg/apis/templates/...
 
-.PHONY: all build test vet fmt-check unit policy-test lint bench fuzz demo clean
+.PHONY: all build test vet fmt-check unit policy-test lint bench fuzz demo clean controlplane generate verify-generated
 
 all: build
 
@@ -21,8 +23,9 @@ all: build
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/...
 
-## test: formatting, vet, unit tests (fuzz seed corpora included), policy suites
-test: fmt-check vet unit policy-test
+## test: formatting, vet, generated files, unit and e2e tests (fuzz seeds
+## included; e2e on a local control plane built on first use), policy suites
+test: fmt-check vet verify-generated controlplane unit policy-test
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -32,7 +35,23 @@ vet:
 	$(GO) vet ./...
 
 unit:
-	$(GO) test -count=1 ./...
+	DAAAS_GUARD_E2E=1 $(GO) test -count=1 ./...
+
+## controlplane: build kube-apiserver and etcd from source into hack/controlplane/bin (once)
+controlplane:
+	./hack/controlplane/build.sh
+
+## generate: deep-copy code and CRDs from the API types (ours and the constraint framework's)
+generate:
+	$(CONTROLLER_GEN) object paths=./api/...
+	$(CONTROLLER_GEN) crd:crdVersions=v1 paths=./api/... paths=$(FRAMEWORKS_APIS) output:crd:dir=manifests/base/crds
+
+# verify-generated regenerates and fails if anything changed, so stale
+# generated files never pass CI.
+GENERATED_SUM = find api manifests/base/crds -type f | sort | xargs sha256sum
+verify-generated:
+	@before=$$($(GENERATED_SUM)); $(MAKE) --no-print-directory generate >/dev/null; after=$$($(GENERATED_SUM)); \
+	if [ "$$before" != "$$after" ]; then echo "generated files were stale and have been regenerated: review and commit them"; exit 1; fi
 
 ## policy-test: run every policy test suite with guardctl
 policy-test: build

@@ -229,6 +229,12 @@ func TestEval(t *testing.T) {
 			want:   1,
 			wantIn: []string{"<stdin>:1  Pod x/p  K8sRequiredLabels/owner-and-app: Pod p is missing label app"},
 		},
+		{
+			name:   "kustomization rendered",
+			args:   []string{"eval", "-p", policies, "testdata/kustomized"},
+			want:   1,
+			wantIn: []string{"kustomize build testdata/kustomized", "Deployment alice/web"},
+		},
 		{name: "no policy flag", args: []string{"eval", manifests}, want: 2},
 		{name: "missing manifest", args: []string{"eval", "-p", policies, "testdata/nope.yaml"}, want: 2},
 		{name: "policy dir without templates", args: []string{"eval", "-p", manifests, manifests}, want: 2, wantIn: []string{"no ConstraintTemplates found"}},

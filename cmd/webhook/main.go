@@ -1,20 +1,72 @@
-// Command webhook is daaas-guard's admission webhook server: validating
-// admission against Gatekeeper ConstraintTemplates and constraints, and
-// mutating admission that adds GPU tolerations and Vault agents to pipeline
-// and notebook pods. This build serves its operational endpoints (health,
-// readiness, metrics); admission endpoints are added on top of them.
+// Command webhook is daaas-guard's admission webhook server: it enforces
+// Gatekeeper ConstraintTemplates and constraints cluster-wide (validating
+// admission on /v1/admit), guards the namespace exemption label
+// (/v1/admitlabel), keeps referential data in step with the cluster, and
+// serves /healthz, /readyz and /metrics.
 package main
 
 import (
 	"flag"
+	"fmt"
 	"os"
+	"strings"
+	"time"
 
-	"github.com/statcan/daaas-guard/pkg/serving"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/statcan/daaas-guard/pkg/webhook"
 )
 
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
 func main() {
-	var f serving.Flags
-	f.Bind(flag.CommandLine)
+	cfg := webhook.Config{}
+	var mayIgnore listFlag
+	flag.StringVar(&cfg.Namespace, "namespace", os.Getenv("POD_NAMESPACE"), "namespace the webhook runs in (default $POD_NAMESPACE); never reviewed")
+	flag.StringVar(&cfg.PodID, "pod-name", os.Getenv("POD_NAME"), "this replica's name in status.byPod (default $POD_NAME)")
+	flag.StringVar(&cfg.ServiceAccount, "service-account", "", "the webhook's own username, always allowed (default system:serviceaccount:<namespace>:daaas-guard-webhook)")
+	flag.IntVar(&cfg.Port, "port", 8443, "HTTPS port of the admission endpoints")
+	flag.StringVar(&cfg.CertDir, "cert-dir", "/certs", "directory of tls.crt and tls.key")
+	flag.BoolVar(&cfg.DisableCertRotation, "disable-cert-rotation", false, "use certificates provided in --cert-dir (for example by cert-manager) instead of generating them")
+	flag.StringVar(&cfg.ServiceName, "service-name", "daaas-guard-webhook", "Service in front of the webhook (certificate DNS name)")
+	flag.StringVar(&cfg.CertSecret, "cert-secret", "daaas-guard-webhook-cert", "Secret holding the generated certificates")
+	flag.StringVar(&cfg.WebhookConfigName, "webhook-config", "daaas-guard-validating", "ValidatingWebhookConfiguration that receives the CA bundle")
+	flag.Var(&mayIgnore, "exempt-namespace", "namespace (glob: kube-*, *-system) allowed to carry admission.gatekeeper.sh/ignore (repeatable)")
+	flag.IntVar(&cfg.MaxInFlight, "max-serving-threads", 0, "reviews evaluated at once (default 64)")
+	flag.DurationVar(&cfg.EvalTimeout, "eval-timeout", 2500*time.Millisecond, "deadline for one review; keep it below the webhook timeoutSeconds")
+	flag.StringVar(&cfg.HealthAddr, "health-addr", ":8081", "address of /healthz and /readyz")
+	flag.StringVar(&cfg.MetricsAddr, "metrics-addr", ":8080", "address of /metrics (0 disables)")
+	flag.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", 25*time.Second, "time in-flight reviews get to finish on shutdown")
+	zopts := zap.Options{}
+	zopts.BindFlags(flag.CommandLine)
 	flag.Parse()
-	os.Exit(serving.RunOperational("webhook", "daaas-guard webhook: operational endpoints only in this build; admission endpoints are not served yet", f))
+	cfg.MayIgnore = mayIgnore
+
+	log := zap.New(zap.UseFlagOptions(&zopts)).WithName("webhook")
+	ctrl.SetLogger(log)
+	cfg.Log = log
+	if cfg.ServiceAccount == "" && cfg.Namespace != "" {
+		cfg.ServiceAccount = fmt.Sprintf("system:serviceaccount:%s:daaas-guard-webhook", cfg.Namespace)
+	}
+	if cfg.PodID == "" {
+		cfg.PodID, _ = os.Hostname()
+	}
+
+	mgr, err := webhook.NewManager(ctrl.GetConfigOrDie(), cfg)
+	if err != nil {
+		log.Error(err, "creating the manager")
+		os.Exit(1)
+	}
+	if _, err := webhook.Setup(mgr, cfg); err != nil {
+		log.Error(err, "setting up the webhook")
+		os.Exit(1)
+	}
+	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
+		log.Error(err, "webhook stopped")
+		os.Exit(1)
+	}
 }

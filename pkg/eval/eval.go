@@ -10,11 +10,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/statcan/daaas-guard/pkg/expansion"
+	"github.com/statcan/daaas-guard/pkg/kustomize"
 	"github.com/statcan/daaas-guard/pkg/manifest"
 	"github.com/statcan/daaas-guard/pkg/match"
 	"github.com/statcan/daaas-guard/pkg/policy"
@@ -41,18 +43,16 @@ type Policies struct {
 // skipped. Any file that cannot be read, and
 // any template or constraint that cannot be used, is an error.
 func LoadPolicies(ctx context.Context, e *policy.Engine, paths []string) (*Policies, error) {
-	files, err := manifest.Files(paths, ".yaml", ".yml", ".json")
-	if err != nil {
-		return nil, err
-	}
 	var templates, constraints []*manifest.Document
 	var expansions []*expansion.Template
 	var errs []error
-	for _, f := range files {
-		docs, err := manifest.ReadFile(f, manifest.Options{AllowUntyped: true, KeepLists: true})
+	files := 0
+	for _, p := range paths {
+		docs, n, err := documents(p, manifest.Options{AllowUntyped: true, KeepLists: true}, nil)
 		if err != nil {
 			return nil, err
 		}
+		files += n
 		for _, d := range docs {
 			switch {
 			case policy.IsTemplate(d.Object):
@@ -89,7 +89,7 @@ func LoadPolicies(ctx context.Context, e *policy.Engine, paths []string) (*Polic
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	return &Policies{Templates: len(templates), Constraints: len(constraints), Files: len(files),
+	return &Policies{Templates: len(templates), Constraints: len(constraints), Files: files,
 		Expansion: expansion.NewSet(expansions...)}, nil
 }
 
@@ -167,31 +167,14 @@ func Review(ctx context.Context, e *policy.Engine, pols *Policies, data, manifes
 	return out, nil
 }
 
-// ReadManifests reads every file ("-" for stdin; directories are read
+// ReadManifests reads every path ("-" for stdin; a directory holding a
+// kustomization is rendered with kustomize, other directories are read
 // recursively) and flattens Lists into their items. Kustomization files are
 // build instructions, not objects, and are left out.
 func ReadManifests(paths []string, stdin io.Reader) ([]*manifest.Document, error) {
-	var files []string
-	for _, p := range paths {
-		if p == "-" {
-			files = append(files, p)
-			continue
-		}
-		expanded, err := manifest.Files([]string{p}, ".yaml", ".yml", ".json")
-		if err != nil {
-			return nil, err
-		}
-		files = append(files, expanded...)
-	}
 	var out []*manifest.Document
-	for _, f := range files {
-		var docs []*manifest.Document
-		var err error
-		if f == "-" {
-			docs, err = manifest.Read(manifest.Stdin, stdin, manifest.Options{})
-		} else {
-			docs, err = manifest.ReadFile(f, manifest.Options{})
-		}
+	for _, p := range paths {
+		docs, _, err := documents(p, manifest.Options{}, stdin)
 		if err != nil {
 			return nil, err
 		}
@@ -202,4 +185,29 @@ func ReadManifests(paths []string, stdin io.Reader) ([]*manifest.Document, error
 		}
 	}
 	return out, nil
+}
+
+// documents reads one path and says how many files it read.
+func documents(path string, opts manifest.Options, stdin io.Reader) ([]*manifest.Document, int, error) {
+	if path == "-" {
+		docs, err := manifest.Read(manifest.Stdin, stdin, opts)
+		return docs, 1, err
+	}
+	if info, err := os.Stat(path); err == nil && info.IsDir() && kustomize.IsKustomization(path) {
+		docs, err := kustomize.Build(path, opts)
+		return docs, 1, err
+	}
+	files, err := manifest.Files([]string{path}, ".yaml", ".yml", ".json")
+	if err != nil {
+		return nil, 0, err
+	}
+	var out []*manifest.Document
+	for _, f := range files {
+		docs, err := manifest.ReadFile(f, opts)
+		if err != nil {
+			return nil, 0, err
+		}
+		out = append(out, docs...)
+	}
+	return out, len(files), nil
 }

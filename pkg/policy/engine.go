@@ -18,9 +18,10 @@ import (
 	"sync"
 
 	constraintclient "github.com/open-policy-agent/frameworks/constraint/pkg/client"
-	"github.com/open-policy-agent/frameworks/constraint/pkg/client/drivers/rego"
 	"github.com/open-policy-agent/frameworks/constraint/pkg/client/reviews"
 	"github.com/open-policy-agent/opa/v1/topdown/print"
+	apiextensionsinternal "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/install"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 
@@ -103,14 +104,7 @@ func New(opts ...Option) (*Engine, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	args := []rego.Arg{rego.Tracing(o.tracing)}
-	if !o.allowNetwork {
-		args = append(args, rego.DisableBuiltins(networkBuiltins...))
-	}
-	if o.printHook != nil {
-		args = append(args, rego.PrintEnabled(true), rego.PrintHook(o.printHook))
-	}
-	driver, err := rego.New(args...)
+	driver, err := newRegoDriver(o)
 	if err != nil {
 		return nil, fmt.Errorf("creating Rego driver: %w", err)
 	}
@@ -339,3 +333,26 @@ func sortedKeys[V any](m map[string]V) []string {
 	sort.Strings(keys)
 	return keys
 }
+
+// CRD returns the CustomResourceDefinition of a template's constraint kind,
+// as Gatekeeper generates it: group constraints.gatekeeper.sh, versions
+// v1beta1 (stored) and v1alpha1, the template's parameter schema under
+// spec.parameters and the target's match schema under spec.match.
+func (e *Engine) CRD(ctx context.Context, t *Template) (*apiextensionsv1.CustomResourceDefinition, error) {
+	internal, err := e.client.CreateCRD(ctx, t.core)
+	if err != nil {
+		return nil, t.compileError(err)
+	}
+	out := &apiextensionsv1.CustomResourceDefinition{}
+	if err := crdScheme.Convert(internal, out, nil); err != nil {
+		return nil, fmt.Errorf("converting the CRD of %s: %w", t.Kind, err)
+	}
+	out.SetGroupVersionKind(apiextensionsv1.SchemeGroupVersion.WithKind("CustomResourceDefinition"))
+	return out, nil
+}
+
+var crdScheme = func() *runtime.Scheme {
+	s := runtime.NewScheme()
+	apiextensionsinternal.Install(s)
+	return s
+}()

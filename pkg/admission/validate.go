@@ -1,0 +1,179 @@
+// Package admission holds the suite's admission handlers. They follow
+// controller-runtime's admission.Handler shape: the webhook server decodes
+// the AdmissionReview, recovers panics and encodes the response; a handler
+// reads as a ladder of guard clauses and reports metrics once.
+package admission
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/go-logr/logr"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/statcan/daaas-guard/pkg/match"
+	"github.com/statcan/daaas-guard/pkg/policy"
+	"github.com/statcan/daaas-guard/pkg/target"
+)
+
+// NamespaceGetter returns a Namespace by name, or nil when it does not
+// exist; it reads a cache, never the API server.
+type NamespaceGetter interface {
+	Namespace(ctx context.Context, name string) (*corev1.Namespace, error)
+}
+
+// ValidatorConfig is everything the validating handler needs.
+type ValidatorConfig struct {
+	Engine     *policy.Engine
+	Namespaces NamespaceGetter
+	Exemptions *Exemptions
+	Metrics    *Metrics
+	Log        logr.Logger
+	// ServiceAccount is the webhook's own user
+	// (system:serviceaccount:<ns>:<name>); its requests are always allowed,
+	// so the suite never blocks itself.
+	ServiceAccount string
+	// MaxInFlight bounds the reviews evaluated at once; more wait.
+	MaxInFlight int
+	// EvalTimeout bounds one review (queueing included); it must stay
+	// below the webhook configuration's timeoutSeconds so that the API
+	// server gets a clear answer rather than a timeout.
+	EvalTimeout time.Duration
+	// Ready, when set, must report true before requests are reviewed.
+	Ready func() bool
+}
+
+// Validator is the validating admission handler.
+type Validator struct {
+	cfg ValidatorConfig
+	sem chan struct{}
+}
+
+var _ admission.Handler = &Validator{}
+
+// NewValidator checks the configuration and builds the handler.
+func NewValidator(cfg ValidatorConfig) (*Validator, error) {
+	switch {
+	case cfg.Engine == nil:
+		return nil, errors.New("admission: the validator needs an engine")
+	case cfg.Exemptions == nil:
+		return nil, errors.New("admission: the validator needs exemptions (at least its own namespace)")
+	case cfg.Metrics == nil:
+		return nil, errors.New("admission: the validator needs metrics")
+	}
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = 64
+	}
+	if cfg.EvalTimeout <= 0 {
+		cfg.EvalTimeout = 2500 * time.Millisecond
+	}
+	return &Validator{cfg: cfg, sem: make(chan struct{}, cfg.MaxInFlight)}, nil
+}
+
+// Handle reviews one admission request.
+func (v *Validator) Handle(ctx context.Context, req admission.Request) (resp admission.Response) {
+	start := time.Now()
+	decision := DecisionAllow
+	v.cfg.Metrics.InFlight.Inc()
+	defer func() {
+		v.cfg.Metrics.InFlight.Dec()
+		op, kind := string(req.Operation), req.Kind.Kind
+		v.cfg.Metrics.Requests.WithLabelValues(op, kind, decision).Inc()
+		v.cfg.Metrics.Duration.WithLabelValues(op, kind, decision).Observe(time.Since(start).Seconds())
+	}()
+
+	if req.UserInfo.Username != "" && req.UserInfo.Username == v.cfg.ServiceAccount {
+		decision = DecisionExempt
+		return admission.Allowed("daaas-guard does not review its own requests")
+	}
+	if v.cfg.Exemptions.Exempt(req.Namespace) {
+		decision = DecisionExempt
+		return admission.Allowed(fmt.Sprintf("namespace %q is exempt", req.Namespace))
+	}
+	if v.cfg.Ready != nil && !v.cfg.Ready() {
+		decision = DecisionError
+		return admission.Errored(http.StatusServiceUnavailable,
+			errors.New("daaas-guard is still loading its policies; retry shortly"))
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, v.cfg.EvalTimeout)
+	defer cancel()
+	select {
+	case v.sem <- struct{}{}:
+		defer func() { <-v.sem }()
+	case <-ctx.Done():
+		decision = DecisionError
+		return admission.Errored(http.StatusServiceUnavailable,
+			fmt.Errorf("daaas-guard is overloaded: no evaluation slot within %v", v.cfg.EvalTimeout))
+	}
+
+	in := &target.Request{AdmissionRequest: &req.AdmissionRequest, Source: match.SourceOriginal}
+	if req.Namespace != "" && v.cfg.Namespaces != nil {
+		ns, err := v.cfg.Namespaces.Namespace(ctx, req.Namespace)
+		if err != nil {
+			decision = DecisionError
+			return admission.Errored(http.StatusInternalServerError, fmt.Errorf("reading namespace %q: %w", req.Namespace, err))
+		}
+		in.Namespace = ns
+	}
+
+	evalStart := time.Now()
+	result, err := v.cfg.Engine.Review(ctx, in, policy.AtEnforcementPoint(policy.EnforcementPointWebhook))
+	v.cfg.Metrics.Evaluation.Observe(time.Since(evalStart).Seconds())
+	switch {
+	case ctx.Err() != nil:
+		decision = DecisionError
+		return admission.Errored(http.StatusGatewayTimeout,
+			fmt.Errorf("daaas-guard could not finish evaluating %s %s/%s within %v", req.Kind.Kind, req.Namespace, req.Name, v.cfg.EvalTimeout))
+	case err != nil && result == nil:
+		decision = DecisionError
+		return admission.Errored(http.StatusInternalServerError, err)
+	case err != nil:
+		// Partial results: deny on what we have, and say the rest failed.
+		v.cfg.Log.Error(err, "partial review", "kind", req.Kind.Kind, "namespace", req.Namespace, "name", req.Name)
+	}
+	return v.respond(req, result, err, &decision)
+}
+
+// respond turns results into the answer: every deny message, each prefixed
+// by its constraint; warnings for warn; dry-run results only counted.
+func (v *Validator) respond(req admission.Request, result *policy.Response, reviewErr error, decision *string) admission.Response {
+	var denies, warns []string
+	for _, r := range result.Results {
+		for _, action := range r.Actions {
+			v.cfg.Metrics.Violations.WithLabelValues(r.Kind, r.Constraint, action).Inc()
+		}
+		msg := fmt.Sprintf("[%s] %s", r.Constraint, r.Message)
+		if r.Has(policy.ActionDeny) {
+			denies = append(denies, msg)
+		}
+		if r.Has(policy.ActionWarn) {
+			warns = append(warns, msg)
+		}
+	}
+	if reviewErr != nil {
+		denies = append(denies, "[daaas-guard] some constraints could not be evaluated: "+reviewErr.Error())
+	}
+	sort.Strings(denies)
+	sort.Strings(warns)
+	if len(denies) > 0 {
+		*decision = DecisionDeny
+		v.cfg.Log.V(1).Info("denied", "kind", req.Kind.Kind, "namespace", req.Namespace, "name", req.Name,
+			"operation", req.Operation, "violations", len(denies))
+		resp := admission.Denied(strings.Join(denies, "\n"))
+		resp.Warnings = warns
+		return resp
+	}
+	if len(warns) > 0 {
+		*decision = DecisionWarn
+	}
+	resp := admission.Allowed("")
+	resp.Warnings = warns
+	return resp
+}

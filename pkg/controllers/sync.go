@@ -1,0 +1,194 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/go-logr/logr"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	toolscache "k8s.io/client-go/tools/cache"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	configv1alpha1 "github.com/statcan/daaas-guard/api/config/v1alpha1"
+	"github.com/statcan/daaas-guard/pkg/admission"
+	"github.com/statcan/daaas-guard/pkg/match"
+	"github.com/statcan/daaas-guard/pkg/policy"
+)
+
+// ConfigReconciler reads Gatekeeper's Config (named "config" in the
+// webhook's namespace): spec.sync.syncOnly decides which kinds are kept in
+// data.inventory by informers, and spec.match excludes namespaces from the
+// webhook and from syncing.
+type ConfigReconciler struct {
+	Client     client.Client
+	Cache      cache.Cache
+	Engine     *policy.Engine
+	Exemptions *admission.Exemptions
+	Tracker    *Tracker
+	Namespace  string
+	Log        logr.Logger
+
+	mu     sync.Mutex
+	synced map[schema.GroupVersionKind]*syncedKind
+	noSync []match.Glob
+}
+
+type syncedKind struct {
+	informer cache.Informer
+	handle   toolscache.ResourceEventHandlerRegistration
+}
+
+// SetupWithManager registers the controller for the one Config object.
+func (r *ConfigReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	r.synced = map[schema.GroupVersionKind]*syncedKind{}
+	onlyOurs := predicate.NewPredicateFuncs(func(o client.Object) bool {
+		return o.GetNamespace() == r.Namespace && o.GetName() == configv1alpha1.ConfigName
+	})
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("config").
+		For(&configv1alpha1.Config{}, builder.WithPredicates(onlyOurs)).
+		Complete(r)
+}
+
+// Reconcile applies the Config: exemptions, then the set of synced kinds.
+func (r *ConfigReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	cfg := &configv1alpha1.Config{}
+	err := r.Client.Get(ctx, req.NamespacedName, cfg)
+	if apierrors.IsNotFound(err) {
+		cfg = &configv1alpha1.Config{} // no Config: nothing excluded, nothing synced
+	} else if err != nil {
+		return ctrl.Result{}, err
+	}
+
+	var webhookExcluded, syncExcluded []match.Glob
+	for _, m := range cfg.Spec.Match {
+		for _, p := range m.Processes {
+			for _, ns := range m.ExcludedNamespaces {
+				switch p {
+				case configv1alpha1.ProcessAll:
+					webhookExcluded = append(webhookExcluded, match.Glob(ns))
+					syncExcluded = append(syncExcluded, match.Glob(ns))
+				case configv1alpha1.ProcessWebhook:
+					webhookExcluded = append(webhookExcluded, match.Glob(ns))
+				case configv1alpha1.ProcessSync:
+					syncExcluded = append(syncExcluded, match.Glob(ns))
+				}
+			}
+		}
+	}
+	r.Exemptions.SetConfigExcluded(webhookExcluded)
+
+	want := map[schema.GroupVersionKind]bool{}
+	for _, g := range cfg.Spec.Sync.SyncOnly {
+		want[schema.GroupVersionKind{Group: g.Group, Version: g.Version, Kind: g.Kind}] = true
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.noSync = syncExcluded
+	for gvk, s := range r.synced {
+		if !want[gvk] {
+			if err := r.stop(ctx, gvk, s); err != nil {
+				return ctrl.Result{}, err
+			}
+		}
+	}
+	for gvk := range want {
+		if _, running := r.synced[gvk]; running {
+			continue
+		}
+		if err := r.start(ctx, gvk); err != nil {
+			r.Log.Error(err, "cannot sync kind", "gvk", gvk.String())
+			r.Tracker.observe(dataKey(gvk)) // do not hold readiness on a kind that does not exist
+			continue
+		}
+	}
+	return ctrl.Result{}, nil
+}
+
+func (r *ConfigReconciler) excluded(namespace string) bool {
+	if namespace == "" {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, g := range r.noSync {
+		if g.Matches(namespace) {
+			return true
+		}
+	}
+	return false
+}
+
+// start keeps a kind in data.inventory with an informer from the
+// manager's cache.
+func (r *ConfigReconciler) start(ctx context.Context, gvk schema.GroupVersionKind) error {
+	obj := &unstructured.Unstructured{}
+	obj.SetGroupVersionKind(gvk)
+	inf, err := r.Cache.GetInformer(ctx, obj, cache.BlockUntilSynced(false))
+	if err != nil {
+		return fmt.Errorf("informer for %s: %w", gvk, err)
+	}
+	add := func(o interface{}) {
+		u, ok := o.(*unstructured.Unstructured)
+		if !ok || r.excluded(u.GetNamespace()) {
+			return
+		}
+		u = u.DeepCopy()
+		u.SetManagedFields(nil) // never read by policies; keeps the inventory small
+		if err := r.Engine.AddData(ctx, u); err != nil {
+			r.Log.Error(err, "adding data", "gvk", gvk.String(), "name", u.GetName())
+		}
+	}
+	handle, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+		AddFunc:    add,
+		UpdateFunc: func(_, o interface{}) { add(o) },
+		DeleteFunc: func(o interface{}) {
+			if d, ok := o.(toolscache.DeletedFinalStateUnknown); ok {
+				o = d.Obj
+			}
+			if u, ok := o.(*unstructured.Unstructured); ok {
+				_ = r.Engine.RemoveData(ctx, u)
+			}
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("watching %s: %w", gvk, err)
+	}
+	r.synced[gvk] = &syncedKind{informer: inf, handle: handle}
+	go func() {
+		if toolscache.WaitForCacheSync(ctx.Done(), handle.HasSynced) {
+			r.Tracker.observe(dataKey(gvk))
+			r.Log.V(1).Info("synced", "gvk", gvk.String())
+		}
+	}()
+	return nil
+}
+
+// stop removes a kind from data.inventory and stops its informer.
+func (r *ConfigReconciler) stop(ctx context.Context, gvk schema.GroupVersionKind, s *syncedKind) error {
+	if err := s.informer.RemoveEventHandler(s.handle); err != nil {
+		return err
+	}
+	list := &unstructured.UnstructuredList{}
+	list.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
+	if err := r.Cache.List(ctx, list); err == nil {
+		for i := range list.Items {
+			_ = r.Engine.RemoveData(ctx, &list.Items[i])
+		}
+	}
+	obj := &unstructured.Unstructured{}
+	obj.SetGroupVersionKind(gvk)
+	if err := r.Cache.RemoveInformer(ctx, obj); err != nil {
+		return err
+	}
+	delete(r.synced, gvk)
+	r.Log.Info("stopped syncing", "gvk", gvk.String())
+	return nil
+}

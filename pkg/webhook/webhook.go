@@ -1,0 +1,260 @@
+// Package webhook assembles the admission webhook process: a
+// controller-runtime manager with the policy engine, the controllers that
+// feed it, the admission handlers, TLS certificates and the operational
+// endpoints. cmd/webhook only turns flags into a Config.
+package webhook
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/open-policy-agent/cert-controller/pkg/rotator"
+	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
+	cradmission "sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	configv1alpha1 "github.com/statcan/daaas-guard/api/config/v1alpha1"
+	"github.com/statcan/daaas-guard/pkg/admission"
+	"github.com/statcan/daaas-guard/pkg/controllers"
+	"github.com/statcan/daaas-guard/pkg/match"
+	"github.com/statcan/daaas-guard/pkg/policy"
+)
+
+// Paths the handlers are served on.
+const (
+	ValidatePath    = "/v1/admit"
+	IgnoreLabelPath = "/v1/admitlabel"
+)
+
+// Config is everything the webhook process is told.
+type Config struct {
+	// Namespace the webhook runs in; never reviewed. PodID names this
+	// replica in status.byPod.
+	Namespace string
+	PodID     string
+	// ServiceAccount is the webhook's own username, whose requests are
+	// always allowed.
+	ServiceAccount string
+
+	// Host (default: all interfaces), Port and CertDir of the TLS server.
+	Host    string
+	Port    int
+	CertDir string
+	// Certificates: unless DisableCertRotation, a CA and a serving
+	// certificate for ServiceName.Namespace.svc are generated, kept in
+	// CertSecret and rotated, and the CA bundle is written into the
+	// ValidatingWebhookConfiguration named WebhookConfigName.
+	DisableCertRotation bool
+	ServiceName         string
+	CertSecret          string
+	WebhookConfigName   string
+
+	// MayIgnore lists the namespaces (globs) allowed to carry the
+	// admission.gatekeeper.sh/ignore label.
+	MayIgnore []string
+	// MaxInFlight bounds concurrent evaluations; EvalTimeout bounds one.
+	MaxInFlight int
+	EvalTimeout time.Duration
+
+	// HealthAddr serves /healthz and /readyz; MetricsAddr serves /metrics
+	// ("0" disables it).
+	HealthAddr  string
+	MetricsAddr string
+	// ShutdownGrace is how long in-flight reviews get on shutdown.
+	ShutdownGrace time.Duration
+
+	Log logr.Logger
+}
+
+// Scheme holds the types the webhook reads.
+func Scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, apiextensionsv1.AddToScheme, configv1alpha1.AddToScheme} {
+		if err := add(s); err != nil {
+			panic(err)
+		}
+	}
+	return s
+}
+
+// NewManager creates the controller-runtime manager for cfg.
+func NewManager(rc *rest.Config, cfg Config) (manager.Manager, error) {
+	grace := cfg.ShutdownGrace
+	if grace <= 0 {
+		grace = 25 * time.Second
+	}
+	return ctrl.NewManager(rc, ctrl.Options{
+		Scheme:                  Scheme(),
+		Logger:                  cfg.Log,
+		HealthProbeBindAddress:  cfg.HealthAddr,
+		Metrics:                 metricsserver.Options{BindAddress: cfg.MetricsAddr},
+		GracefulShutdownTimeout: &grace,
+		Client:                  client.Options{Cache: &client.CacheOptions{Unstructured: true}},
+		WebhookServer: crwebhook.NewServer(crwebhook.Options{
+			Host:    cfg.Host,
+			Port:    cfg.Port,
+			CertDir: cfg.CertDir,
+			TLSOpts: []func(*tls.Config){func(c *tls.Config) { c.MinVersion = tls.VersionTLS12 }},
+		}),
+	})
+}
+
+// Webhook is the assembled process.
+type Webhook struct {
+	Engine     *policy.Engine
+	Tracker    *controllers.Tracker
+	Exemptions *admission.Exemptions
+	serving    atomic.Bool
+}
+
+// Ready reports whether the webhook serves and has loaded every policy
+// present at start-up.
+func (w *Webhook) Ready() bool { return w.serving.Load() && w.Tracker.Ready() }
+
+// Setup adds the engine, controllers, handlers, certificates and probes to
+// mgr. Handlers are registered once certificates exist, so the TLS server
+// never starts without them.
+func Setup(mgr manager.Manager, cfg Config) (*Webhook, error) {
+	if cfg.Namespace == "" {
+		return nil, errors.New("webhook: the namespace it runs in is required")
+	}
+	log := cfg.Log
+	engine, err := policy.New(policy.WithEnforcementPoints(policy.EnforcementPointWebhook))
+	if err != nil {
+		return nil, err
+	}
+	w := &Webhook{Engine: engine, Tracker: controllers.NewTracker()}
+	var mayIgnore []match.Glob
+	for _, g := range cfg.MayIgnore {
+		mayIgnore = append(mayIgnore, match.Glob(g))
+	}
+	w.Exemptions = &admission.Exemptions{Own: cfg.Namespace, MayIgnore: mayIgnore}
+
+	cm := controllers.NewMetrics(crmetrics.Registry)
+	constraints := &controllers.ConstraintReconciler{Client: mgr.GetClient(), Engine: engine, Tracker: w.Tracker,
+		Metrics: cm, PodID: cfg.PodID, Log: log.WithName("constraints")}
+	if err := constraints.SetupWithManager(mgr); err != nil {
+		return nil, err
+	}
+	templates := &controllers.TemplateReconciler{Client: mgr.GetClient(), Engine: engine, Constraints: constraints,
+		Tracker: w.Tracker, Metrics: cm, PodID: cfg.PodID, Log: log.WithName("templates")}
+	if err := templates.SetupWithManager(mgr); err != nil {
+		return nil, err
+	}
+	config := &controllers.ConfigReconciler{Client: mgr.GetClient(), Cache: mgr.GetCache(), Engine: engine,
+		Exemptions: w.Exemptions, Tracker: w.Tracker, Namespace: cfg.Namespace, Log: log.WithName("config")}
+	if err := config.SetupWithManager(mgr); err != nil {
+		return nil, err
+	}
+	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+		// List what exists now, straight from the API server, so that
+		// readiness waits for all of it.
+		for {
+			err := w.Tracker.Populate(ctx, mgr.GetAPIReader(), cfg.Namespace)
+			if err == nil {
+				return nil
+			}
+			log.Error(err, "listing policies for readiness; retrying")
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(2 * time.Second):
+			}
+		}
+	})); err != nil {
+		return nil, err
+	}
+
+	validator, err := admission.NewValidator(admission.ValidatorConfig{
+		Engine:         engine,
+		Namespaces:     namespaceReader{mgr.GetClient()},
+		Exemptions:     w.Exemptions,
+		Metrics:        admission.NewMetrics(crmetrics.Registry),
+		Log:            log.WithName("admission"),
+		ServiceAccount: cfg.ServiceAccount,
+		MaxInFlight:    cfg.MaxInFlight,
+		EvalTimeout:    cfg.EvalTimeout,
+		Ready:          w.Tracker.Ready,
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	certsReady := make(chan struct{})
+	if cfg.DisableCertRotation {
+		close(certsReady)
+	} else if err := rotator.AddRotator(mgr, &rotator.CertRotator{
+		SecretKey:      types.NamespacedName{Namespace: cfg.Namespace, Name: cfg.CertSecret},
+		CertDir:        cfg.CertDir,
+		CAName:         "daaas-guard-ca",
+		CAOrganization: "daaas-guard",
+		DNSName:        fmt.Sprintf("%s.%s.svc", cfg.ServiceName, cfg.Namespace),
+		IsReady:        certsReady,
+		Webhooks:       []rotator.WebhookInfo{{Name: cfg.WebhookConfigName, Type: rotator.Validating}},
+		FieldOwner:     controllers.FieldOwner,
+	}); err != nil {
+		return nil, fmt.Errorf("certificate rotation: %w", err)
+	}
+	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+		select {
+		case <-certsReady:
+		case <-ctx.Done():
+			return nil
+		}
+		srv := mgr.GetWebhookServer()
+		srv.Register(ValidatePath, &cradmission.Webhook{Handler: validator, RecoverPanic: ptrTrue()})
+		srv.Register(IgnoreLabelPath, &cradmission.Webhook{Handler: &admission.LabelGuard{Exemptions: w.Exemptions}, RecoverPanic: ptrTrue()})
+		w.serving.Store(true)
+		log.Info("admission handlers registered", "validate", ValidatePath, "ignoreLabel", IgnoreLabelPath)
+		return nil
+	})); err != nil {
+		return nil, err
+	}
+
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return nil, err
+	}
+	if err := mgr.AddReadyzCheck("policies", func(r *http.Request) error {
+		if !w.serving.Load() {
+			return errors.New("waiting for TLS certificates")
+		}
+		return w.Tracker.Check()(r)
+	}); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+func ptrTrue() *bool { t := true; return &t }
+
+// namespaceReader reads Namespaces from the manager's cache.
+type namespaceReader struct{ c client.Client }
+
+func (n namespaceReader) Namespace(ctx context.Context, name string) (*corev1.Namespace, error) {
+	ns := &corev1.Namespace{}
+	if err := n.c.Get(ctx, client.ObjectKey{Name: name}, ns); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	return ns, nil
+}

@@ -1,0 +1,179 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/statcan/daaas-guard/pkg/webhook"
+)
+
+// The cluster tests run a real kube-apiserver and etcd, built from source
+// by hack/controlplane/build.sh; the API server calls the webhook over TLS.
+// Without the binaries they are skipped, unless DAAAS_GUARD_E2E=1 (set by
+// make test) makes their absence a failure.
+
+const (
+	guardNamespace = "daaas-guard"
+	guardSA        = "system:serviceaccount:daaas-guard:daaas-guard-webhook"
+)
+
+type cluster struct {
+	env     *envtest.Environment
+	cfg     *rest.Config
+	client  client.Client
+	cancel  context.CancelFunc
+	done    chan error
+	guard   *webhook.Webhook
+	metrics string // address of /metrics
+}
+
+var (
+	clusterOnce sync.Once
+	shared      *cluster
+	clusterErr  error
+)
+
+func controlPlaneDir(t testing.TB) string {
+	t.Helper()
+	return filepath.Join(repoRoot(t), "hack", "controlplane", "bin")
+}
+
+// startCluster starts the control plane and the webhook once for the
+// package; tests share them and clean up what they create.
+func startCluster(t *testing.T) *cluster {
+	t.Helper()
+	dir := controlPlaneDir(t)
+	for _, bin := range []string{"kube-apiserver", "etcd"} {
+		if _, err := os.Stat(filepath.Join(dir, bin)); err != nil {
+			if os.Getenv("DAAAS_GUARD_E2E") == "1" {
+				t.Fatalf("%s is missing: run hack/controlplane/build.sh", bin)
+			}
+			t.Skipf("%s is missing (hack/controlplane/build.sh builds it)", bin)
+		}
+	}
+	clusterOnce.Do(func() { shared, clusterErr = newCluster(t) })
+	if clusterErr != nil {
+		t.Fatal(clusterErr)
+	}
+	return shared
+}
+
+func freePort() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+func newCluster(t *testing.T) (*cluster, error) {
+	root := repoRoot(t)
+	env := &envtest.Environment{
+		BinaryAssetsDirectory: controlPlaneDir(t),
+		CRDDirectoryPaths:     []string{filepath.Join(root, "manifests", "base", "crds")},
+		ErrorIfCRDPathMissing: true,
+		WebhookInstallOptions: envtest.WebhookInstallOptions{
+			Paths: []string{filepath.Join(root, "manifests", "base", "validatingwebhookconfiguration.yaml")},
+		},
+	}
+	cfg, err := env.Start()
+	if err != nil {
+		return nil, fmt.Errorf("starting the control plane: %w", err)
+	}
+	c := &cluster{env: env, cfg: cfg, done: make(chan error, 1)}
+	c.client, err = client.New(cfg, client.Options{Scheme: webhook.Scheme()})
+	if err != nil {
+		return nil, err
+	}
+	ctx := context.Background()
+	if err := c.client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: guardNamespace}}); err != nil {
+		return nil, err
+	}
+	if c.metrics, err = freePort(); err != nil {
+		return nil, err
+	}
+	health, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	opts := env.WebhookInstallOptions
+	wcfg := webhook.Config{
+		Namespace:           guardNamespace,
+		PodID:               "e2e-0",
+		ServiceAccount:      guardSA,
+		Host:                opts.LocalServingHost,
+		Port:                opts.LocalServingPort,
+		CertDir:             opts.LocalServingCertDir,
+		DisableCertRotation: true,
+		MayIgnore:           []string{"exempt-*"},
+		HealthAddr:          health,
+		MetricsAddr:         c.metrics,
+		ShutdownGrace:       5 * time.Second,
+		Log:                 zap.New(zap.UseDevMode(true), zap.Level(zapLevel())),
+	}
+	if err := c.startWebhook(wcfg); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *cluster) startWebhook(wcfg webhook.Config) error {
+	mgr, err := webhook.NewManager(c.cfg, wcfg)
+	if err != nil {
+		return err
+	}
+	c.guard, err = webhook.Setup(mgr, wcfg)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c.cancel = cancel
+	go func() { c.done <- mgr.Start(ctx) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for !c.guard.Ready() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("webhook not ready after 30s; waiting for %v", c.guard.Tracker.Pending())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return nil
+}
+
+// stopWebhook stops the in-process webhook (the control plane keeps
+// running and keeps calling it).
+func (c *cluster) stopWebhook(t *testing.T) {
+	t.Helper()
+	c.cancel()
+	select {
+	case err := <-c.done:
+		if err != nil {
+			t.Errorf("webhook stopped with %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("webhook did not stop")
+	}
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if shared != nil {
+		shared.cancel()
+		<-shared.done
+		_ = shared.env.Stop()
+	}
+	os.Exit(code)
+}

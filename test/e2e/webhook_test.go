@@ -1,0 +1,344 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zapcore"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/statcan/daaas-guard/pkg/manifest"
+	"github.com/statcan/daaas-guard/pkg/webhook"
+)
+
+func zapLevel() zapcore.Level {
+	if os.Getenv("E2E_VERBOSE") != "" {
+		return zapcore.DebugLevel
+	}
+	return zapcore.WarnLevel
+}
+
+// warnings collects the warnings the API server passes back.
+type warnings struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (w *warnings) HandleWarningHeader(_ int, _ string, msg string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.msgs = append(w.msgs, msg)
+}
+
+func (w *warnings) take() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := w.msgs
+	w.msgs = nil
+	return out
+}
+
+// userClient acts as a data scientist would: a client whose warnings are
+// recorded.
+func (c *cluster) userClient(t *testing.T) (client.Client, *warnings) {
+	t.Helper()
+	w := &warnings{}
+	cfg := rest.CopyConfig(c.cfg)
+	cfg.WarningHandler = w
+	cl, err := client.New(cfg, client.Options{Scheme: webhook.Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cl, w
+}
+
+func readObject(t *testing.T, path string) *unstructured.Unstructured {
+	t.Helper()
+	docs, err := manifest.ReadFile(filepath.Join(repoRoot(t), path), manifest.Options{KeepLists: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return docs[0].Object
+}
+
+func namespace(t *testing.T, c client.Client, name string, labels map[string]string) {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}
+	if err := c.Create(context.Background(), ns); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatalf("creating namespace %s: %v", name, err)
+	}
+}
+
+func pod(ns, name string, privileged bool) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: corev1.PodSpec{
+			AutomountServiceAccountToken: ptr(false),
+			Containers: []corev1.Container{{
+				Name:            "main",
+				Image:           "k8scc01covidacr.azurecr.io/jupyterlab-cpu:v1",
+				SecurityContext: &corev1.SecurityContext{Privileged: ptr(privileged)},
+			}},
+		},
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// apply creates an object, replacing one left by an earlier run.
+func apply(t *testing.T, c client.Client, u *unstructured.Unstructured) {
+	t.Helper()
+	ctx := context.Background()
+	u = u.DeepCopy()
+	if err := c.Create(ctx, u); err != nil {
+		t.Fatalf("creating %s %s: %v", u.GetKind(), u.GetName(), err)
+	}
+}
+
+// eventually retries f until it returns nil or the timeout passes.
+func eventually(t *testing.T, timeout time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %v", timeout, err)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+func constraintFor(kind, name, action string, namespaces ...string) *unstructured.Unstructured {
+	u := &unstructured.Unstructured{Object: map[string]interface{}{
+		"apiVersion": "constraints.gatekeeper.sh/v1beta1",
+		"kind":       kind,
+		"metadata":   map[string]interface{}{"name": name},
+		"spec": map[string]interface{}{
+			"enforcementAction": action,
+			"match": map[string]interface{}{
+				"kinds": []interface{}{map[string]interface{}{"apiGroups": []interface{}{""}, "kinds": []interface{}{"Pod"}}},
+			},
+		},
+	}}
+	if len(namespaces) > 0 {
+		var ns []interface{}
+		for _, n := range namespaces {
+			ns = append(ns, n)
+		}
+		_ = unstructured.SetNestedSlice(u.Object, ns, "spec", "match", "namespaces")
+	}
+	return u
+}
+
+// TestWebhook drives the webhook through the real API server. The steps
+// share the cluster and run in order; the last one stops the webhook.
+func TestWebhook(t *testing.T) {
+	c := startCluster(t)
+	ctx := context.Background()
+	user, warns := c.userClient(t)
+
+	namespace(t, c.client, "alice", map[string]string{"app.kubernetes.io/part-of": "kubeflow-profile"})
+	namespace(t, c.client, "bob", nil)
+	namespace(t, c.client, "carol", nil)
+
+	apply(t, c.client, readObject(t, "policies/pod-security-policy/privileged-containers/template.yaml"))
+
+	t.Run("constraint created while running is enforced within 2s of its creation", func(t *testing.T) {
+		deny := constraintFor("PSPPrivilegedContainer", "no-privileged", "deny", "alice")
+		// The template's CRD must be served before constraints can be created.
+		eventually(t, 10*time.Second, func() error { return c.client.Create(ctx, deny.DeepCopy()) })
+		created := time.Now()
+		eventually(t, 2*time.Second, func() error {
+			err := user.Create(ctx, pod("alice", fmt.Sprintf("probe-%d", time.Now().UnixNano()), true))
+			if err == nil {
+				return fmt.Errorf("privileged pod admitted %v after the constraint was created", time.Since(created))
+			}
+			return nil
+		})
+	})
+
+	t.Run("a violating pod is denied with the constraint's message", func(t *testing.T) {
+		err := user.Create(ctx, pod("alice", "root-shell", true))
+		if err == nil {
+			t.Fatal("privileged pod admitted")
+		}
+		for _, want := range []string{`admission webhook "validation.guard.statcan.gc.ca" denied the request`,
+			`[no-privileged] container "main" runs privileged`} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("error %q lacks %q", err, want)
+			}
+		}
+	})
+
+	t.Run("a compliant pod is admitted", func(t *testing.T) {
+		if err := user.Create(ctx, pod("alice", "notebook", false)); err != nil {
+			t.Fatalf("compliant pod denied: %v", err)
+		}
+	})
+
+	t.Run("warn returns a warning and admits", func(t *testing.T) {
+		apply(t, c.client, constraintFor("PSPPrivilegedContainer", "warn-bob", "warn", "bob"))
+		warns.take()
+		eventually(t, 2*time.Second, func() error {
+			name := fmt.Sprintf("warned-%d", time.Now().UnixNano())
+			if err := user.Create(ctx, pod("bob", name, true)); err != nil {
+				return fmt.Errorf("warn constraint denied: %v", err)
+			}
+			for _, w := range warns.take() {
+				if strings.Contains(w, `[warn-bob] container "main" runs privileged`) {
+					return nil
+				}
+			}
+			return fmt.Errorf("no warning yet")
+		})
+	})
+
+	t.Run("dryrun admits", func(t *testing.T) {
+		apply(t, c.client, constraintFor("PSPPrivilegedContainer", "dryrun-carol", "dryrun", "carol"))
+		time.Sleep(500 * time.Millisecond)
+		warns.take()
+		if err := user.Create(ctx, pod("carol", "dry", true)); err != nil {
+			t.Fatalf("dryrun constraint denied: %v", err)
+		}
+		if w := warns.take(); len(w) != 0 {
+			t.Errorf("dryrun produced warnings: %v", w)
+		}
+	})
+
+	t.Run("constraint status shows it is enforced", func(t *testing.T) {
+		eventually(t, 5*time.Second, func() error {
+			u := &unstructured.Unstructured{}
+			u.SetGroupVersionKind(constraintFor("PSPPrivilegedContainer", "x", "deny").GroupVersionKind())
+			if err := c.client.Get(ctx, client.ObjectKey{Name: "no-privileged"}, u); err != nil {
+				return err
+			}
+			byPod, _, _ := unstructured.NestedSlice(u.Object, "status", "byPod")
+			for _, p := range byPod {
+				m := p.(map[string]interface{})
+				if m["id"] == "e2e-0" && m["enforced"] == true {
+					return nil
+				}
+			}
+			return fmt.Errorf("status.byPod = %v", byPod)
+		})
+	})
+
+	t.Run("a template with a Rego error gets an error status and the webhook keeps serving", func(t *testing.T) {
+		bad := readObject(t, "policies/pod-security-policy/privileged-containers/template.yaml")
+		bad.SetName("pspbroken")
+		_ = unstructured.SetNestedField(bad.Object, "PSPBroken", "spec", "crd", "spec", "names", "kind")
+		code, _, _ := unstructured.NestedSlice(bad.Object, "spec", "targets")
+		target := code[0].(map[string]interface{})
+		src := target["code"].([]interface{})[0].(map[string]interface{})["source"].(map[string]interface{})
+		src["rego"] = strings.Replace(src["rego"].(string), "package pspprivilegedcontainer", "package pspbroken", 1)
+		src["rego"] = strings.Replace(src["rego"].(string), "c.securityContext.privileged == true", "undefined_function(c)", 1)
+		_ = unstructured.SetNestedSlice(bad.Object, code, "spec", "targets")
+		apply(t, c.client, bad)
+		eventually(t, 5*time.Second, func() error {
+			u := readObject(t, "policies/pod-security-policy/privileged-containers/template.yaml")
+			if err := c.client.Get(ctx, client.ObjectKey{Name: "pspbroken"}, u); err != nil {
+				return err
+			}
+			byPod, _, _ := unstructured.NestedSlice(u.Object, "status", "byPod")
+			for _, p := range byPod {
+				errs, _, _ := unstructured.NestedSlice(p.(map[string]interface{}), "errors")
+				for _, e := range errs {
+					m := e.(map[string]interface{})
+					if strings.Contains(fmt.Sprint(m["message"]), "undefined_function") &&
+						strings.HasPrefix(fmt.Sprint(m["location"]), "spec.targets[0].code[0].source.rego:") {
+						return nil
+					}
+				}
+			}
+			return fmt.Errorf("status = %v", u.Object["status"])
+		})
+		if err := user.Create(ctx, pod("alice", "still-denied", true)); err == nil {
+			t.Error("after a broken template, privileged pods are admitted")
+		}
+		if err := user.Create(ctx, pod("alice", "still-admitted", false)); err != nil {
+			t.Errorf("after a broken template, compliant pods are denied: %v", err)
+		}
+	})
+
+	t.Run("exempt namespaces are skipped and the exemption cannot be self-granted", func(t *testing.T) {
+		apply(t, c.client, constraintFor("PSPPrivilegedContainer", "everywhere", "deny"))
+		time.Sleep(300 * time.Millisecond)
+		if err := user.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
+			Name: "exempt-monitoring", Labels: map[string]string{"admission.gatekeeper.sh/ignore": "node-agents"}}}); err != nil {
+			t.Fatalf("an allowed namespace could not carry the ignore label: %v", err)
+		}
+		if err := user.Create(ctx, pod("exempt-monitoring", "node-agent", true)); err != nil {
+			t.Errorf("pod in an exempt namespace was reviewed: %v", err)
+		}
+		err := user.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
+			Name: "sneaky", Labels: map[string]string{"admission.gatekeeper.sh/ignore": "please"}}})
+		if err == nil || !strings.Contains(err.Error(), "may not carry the label admission.gatekeeper.sh/ignore") {
+			t.Errorf("a namespace granted itself the exemption: %v", err)
+		}
+		namespace(t, user, "dave", nil)
+		ns := &corev1.Namespace{}
+		if err := user.Get(ctx, client.ObjectKey{Name: "dave"}, ns); err != nil {
+			t.Fatal(err)
+		}
+		ns.Labels = map[string]string{"admission.gatekeeper.sh/ignore": "later"}
+		if err := user.Update(ctx, ns); err == nil {
+			t.Error("an existing namespace granted itself the exemption by relabelling")
+		}
+		// The webhook's own namespace is never reviewed.
+		if err := c.client.Create(ctx, pod(guardNamespace, "self", true)); err != nil {
+			t.Errorf("pod in the webhook's namespace was reviewed: %v", err)
+		}
+	})
+
+	t.Run("metrics are exposed", func(t *testing.T) {
+		resp, err := http.Get("http://" + c.metrics + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		for _, series := range []string{
+			`daaas_guard_admission_requests_total{decision="deny",kind="Pod",operation="CREATE"}`,
+			`daaas_guard_admission_request_duration_seconds_bucket{decision="allow",kind="Pod",operation="CREATE",le="0.001"}`,
+			`daaas_guard_violations_total{action="warn",constraint="warn-bob",constraint_kind="PSPPrivilegedContainer"}`,
+			`daaas_guard_violations_total{action="dryrun",constraint="dryrun-carol",constraint_kind="PSPPrivilegedContainer"}`,
+			`daaas_guard_constraint_templates{status="loaded"} 1`,
+			`daaas_guard_constraint_templates{status="error"} 1`,
+			`daaas_guard_constraints{status="enforced"}`,
+			`daaas_guard_admission_in_flight_requests`,
+			`daaas_guard_engine_evaluation_seconds_bucket`,
+		} {
+			if !strings.Contains(string(body), series) {
+				t.Errorf("/metrics lacks %s", series)
+			}
+		}
+	})
+
+	t.Run("with the webhook stopped, the API server fails closed as configured", func(t *testing.T) {
+		c.stopWebhook(t)
+		err := user.Create(ctx, pod("alice", "while-down", false))
+		if err == nil || !strings.Contains(err.Error(), `failed calling webhook "validation.guard.statcan.gc.ca"`) {
+			t.Errorf("with the webhook down, pod creation returned %v; want a webhook call failure", err)
+		}
+		// System namespaces are excluded, so the cluster can recover.
+		if err := c.client.Create(ctx, pod("kube-system", "recovery", false)); err != nil {
+			t.Errorf("kube-system is blocked while the webhook is down: %v", err)
+		}
+	})
+}
