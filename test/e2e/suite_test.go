@@ -36,6 +36,7 @@ type cluster struct {
 	client  client.Client
 	cancel  context.CancelFunc
 	done    chan error
+	stopped bool
 	guard   *webhook.Webhook
 	metrics string // address of /metrics
 }
@@ -155,8 +156,12 @@ func (c *cluster) startWebhook(wcfg webhook.Config) error {
 
 // stopWebhook stops the in-process webhook (the control plane keeps
 // running and keeps calling it).
-func (c *cluster) stopWebhook(t *testing.T) {
+func (c *cluster) stopWebhook(t testing.TB) {
 	t.Helper()
+	if c.stopped {
+		return
+	}
+	c.stopped = true
 	c.cancel()
 	select {
 	case err := <-c.done:
@@ -164,15 +169,20 @@ func (c *cluster) stopWebhook(t *testing.T) {
 			t.Errorf("webhook stopped with %v", err)
 		}
 	case <-time.After(20 * time.Second):
-		t.Fatal("webhook did not stop")
+		t.Error("webhook did not stop")
 	}
 }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if shared != nil {
-		shared.cancel()
-		<-shared.done
+		if !shared.stopped {
+			shared.cancel()
+			select {
+			case <-shared.done:
+			case <-time.After(20 * time.Second):
+			}
+		}
 		_ = shared.env.Stop()
 	}
 	os.Exit(code)
