@@ -70,7 +70,7 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newTestCmd(stdout, stderr), newEvalCmd(stdin, stdout), newVersionCmd(stdout))
+	root.AddCommand(newTestCmd(stdout, stderr), newEvalCmd(stdin, stdout), newBenchCmd(stdin, stdout), newVersionCmd(stdout))
 	return root
 }
 
@@ -214,6 +214,48 @@ input is unusable.`,
 	f.StringArrayVar(&dataFiles, "data", nil, "file or directory of objects to add to data.inventory (repeatable)")
 	f.StringVarP(&format, "output", "o", "text", "output format: text, json, junit or tap")
 	f.BoolVarP(&verbose, "verbose", "v", false, "list objects without violations too")
+	return cmd
+}
+
+func newBenchCmd(stdin io.Reader, stdout io.Writer) *cobra.Command {
+	var policyDirs, dataFiles []string
+	var iterations int
+	cmd := &cobra.Command{
+		Use:   "bench -p POLICYDIR [--data FILE...] FILE...|-",
+		Short: "Show what each template costs per admission review",
+		Long: `Reviews the objects as admission requests, once per template with only that
+template's constraints loaded, and prints each template's cost per review,
+slowest first, after subtracting the cost of a review that matches nothing.
+Use it to find the templates that make reviews slow.`,
+		Example: `  guardctl bench -p policies/profiles/daaas --data cluster.yaml pipeline-pod.yaml`,
+		Args:    cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(policyDirs) == 0 {
+				return &exitError{code: 2, err: errors.New("name the policies with -p POLICYDIR")}
+			}
+			set, err := eval.ReadPolicies(policyDirs)
+			if err != nil {
+				return &exitError{code: 2, err: err}
+			}
+			data, err := eval.ReadManifests(dataFiles, stdin)
+			if err != nil {
+				return &exitError{code: 2, err: err}
+			}
+			objs, err := eval.ReadManifests(args, stdin)
+			if err != nil {
+				return &exitError{code: 2, err: err}
+			}
+			costs, baseline, err := eval.Costs(cmd.Context(), set, data, objs, iterations)
+			if err != nil {
+				return &exitError{code: 2, err: err}
+			}
+			return output.CostText(stdout, costs, baseline, len(objs))
+		},
+	}
+	f := cmd.Flags()
+	f.StringArrayVarP(&policyDirs, "policy", "p", nil, "file or directory with ConstraintTemplates and constraints (repeatable)")
+	f.StringArrayVar(&dataFiles, "data", nil, "file or directory of objects to add to data.inventory (repeatable)")
+	f.IntVar(&iterations, "iterations", 20, "reviews of each object per template")
 	return cmd
 }
 

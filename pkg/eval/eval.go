@@ -36,29 +36,36 @@ type Policies struct {
 	Expansion *expansion.Set
 }
 
-// LoadPolicies adds every ConstraintTemplate and constraint found in the
-// YAML and JSON files under paths (files or directories, recursively) to
-// the engine: templates first, then constraints; ExpansionTemplates are
-// collected too. Other objects (fixtures, suites, kustomizations) are
-// skipped. Any file that cannot be read, and
-// any template or constraint that cannot be used, is an error.
-func LoadPolicies(ctx context.Context, e *policy.Engine, paths []string) (*Policies, error) {
-	var templates, constraints []*manifest.Document
+// PolicySet is the policy documents read from policy paths, not yet loaded
+// into an engine.
+type PolicySet struct {
+	Templates   []*manifest.Document
+	Constraints []*manifest.Document
+	Expansion   *expansion.Set
+	Files       int
+}
+
+// ReadPolicies reads the ConstraintTemplates, constraints and
+// ExpansionTemplates under paths (files, directories read recursively, or
+// kustomizations, which are rendered). Other objects (fixtures, suites)
+// are skipped. A file that cannot be read, or no template at all, is an
+// error.
+func ReadPolicies(paths []string) (*PolicySet, error) {
+	set := &PolicySet{}
 	var expansions []*expansion.Template
 	var errs []error
-	files := 0
 	for _, p := range paths {
 		docs, n, err := documents(p, manifest.Options{AllowUntyped: true, KeepLists: true}, nil)
 		if err != nil {
 			return nil, err
 		}
-		files += n
+		set.Files += n
 		for _, d := range docs {
 			switch {
 			case policy.IsTemplate(d.Object):
-				templates = append(templates, d)
+				set.Templates = append(set.Templates, d)
 			case policy.IsConstraint(d.Object):
-				constraints = append(constraints, d)
+				set.Constraints = append(set.Constraints, d)
 			case expansion.IsTemplate(d.Object):
 				t, err := expansion.FromObject(d.Object)
 				if err != nil {
@@ -69,28 +76,60 @@ func LoadPolicies(ctx context.Context, e *policy.Engine, paths []string) (*Polic
 			}
 		}
 	}
-	if len(templates) == 0 {
-		return nil, fmt.Errorf("%w under %s", ErrNoPolicies, strings.Join(paths, ", "))
+	if len(set.Templates) == 0 {
+		errs = append(errs, fmt.Errorf("%w under %s", ErrNoPolicies, strings.Join(paths, ", ")))
 	}
-	for _, d := range templates {
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	set.Expansion = expansion.NewSet(expansions...)
+	return set, nil
+}
+
+// Load adds the templates, then the constraints, to the engine; keep, when
+// not nil, selects the constraint kinds to load. Every template or
+// constraint that cannot be used is reported.
+func (s *PolicySet) Load(ctx context.Context, e *policy.Engine, keep func(kind string) bool) (*Policies, error) {
+	var errs []error
+	out := &Policies{Files: s.Files, Expansion: s.Expansion}
+	for _, d := range s.Templates {
 		t, err := policy.NewTemplate(d.Object, d)
+		if err == nil && keep != nil && !keep(t.Kind) {
+			continue
+		}
 		if err == nil {
 			err = e.AddTemplate(ctx, t)
 		}
 		if err != nil {
 			errs = append(errs, err)
+			continue
 		}
+		out.Templates++
 	}
-	for _, d := range constraints {
+	for _, d := range s.Constraints {
+		if keep != nil && !keep(d.Object.GetKind()) {
+			continue
+		}
 		if err := e.AddConstraint(ctx, d.Object, d); err != nil {
 			errs = append(errs, err)
+			continue
 		}
+		out.Constraints++
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	return &Policies{Templates: len(templates), Constraints: len(constraints), Files: files,
-		Expansion: expansion.NewSet(expansions...)}, nil
+	return out, nil
+}
+
+// LoadPolicies reads the policies under paths and adds them all to the
+// engine; see ReadPolicies and PolicySet.Load.
+func LoadPolicies(ctx context.Context, e *policy.Engine, paths []string) (*Policies, error) {
+	set, err := ReadPolicies(paths)
+	if err != nil {
+		return nil, err
+	}
+	return set.Load(ctx, e, nil)
 }
 
 // Object is one reviewed object and what the constraints said about it.

@@ -264,7 +264,12 @@ func violation(kind, name, template, action string, actions []string, msg string
 		Actions: actions, Message: msg, Details: details}
 }
 
-func round(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
+func round(d time.Duration) time.Duration {
+	if d < 10*time.Millisecond {
+		return d.Round(time.Microsecond)
+	}
+	return d.Round(time.Millisecond)
+}
 
 func indent(s, prefix string) string {
 	var b strings.Builder

@@ -24,6 +24,8 @@ import (
 	"github.com/open-policy-agent/opa/v1/topdown"
 	"github.com/open-policy-agent/opa/v1/topdown/print"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/statcan/daaas-guard/pkg/target"
 )
 
 // The driver keeps the constraint framework's conventions, so templates
@@ -92,7 +94,9 @@ func newRegoDriver(o options) (*regoDriver, error) {
 		}
 		caps.Builtins = kept
 	}
-	store := inmem.NewWithOpts(inmem.OptRoundTripOnWrite(false))
+	// Values are kept as Rego values, so reading referential data during
+	// evaluation does not convert it again on every read.
+	store := inmem.NewWithOpts(inmem.OptRoundTripOnWrite(false), inmem.OptReturnASTValuesOnRead(true))
 	ctx := context.Background()
 	txn, err := store.NewTransaction(ctx, storage.WriteParams)
 	if err != nil {
@@ -369,24 +373,29 @@ func (d *regoDriver) Query(ctx context.Context, target string, constraints []*un
 // reviewValue converts a review to a Rego value once, with the Namespace
 // object the framework passes along (null when there is none).
 func reviewValue(review interface{}, namespace map[string]interface{}) (*ast.Term, error) {
+	if r, ok := review.(*target.Review); ok {
+		return r.Value(namespace)
+	}
 	raw, err := json.Marshal(review)
 	if err != nil {
 		return nil, fmt.Errorf("%w: encoding the review: %v", ErrReview, err)
 	}
-	var m map[string]interface{}
-	if err := json.Unmarshal(raw, &m); err != nil {
+	v, err := target.ParseJSON(raw)
+	if err != nil {
 		return nil, fmt.Errorf("%w: decoding the review: %v", ErrReview, err)
 	}
+	obj, ok := v.(ast.Object)
+	if !ok {
+		return nil, fmt.Errorf("%w: the review is not an object", ErrReview)
+	}
+	var ns ast.Value = ast.Null{}
 	if namespace != nil {
-		m["namespaceObject"] = namespace
-	} else {
-		m["namespaceObject"] = nil
+		if ns, err = ast.InterfaceToValue(namespace); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrReview, err)
+		}
 	}
-	v, err := ast.InterfaceToValue(m)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrReview, err)
-	}
-	return ast.NewTerm(v), nil
+	obj.Insert(ast.StringTerm("namespaceObject"), ast.NewTerm(ns))
+	return ast.NewTerm(obj), nil
 }
 
 func constraintKeys(cs []*unstructured.Unstructured) *ast.Term {

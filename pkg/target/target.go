@@ -18,6 +18,7 @@ import (
 
 	"github.com/open-policy-agent/frameworks/constraint/pkg/core/constraints"
 	"github.com/open-policy-agent/frameworks/constraint/pkg/handler"
+	"github.com/open-policy-agent/opa/v1/ast"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apiextensions-apiserver/pkg/apis/apiextensions"
@@ -217,6 +218,9 @@ type Review struct {
 	// oldObject, so a change that moves an object out of scope is still
 	// reviewed.
 	targets []match.Target
+	// object and oldObject as Rego values, parsed once for both matching
+	// and evaluation.
+	object, oldObject ast.Value
 }
 
 // GetAdmissionRequest lets the framework filter templates by operation.
@@ -232,68 +236,117 @@ func (r *Review) prepare() error {
 		}
 		r.Object = r.OldObject
 	}
-	for _, raw := range [][]byte{r.Object.Raw, r.OldObject.Raw} {
-		if raw == nil {
-			continue
+	var err error
+	if r.Object.Raw != nil {
+		if r.object, err = ParseJSON(r.Object.Raw); err != nil {
+			return fmt.Errorf("%w: %s %q: object: %w", ErrReview, r.Kind.Kind, r.Name, err)
 		}
-		o, err := matchObject(raw)
-		if err != nil {
-			return fmt.Errorf("%w: %s %q: %w", ErrReview, r.Kind.Kind, r.Name, err)
-		}
-		r.targets = append(r.targets, match.Target{Object: o, Namespace: r.namespace, Source: r.source})
+		r.targets = append(r.targets, r.matchTarget(r.object))
+	}
+	if r.OldObject.Raw != nil {
 		if r.Operation == admissionv1.Delete {
-			break // object and oldObject are the same document
+			r.oldObject = r.object // the same document
+			return nil
 		}
+		if r.oldObject, err = ParseJSON(r.OldObject.Raw); err != nil {
+			return fmt.Errorf("%w: %s %q: oldObject: %w", ErrReview, r.Kind.Kind, r.Name, err)
+		}
+		r.targets = append(r.targets, r.matchTarget(r.oldObject))
 	}
 	return nil
 }
 
-// matchObject decodes only the parts of an object that matching reads. It
-// is lenient in the way unstructured accessors are: a field of the wrong
-// type reads as empty, and labels with a non-string value read as no labels.
-func matchObject(raw []byte) (match.Object, error) {
-	var head struct {
-		APIVersion json.RawMessage `json:"apiVersion"`
-		Kind       json.RawMessage `json:"kind"`
-		Metadata   json.RawMessage `json:"metadata"`
+func (r *Review) matchTarget(v ast.Value) match.Target {
+	return match.Target{Object: matchObject(v), Namespace: r.namespace, Source: r.source}
+}
+
+// Value is the review as policies see it, input.review: the admission
+// request's JSON form with the objects already parsed, plus
+// namespaceObject (null when the review carries no Namespace). ns is the
+// Namespace as JSON-compatible values.
+func (r *Review) Value(ns map[string]interface{}) (*ast.Term, error) {
+	shallow := r.AdmissionRequest
+	shallow.Object, shallow.OldObject = runtime.RawExtension{}, runtime.RawExtension{}
+	raw, err := json.Marshal(&shallow)
+	if err != nil {
+		return nil, fmt.Errorf("%w: encoding the request: %w", ErrReview, err)
 	}
-	if err := json.Unmarshal(raw, &head); err != nil {
-		return match.Object{}, err
+	v, err := ParseJSON(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrReview, err)
 	}
-	var meta struct {
-		Name         json.RawMessage `json:"name"`
-		GenerateName json.RawMessage `json:"generateName"`
-		Namespace    json.RawMessage `json:"namespace"`
-		Labels       json.RawMessage `json:"labels"`
+	obj, ok := v.(ast.Object)
+	if !ok {
+		return nil, fmt.Errorf("%w: the request is not an object", ErrReview)
 	}
-	_ = json.Unmarshal(head.Metadata, &meta) // metadata that is not an object reads as empty
-	group := lenientString(head.APIVersion)
+	for key, val := range map[string]ast.Value{"object": r.object, "oldObject": r.oldObject} {
+		if val == nil {
+			val = ast.Null{}
+		}
+		obj.Insert(ast.StringTerm(key), ast.NewTerm(val))
+	}
+	var nsv ast.Value = ast.Null{}
+	if ns != nil {
+		if nsv, err = ast.InterfaceToValue(ns); err != nil {
+			return nil, fmt.Errorf("%w: namespace: %w", ErrReview, err)
+		}
+	}
+	obj.Insert(ast.StringTerm("namespaceObject"), ast.NewTerm(nsv))
+	return ast.NewTerm(obj), nil
+}
+
+// matchObject reads the parts of an object that matching looks at. It is
+// lenient in the way unstructured accessors are: a field of the wrong type
+// reads as empty, and labels with a non-string value read as no labels.
+func matchObject(v ast.Value) match.Object {
+	obj, _ := v.(ast.Object)
+	get := func(o ast.Object, key string) ast.Value {
+		if o == nil {
+			return nil
+		}
+		if t := o.Get(ast.StringTerm(key)); t != nil {
+			return t.Value
+		}
+		return nil
+	}
+	str := func(o ast.Object, key string) string {
+		s, _ := get(o, key).(ast.String)
+		return string(s)
+	}
+	meta, _ := get(obj, "metadata").(ast.Object)
+	group := str(obj, "apiVersion")
 	if i := strings.LastIndex(group, "/"); i >= 0 {
 		group = group[:i]
 	} else {
 		group = "" // core group: apiVersion is just "v1"
 	}
 	var lbls map[string]string
-	if json.Unmarshal(meta.Labels, &lbls) != nil {
-		lbls = nil
+	if lo, ok := get(meta, "labels").(ast.Object); ok {
+		lbls = make(map[string]string, lo.Len())
+		err := lo.Iter(func(k, val *ast.Term) error {
+			ks, ok1 := k.Value.(ast.String)
+			vs, ok2 := val.Value.(ast.String)
+			if !ok1 || !ok2 {
+				return errNonStringLabel
+			}
+			lbls[string(ks)] = string(vs)
+			return nil
+		})
+		if err != nil {
+			lbls = nil
+		}
 	}
 	return match.Object{
 		Group:        group,
-		Kind:         lenientString(head.Kind),
-		Name:         lenientString(meta.Name),
-		GenerateName: lenientString(meta.GenerateName),
-		Namespace:    lenientString(meta.Namespace),
+		Kind:         str(obj, "kind"),
+		Name:         str(meta, "name"),
+		GenerateName: str(meta, "generateName"),
+		Namespace:    str(meta, "namespace"),
 		Labels:       lbls,
-	}, nil
+	}
 }
 
-func lenientString(raw json.RawMessage) string {
-	var s string
-	if len(raw) == 0 || json.Unmarshal(raw, &s) != nil {
-		return ""
-	}
-	return s
-}
+var errNonStringLabel = errors.New("label value is not a string")
 
 // ValidateConstraint checks the parts of spec.match that the CRD schema
 // cannot: label selectors must be well formed and scope must be known.
@@ -446,4 +499,23 @@ func (c *namespaceCache) get(name string) *corev1.Namespace {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	return c.m[name]
+}
+
+// AdmissionRequestFor builds the CREATE request the API server would send
+// for an object, for benchmarks and offline tools that exercise the
+// admission path.
+func AdmissionRequestFor(u *unstructured.Unstructured) (*admissionv1.AdmissionRequest, error) {
+	raw, err := u.MarshalJSON()
+	if err != nil {
+		return nil, fmt.Errorf("%w: encoding %s %q: %w", ErrReview, u.GetKind(), u.GetName(), err)
+	}
+	gvk := u.GroupVersionKind()
+	return &admissionv1.AdmissionRequest{
+		UID:       "00000000-0000-0000-0000-000000000000",
+		Kind:      metav1.GroupVersionKind{Group: gvk.Group, Version: gvk.Version, Kind: gvk.Kind},
+		Name:      u.GetName(),
+		Namespace: u.GetNamespace(),
+		Operation: admissionv1.Create,
+		Object:    runtime.RawExtension{Raw: raw},
+	}, nil
 }

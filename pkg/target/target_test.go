@@ -107,10 +107,11 @@ func TestMatchObject_IsLenientLikeUnstructured(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			o, err := matchObject([]byte(tc.raw))
+			v, err := ParseJSON([]byte(tc.raw))
 			if err != nil {
 				t.Fatal(err)
 			}
+			o := matchObject(v)
 			if diff := cmp.Diff(tc.want, o.Labels); diff != "" {
 				t.Errorf("labels (-want +got):\n%s", diff)
 			}
@@ -119,10 +120,11 @@ func TestMatchObject_IsLenientLikeUnstructured(t *testing.T) {
 			}
 		})
 	}
-	o, err := matchObject([]byte(`{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"d","generateName":"d-"}}`))
+	v, err := ParseJSON([]byte(`{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"d","generateName":"d-"}}`))
 	if err != nil {
 		t.Fatal(err)
 	}
+	o := matchObject(v)
 	if o.Group != "apps" || o.Name != "d" || o.GenerateName != "d-" {
 		t.Errorf("got %+v", o)
 	}

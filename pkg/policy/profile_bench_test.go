@@ -1,0 +1,14 @@
+package policy
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/statcan/daaas-guard/pkg/kustomize"
+	"github.com/statcan/daaas-guard/pkg/manifest"
+)
+
+func kustomizeProfile(b *testing.B) ([]*manifest.Document, error) {
+	b.Helper()
+	return kustomize.Build(filepath.Join("..", "..", "policies", "profiles", "daaas"), manifest.Options{AllowUntyped: true, KeepLists: true})
+}
