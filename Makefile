@@ -15,7 +15,7 @@ STATICCHECK_VERSION := v0.8.2
 CONTROLLER_GEN := $(GO) run sigs.k8s.io/controller-tools/cmd/controller-gen@v0.23.0
 FRAMEWORKS_APIS := github.com/open-policy-agent/frameworks/constraint/pkg/apis/templates/...
 
-.PHONY: all build test vet fmt-check unit policy-test lint bench fuzz demo clean controlplane generate verify-generated
+.PHONY: all build test vet fmt-check unit policy-test lint bench fuzz demo clean controlplane generate verify-generated docker-build kind-up deploy
 
 all: build
 
@@ -74,6 +74,24 @@ fuzz:
 ## demo: show the suite at work (see README.md)
 demo: build
 	./hack/demo.sh
+
+## Cluster targets: they need Docker and kind, which CI does not have.
+IMAGE_PREFIX ?= k8scc01covidacr.azurecr.io/daaas-guard
+IMAGE_TAG    ?= dev
+KIND_CLUSTER ?= daaas-guard
+
+docker-build:
+	docker build --build-arg BINARY=webhook -t $(IMAGE_PREFIX)/webhook:$(IMAGE_TAG) .
+	docker build --build-arg BINARY=scanner -t $(IMAGE_PREFIX)/scanner:$(IMAGE_TAG) .
+
+kind-up:
+	kind create cluster --name $(KIND_CLUSTER) --config kind-config.yaml
+
+deploy: docker-build
+	kind load docker-image --name $(KIND_CLUSTER) $(IMAGE_PREFIX)/webhook:$(IMAGE_TAG) $(IMAGE_PREFIX)/scanner:$(IMAGE_TAG)
+	$(BIN)/guardctl eval -p policies/profiles/daaas manifests/overlays/kind
+	kubectl apply --server-side -k manifests/overlays/kind
+	kubectl apply --server-side -k policies/profiles/daaas
 
 clean:
 	rm -rf $(BIN) out
