@@ -61,9 +61,12 @@ policy-test: build
 lint: fmt-check vet
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
-## bench: benchmarks, reported with allocations (long; not part of test)
-bench:
+## bench: engine benchmarks (ratios to a baseline in the same run), then the
+## webhook under load on the local control plane (long; not part of test)
+bench: build controlplane
 	$(GO) test -run '^$$' -bench . -benchmem -count=5 ./pkg/... | $(GO) run ./hack/benchratio
+	$(BIN)/guardctl bench -p policies/profiles/daaas --data policies/profiles/daaas/workloads/inventory.yaml pkg/policy/testdata/bench/pipeline_pod.yaml
+	$(GO) run ./hack/loadtest
 
 ## fuzz: run each fuzz target for FUZZTIME (default 30s)
 FUZZTIME ?= 30s

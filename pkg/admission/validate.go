@@ -14,9 +14,13 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/statcan/daaas-guard/pkg/expansion"
 	"github.com/statcan/daaas-guard/pkg/match"
 	"github.com/statcan/daaas-guard/pkg/policy"
 	"github.com/statcan/daaas-guard/pkg/target"
@@ -47,6 +51,9 @@ type ValidatorConfig struct {
 	EvalTimeout time.Duration
 	// Ready, when set, must report true before requests are reviewed.
 	Ready func() bool
+	// Expansion, when set, returns the current ExpansionTemplates: a
+	// workload is also reviewed through the objects it will create.
+	Expansion func() *expansion.Set
 }
 
 // Validator is the validating admission handler.
@@ -125,6 +132,11 @@ func (v *Validator) Handle(ctx context.Context, req admission.Request) (resp adm
 
 	evalStart := time.Now()
 	result, err := v.cfg.Engine.Review(ctx, in, policy.AtEnforcementPoint(policy.EnforcementPointWebhook))
+	if err == nil && v.cfg.Expansion != nil && req.Object.Raw != nil && req.Operation != admissionv1.Delete {
+		var derived []policy.Result
+		derived, err = v.derived(ctx, req, in.Namespace)
+		result.Results = append(result.Results, derived...)
+	}
 	v.cfg.Metrics.Evaluation.Observe(time.Since(evalStart).Seconds())
 	switch {
 	case ctx.Err() != nil:
@@ -139,6 +151,23 @@ func (v *Validator) Handle(ctx context.Context, req admission.Request) (resp adm
 		v.cfg.Log.Error(err, "partial review", "kind", req.Kind.Kind, "namespace", req.Namespace, "name", req.Name)
 	}
 	return v.respond(req, result, err, &decision)
+}
+
+// derived reviews the objects a workload will create (a Deployment's Pod).
+func (v *Validator) derived(ctx context.Context, req admission.Request, ns *corev1.Namespace) ([]policy.Result, error) {
+	set := v.cfg.Expansion()
+	gvk := schema.GroupVersionKind{Group: req.Kind.Group, Version: req.Kind.Version, Kind: req.Kind.Kind}
+	if set == nil || !set.AppliesTo(gvk) {
+		return nil, nil
+	}
+	parent := &unstructured.Unstructured{}
+	if err := parent.UnmarshalJSON(req.Object.Raw); err != nil {
+		return nil, fmt.Errorf("decoding %s %s/%s: %w", req.Kind.Kind, req.Namespace, req.Name, err)
+	}
+	if parent.GetNamespace() == "" {
+		parent.SetNamespace(req.Namespace)
+	}
+	return v.cfg.Engine.ReviewDerived(ctx, parent, ns, req.Operation, set, policy.AtEnforcementPoint(policy.EnforcementPointWebhook))
 }
 
 // respond turns results into the answer: every deny message, each prefixed

@@ -156,6 +156,16 @@ func cyclic(ts []*Template) map[string]bool {
 	return out
 }
 
+// AppliesTo reports whether some template expands objects of this kind.
+func (s *Set) AppliesTo(gvk schema.GroupVersionKind) bool {
+	for _, t := range s.templates {
+		if t.appliesTo(gvk) {
+			return true
+		}
+	}
+	return false
+}
+
 // Len is the number of templates in use.
 func (s *Set) Len() int { return len(s.templates) }
 

@@ -6,6 +6,8 @@ import (
 	"sort"
 
 	"github.com/open-policy-agent/frameworks/constraint/pkg/types"
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/statcan/daaas-guard/pkg/expansion"
@@ -130,26 +132,38 @@ func details(md map[string]interface{}) map[string]interface{} {
 // take the template's enforcement action when it sets one. set may be nil.
 func (e *Engine) ReviewExpanded(ctx context.Context, obj *target.Object, set *expansion.Set, opts ...ReviewOption) (*Response, error) {
 	resp, err := e.Review(ctx, obj, opts...)
-	if err != nil || set == nil || set.Len() == 0 {
+	if err != nil {
 		return resp, err
 	}
-	derived, err := set.Expand(obj.Object, "")
-	if err != nil {
-		return resp, fmt.Errorf("%w: %w", ErrReview, err)
+	derived, err := e.ReviewDerived(ctx, obj.Object, obj.Namespace, obj.Operation, set, opts...)
+	resp.Results = append(resp.Results, derived...)
+	return resp, err
+}
+
+// ReviewDerived reviews only the objects the expansion set derives from
+// parent, as generated objects under the parent's operation (as Gatekeeper
+// does), and returns their results marked as implied by their template.
+func (e *Engine) ReviewDerived(ctx context.Context, parent *unstructured.Unstructured, ns *corev1.Namespace, op admissionv1.Operation, set *expansion.Set, opts ...ReviewOption) ([]Result, error) {
+	if set == nil || set.Len() == 0 || !set.AppliesTo(parent.GroupVersionKind()) {
+		return nil, nil
 	}
+	derived, err := set.Expand(parent, "")
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrReview, err)
+	}
+	var out []Result
 	for _, d := range derived {
-		sub, err := e.Review(ctx, &target.Object{Object: d.Object, Namespace: obj.Namespace, Operation: obj.Operation,
-			Source: match.SourceGenerated}, opts...)
+		sub, err := e.Review(ctx, &target.Object{Object: d.Object, Namespace: ns, Operation: op, Source: match.SourceGenerated}, opts...)
 		if err != nil {
-			return resp, err
+			return out, err
 		}
 		for _, r := range sub.Results {
 			r.Message = expansion.MessagePrefix(d.Template) + r.Message
 			if d.EnforcementAction != "" {
 				r.Action, r.Actions = d.EnforcementAction, []string{d.EnforcementAction}
 			}
-			resp.Results = append(resp.Results, r)
+			out = append(out, r)
 		}
 	}
-	return resp, nil
+	return out, nil
 }

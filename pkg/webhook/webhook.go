@@ -32,6 +32,7 @@ import (
 	cradmission "sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	configv1alpha1 "github.com/statcan/daaas-guard/api/config/v1alpha1"
+	expansionv1alpha1 "github.com/statcan/daaas-guard/api/expansion/v1alpha1"
 	"github.com/statcan/daaas-guard/pkg/admission"
 	"github.com/statcan/daaas-guard/pkg/controllers"
 	"github.com/statcan/daaas-guard/pkg/match"
@@ -87,7 +88,8 @@ type Config struct {
 // Scheme holds the types the webhook reads.
 func Scheme() *runtime.Scheme {
 	s := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, apiextensionsv1.AddToScheme, configv1alpha1.AddToScheme} {
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, apiextensionsv1.AddToScheme,
+		configv1alpha1.AddToScheme, expansionv1alpha1.AddToScheme} {
 		if err := add(s); err != nil {
 			panic(err)
 		}
@@ -164,6 +166,10 @@ func Setup(mgr manager.Manager, cfg Config) (*Webhook, error) {
 	if err := config.SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
+	expansions := &controllers.ExpansionReconciler{Client: mgr.GetClient(), Log: log.WithName("expansion")}
+	if err := expansions.SetupWithManager(mgr); err != nil {
+		return nil, err
+	}
 	if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
 		// List what exists now, straight from the API server, so that
 		// readiness waits for all of it.
@@ -193,6 +199,7 @@ func Setup(mgr manager.Manager, cfg Config) (*Webhook, error) {
 		MaxInFlight:    cfg.MaxInFlight,
 		EvalTimeout:    cfg.EvalTimeout,
 		Ready:          w.Tracker.Ready,
+		Expansion:      expansions.Set,
 	})
 	if err != nil {
 		return nil, err

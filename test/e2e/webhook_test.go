@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"go.uber.org/zap/zapcore"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -327,6 +328,41 @@ func TestWebhook(t *testing.T) {
 			if !strings.Contains(string(body), series) {
 				t.Errorf("/metrics lacks %s", series)
 			}
+		}
+	})
+
+	t.Run("a Deployment is denied for the Pods it would create", func(t *testing.T) {
+		docs, err := manifest.ReadFile(filepath.Join(repoRoot(t), "policies", "expansion", "workloads.yaml"), manifest.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range docs {
+			apply(t, c.client, d.Object)
+		}
+		deploy := &appsv1.Deployment{
+			ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "alice"},
+			Spec: appsv1.DeploymentSpec{
+				Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
+				Template: corev1.PodTemplateSpec{
+					ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "web"}},
+					Spec:       pod("alice", "", true).Spec,
+				},
+			},
+		}
+		eventually(t, 5*time.Second, func() error {
+			err := user.Create(ctx, deploy.DeepCopy())
+			if err == nil {
+				_ = user.Delete(ctx, deploy.DeepCopy())
+				return fmt.Errorf("a Deployment of privileged pods was admitted")
+			}
+			if !strings.Contains(err.Error(), `[Implied by expand-deployments] container "main" runs privileged`) {
+				return fmt.Errorf("unexpected denial: %v", err)
+			}
+			return nil
+		})
+		deploy.Spec.Template.Spec = pod("alice", "", false).Spec
+		if err := user.Create(ctx, deploy); err != nil {
+			t.Errorf("a compliant Deployment was denied: %v", err)
 		}
 	})
 

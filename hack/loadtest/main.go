@@ -1,0 +1,667 @@
+// Command loadtest measures the webhook as the platform runs it, on the
+// local control plane (hack/controlplane):
+//
+//  1. direct: realistic pod AdmissionReviews (every Pod fixture of the
+//     policy library and an Argo/KFP pipeline pod) posted over HTTPS to a
+//     webhook process at concurrency 1, 8 and 32, with the platform profile
+//     loaded; reviews/s, latency percentiles and the webhook's CPU seconds
+//     per review (from /proc), against a baseline run of the same webhook
+//     with no policies;
+//  2. apiserver: pods created through kube-apiserver per second, without
+//     and then with the webhook registered, in one run, and their ratio.
+//
+// `make bench` runs it; docs/performance.md records the results.
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-logr/logr"
+	admissionv1 "k8s.io/api/admission/v1"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	k8sruntime "k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	crlog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/statcan/daaas-guard/pkg/eval"
+	"github.com/statcan/daaas-guard/pkg/kustomize"
+	"github.com/statcan/daaas-guard/pkg/manifest"
+	"github.com/statcan/daaas-guard/pkg/webhook"
+)
+
+type options struct {
+	duration    time.Duration
+	levels      []int
+	pods        int
+	podWorkers  int
+	webhookBin  string
+	controlBins string
+	profile     string
+}
+
+func main() {
+	var o options
+	var levels string
+	flag.DurationVar(&o.duration, "duration", 10*time.Second, "duration of each direct load level")
+	flag.StringVar(&levels, "concurrency", "1,8,32", "concurrency levels of the direct load")
+	flag.IntVar(&o.pods, "pods", 300, "pods created through the API server per phase")
+	flag.IntVar(&o.podWorkers, "pod-workers", 16, "concurrent pod creations")
+	flag.StringVar(&o.webhookBin, "webhook", "bin/webhook", "webhook binary")
+	flag.StringVar(&o.controlBins, "controlplane", "hack/controlplane/bin", "kube-apiserver and etcd")
+	flag.StringVar(&o.profile, "profile", "policies/profiles/daaas", "policy profile to load")
+	flag.Parse()
+	for _, l := range strings.Split(levels, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(l))
+		if err != nil || n < 1 {
+			fail(fmt.Errorf("bad concurrency %q", l))
+		}
+		o.levels = append(o.levels, n)
+	}
+	crlog.SetLogger(logr.Discard())
+	if err := run(o); err != nil {
+		fail(err)
+	}
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "loadtest:", err)
+	os.Exit(1)
+}
+
+func run(o options) error {
+	ctx := context.Background()
+	work, err := os.MkdirTemp("", "daaas-guard-loadtest-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+
+	fmt.Printf("machine: %d CPUs (%s), %s\n", runtime.NumCPU(), cpuModel(), runtime.Version())
+	env := &envtest.Environment{
+		BinaryAssetsDirectory: o.controlBins,
+		CRDDirectoryPaths:     []string{"manifests/base/crds"},
+		ErrorIfCRDPathMissing: true,
+	}
+	cfg, err := env.Start()
+	if err != nil {
+		return fmt.Errorf("starting the control plane: %w", err)
+	}
+	defer func() { _ = env.Stop() }()
+	cl, err := client.New(cfg, client.Options{Scheme: webhook.Scheme()})
+	if err != nil {
+		return err
+	}
+	kubeconfig := filepath.Join(work, "kubeconfig")
+	if err := os.WriteFile(kubeconfig, env.KubeConfig, 0o600); err != nil {
+		return err
+	}
+	caPEM, err := writeServingCert(work)
+	if err != nil {
+		return err
+	}
+	if err := cl.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "daaas-guard"}}); err != nil {
+		return err
+	}
+
+	wh, err := startWebhook(o.webhookBin, kubeconfig, work)
+	if err != nil {
+		return err
+	}
+	defer wh.stop()
+
+	reviews, err := admissionReviews(o.profile)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("admission reviews: %d distinct pods (policy fixtures and a pipeline pod)\n\n", len(reviews))
+
+	fmt.Println("## Direct load: AdmissionReviews posted to the webhook over HTTPS")
+	base := wh.load(reviews, 8, o.duration)
+	fmt.Printf("baseline, no policies loaded:  %s\n", base)
+
+	n, err := applyProfile(ctx, cl, o.profile)
+	if err != nil {
+		return err
+	}
+	if err := wh.waitReady(2 * time.Minute); err != nil {
+		return err
+	}
+	time.Sleep(2 * time.Second) // let the last constraints settle
+	fmt.Printf("profile loaded: %s\n", n)
+	var results []loadResult
+	for _, c := range o.levels {
+		r := wh.load(reviews, c, o.duration)
+		results = append(results, r)
+		fmt.Printf("profile, concurrency %-3d %s\n", c, r)
+	}
+	for _, r := range results {
+		if r.concurrency == 8 && base.cpuPerReview > 0 {
+			fmt.Printf("CPU per review with the profile / without: %.2fx\n", r.cpuPerReview.Seconds()/base.cpuPerReview.Seconds())
+		}
+	}
+
+	fmt.Println("\n## Through the API server: pods created per second")
+	if err := prepareNamespace(ctx, cl, o.profile); err != nil {
+		return err
+	}
+	without, err := createPods(ctx, cfg, "without", o.pods, o.podWorkers)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("without webhook: %s\n", without)
+	if err := registerWebhook(ctx, cl, wh.port, caPEM); err != nil {
+		return err
+	}
+	with, err := createPods(ctx, cfg, "with", o.pods, o.podWorkers)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("with webhook:    %s\n", with)
+	fmt.Printf("pod creation with the webhook / without: %.0f%%\n", 100*with.rate()/without.rate())
+	return nil
+}
+
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return "unknown CPU"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "model name") {
+			if i := strings.Index(line, ":"); i > 0 {
+				return strings.TrimSpace(line[i+1:])
+			}
+		}
+	}
+	return "unknown CPU"
+}
+
+// writeServingCert writes a CA-signed certificate for 127.0.0.1 and returns
+// the CA in PEM.
+func writeServingCert(dir string) ([]byte, error) {
+	caKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, err
+	}
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "loadtest-ca"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IsCA: true, KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		return nil, err
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		return nil, err
+	}
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})
+	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
+	for name, b := range map[string][]byte{"tls.crt": certPEM, "tls.key": keyPEM} {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			return nil, err
+		}
+	}
+	return caPEM, nil
+}
+
+type webhookProcess struct {
+	cmd    *exec.Cmd
+	port   int
+	health string
+	client *http.Client
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func startWebhook(bin, kubeconfig, certDir string) (*webhookProcess, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	hp, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	w := &webhookProcess{port: port, health: fmt.Sprintf("127.0.0.1:%d", hp)}
+	w.cmd = exec.Command(bin,
+		"--namespace=daaas-guard", "--pod-name=loadtest-0",
+		"--disable-cert-rotation", "--cert-dir="+certDir, fmt.Sprintf("--port=%d", port),
+		"--health-addr="+w.health, "--metrics-addr=0", "--zap-log-level=error")
+	w.cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
+	w.cmd.Stdout, w.cmd.Stderr = os.Stderr, os.Stderr
+	if err := w.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting %s: %w", bin, err)
+	}
+	w.client = &http.Client{
+		Timeout: 10 * time.Second,
+		Transport: &http.Transport{
+			TLSClientConfig:     &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}, //nolint:gosec // loopback test server with a throwaway CA
+			MaxIdleConnsPerHost: 64,
+		},
+	}
+	if err := w.waitReady(time.Minute); err != nil {
+		w.stop()
+		return nil, err
+	}
+	return w, nil
+}
+
+func (w *webhookProcess) waitReady(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get("http://" + w.health + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return errors.New("the webhook did not become ready")
+}
+
+func (w *webhookProcess) stop() {
+	if w.cmd.Process != nil {
+		_ = w.cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { _ = w.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = w.cmd.Process.Kill()
+		}
+	}
+}
+
+// cpuTime is the process's user and system CPU time, from /proc.
+func cpuTime(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name (which is in parentheses).
+	s := string(b)
+	fields := strings.Fields(s[strings.LastIndex(s, ")")+2:])
+	utime, _ := strconv.ParseInt(fields[11], 10, 64)
+	stime, _ := strconv.ParseInt(fields[12], 10, 64)
+	const ticks = 100 // USER_HZ on Linux
+	return time.Duration(utime+stime) * time.Second / ticks
+}
+
+type loadResult struct {
+	concurrency  int
+	reviews      int
+	errors       int
+	elapsed      time.Duration
+	p50, p90     time.Duration
+	p99, max     time.Duration
+	cpuPerReview time.Duration
+}
+
+func (r loadResult) String() string {
+	return fmt.Sprintf("%6.0f reviews/s  p50 %6s  p90 %6s  p99 %6s  max %6s  CPU/review %6s  (%d reviews, %d errors)",
+		float64(r.reviews)/r.elapsed.Seconds(), ms(r.p50), ms(r.p90), ms(r.p99), ms(r.max), ms(r.cpuPerReview), r.reviews, r.errors)
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond)) }
+
+// load posts the reviews round-robin from concurrency workers for d.
+func (w *webhookProcess) load(reviews [][]byte, concurrency int, d time.Duration) loadResult {
+	url := fmt.Sprintf("https://127.0.0.1:%d%s", w.port, webhook.ValidatePath)
+	var next atomic.Int64
+	var mu sync.Mutex
+	var lat []time.Duration
+	errs := 0
+	cpu0 := cpuTime(w.cmd.Process.Pid)
+	start := time.Now()
+	stopAt := start.Add(d)
+	var wg sync.WaitGroup
+	for i := 0; i < concurrency; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine []time.Duration
+			bad := 0
+			for time.Now().Before(stopAt) {
+				body := reviews[int(next.Add(1))%len(reviews)]
+				t := time.Now()
+				resp, err := w.client.Post(url, "application/json", bytes.NewReader(body))
+				if err == nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != http.StatusOK {
+						err = fmt.Errorf("status %d", resp.StatusCode)
+					}
+				}
+				if err != nil {
+					bad++
+					continue
+				}
+				mine = append(mine, time.Since(t))
+			}
+			mu.Lock()
+			lat = append(lat, mine...)
+			errs += bad
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	cpu := cpuTime(w.cmd.Process.Pid) - cpu0
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	pct := func(p float64) time.Duration {
+		if len(lat) == 0 {
+			return 0
+		}
+		return lat[min(len(lat)-1, int(p*float64(len(lat))))]
+	}
+	r := loadResult{concurrency: concurrency, reviews: len(lat), errors: errs, elapsed: elapsed,
+		p50: pct(0.50), p90: pct(0.90), p99: pct(0.99), max: pct(1)}
+	if len(lat) > 0 {
+		r.cpuPerReview = cpu / time.Duration(len(lat))
+	}
+	return r
+}
+
+// admissionReviews encodes a CREATE review for every Pod fixture of the
+// library and the benchmark pipeline pod.
+func admissionReviews(profile string) ([][]byte, error) {
+	var pods []*unstructured.Unstructured
+	files, err := manifest.Files([]string{"policies/general", "policies/pod-security-policy", "policies/pipelines"}, ".yaml")
+	if err != nil {
+		return nil, err
+	}
+	files = append(files, "pkg/policy/testdata/bench/pipeline_pod.yaml")
+	for _, f := range files {
+		if !strings.Contains(f, "samples") && !strings.HasSuffix(f, "pipeline_pod.yaml") {
+			continue
+		}
+		docs, err := manifest.ReadFile(f, manifest.Options{})
+		if err != nil {
+			continue // not every sample file is an object
+		}
+		for _, d := range docs {
+			if d.Object.GetKind() == "Pod" && d.Object.GetAPIVersion() == "v1" {
+				pods = append(pods, d.Object)
+			}
+		}
+	}
+	var out [][]byte
+	for i, p := range pods {
+		raw, err := p.MarshalJSON()
+		if err != nil {
+			return nil, err
+		}
+		ns := p.GetNamespace()
+		if ns == "" {
+			ns = "alice"
+		}
+		review := admissionv1.AdmissionReview{
+			TypeMeta: metav1.TypeMeta{APIVersion: "admission.k8s.io/v1", Kind: "AdmissionReview"},
+			Request: &admissionv1.AdmissionRequest{
+				UID:       types.UID(fmt.Sprintf("loadtest-%d", i)),
+				Kind:      metav1.GroupVersionKind{Version: "v1", Kind: "Pod"},
+				Resource:  metav1.GroupVersionResource{Version: "v1", Resource: "pods"},
+				Name:      p.GetName(),
+				Namespace: ns,
+				Operation: admissionv1.Create,
+				UserInfo:  authUser("alice@statcan.gc.ca"),
+				Object:    runtimeRaw(raw),
+			},
+		}
+		b, err := json.Marshal(review)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, b)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no pod fixtures found")
+	}
+	return out, nil
+}
+
+// applyProfile creates the profile's templates, waits for their
+// constraint CRDs (which the webhook creates), then the constraints.
+func applyProfile(ctx context.Context, cl client.Client, profile string) (string, error) {
+	docs, err := kustomize.Build(profile, manifest.Options{AllowUntyped: true, KeepLists: true})
+	if err != nil {
+		return "", err
+	}
+	templates, constraints := 0, 0
+	var later []*unstructured.Unstructured
+	for _, d := range docs {
+		switch d.Object.GetAPIVersion() {
+		case "templates.gatekeeper.sh/v1":
+			if err := cl.Create(ctx, d.Object); err != nil && !apierrors.IsAlreadyExists(err) {
+				return "", err
+			}
+			templates++
+		default:
+			later = append(later, d.Object)
+		}
+	}
+	for _, u := range later {
+		gvk := u.GroupVersionKind()
+		if gvk.Group == "constraints.gatekeeper.sh" {
+			if err := waitForCRD(ctx, cl, strings.ToLower(gvk.Kind)+".constraints.gatekeeper.sh"); err != nil {
+				return "", err
+			}
+			constraints++
+		}
+		for {
+			err := cl.Create(ctx, u.DeepCopy())
+			if err == nil || apierrors.IsAlreadyExists(err) {
+				break
+			}
+			if strings.Contains(err.Error(), "no matches for kind") && gvk.Group == "constraints.gatekeeper.sh" {
+				time.Sleep(50 * time.Millisecond) // discovery has not caught up with the new CRD
+				continue
+			}
+			return "", fmt.Errorf("creating %s %s: %w", gvk.Kind, u.GetName(), err)
+		}
+	}
+	return fmt.Sprintf("%d templates, %d constraints", templates, constraints), nil
+}
+
+func waitForCRD(ctx context.Context, cl client.Client, name string) error {
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		crd := &apiextensionsv1.CustomResourceDefinition{}
+		if err := cl.Get(ctx, client.ObjectKey{Name: name}, crd); err == nil {
+			for _, c := range crd.Status.Conditions {
+				if c.Type == apiextensionsv1.Established && c.Status == apiextensionsv1.ConditionTrue {
+					return nil
+				}
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("CRD %s was not established", name)
+}
+
+// prepareNamespace creates the profile namespace the pods go to, with the
+// cluster state the profile's referential rules need (the inventory
+// fixture's objects in that namespace, where their kinds are served).
+func prepareNamespace(ctx context.Context, cl client.Client, profile string) error {
+	inv, err := eval.ReadManifests([]string{filepath.Join(profile, "workloads", "inventory.yaml")}, nil)
+	if err != nil {
+		return err
+	}
+	for _, d := range inv {
+		u := d.Object
+		if u.GetNamespace() != "alice" && !(u.GetKind() == "Namespace" && u.GetName() == "alice") {
+			continue
+		}
+		if err := cl.Create(ctx, u.DeepCopy()); err != nil && !apierrors.IsAlreadyExists(err) && !strings.Contains(err.Error(), "no matches for kind") {
+			return fmt.Errorf("creating %s %s: %w", u.GetKind(), u.GetName(), err)
+		}
+	}
+	return nil
+}
+
+// notebookPod is the profile's admitted notebook pod, named freshly.
+func notebookPod(name string) (*unstructured.Unstructured, error) {
+	docs, err := manifest.ReadFile("policies/profiles/daaas/workloads/admitted/notebook.yaml", manifest.Options{})
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range docs {
+		if d.Object.GetKind() == "Pod" {
+			p := d.Object.DeepCopy()
+			p.SetName(name)
+			p.SetResourceVersion("")
+			return p, nil
+		}
+	}
+	return nil, errors.New("no Pod in the notebook fixture")
+}
+
+type podResult struct {
+	created, failed int
+	elapsed         time.Duration
+	firstError      string
+}
+
+func (r podResult) rate() float64 { return float64(r.created) / r.elapsed.Seconds() }
+
+func (r podResult) String() string {
+	s := fmt.Sprintf("%6.1f pods/s (%d created, %d failed, %s)", r.rate(), r.created, r.failed, r.elapsed.Round(time.Millisecond))
+	if r.firstError != "" {
+		s += "; first failure: " + r.firstError
+	}
+	return s
+}
+
+func createPods(ctx context.Context, cfg *rest.Config, phase string, n, workers int) (podResult, error) {
+	c := rest.CopyConfig(cfg)
+	c.QPS, c.Burst = 1000, 1000 // measure the server, not the client's rate limiter
+	cl, err := client.New(c, client.Options{Scheme: webhook.Scheme()})
+	if err != nil {
+		return podResult{}, err
+	}
+	tmpl, err := notebookPod("x")
+	if err != nil {
+		return podResult{}, err
+	}
+	var next atomic.Int64
+	var created, failed atomic.Int64
+	var firstErr atomic.Value
+	start := time.Now()
+	var wg sync.WaitGroup
+	for i := 0; i < workers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				k := next.Add(1)
+				if k > int64(n) {
+					return
+				}
+				p := tmpl.DeepCopy()
+				p.SetName(fmt.Sprintf("bench-%s-%d", phase, k))
+				if err := cl.Create(ctx, p); err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+					continue
+				}
+				created.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	r := podResult{created: int(created.Load()), failed: int(failed.Load()), elapsed: time.Since(start)}
+	if e, ok := firstErr.Load().(string); ok {
+		r.firstError = e
+	}
+	return r, nil
+}
+
+// registerWebhook registers the suite's own ValidatingWebhookConfiguration,
+// pointed at the local webhook.
+func registerWebhook(ctx context.Context, cl client.Client, port int, caPEM []byte) error {
+	docs, err := manifest.ReadFile("manifests/base/validatingwebhookconfiguration.yaml", manifest.Options{})
+	if err != nil {
+		return err
+	}
+	vwc := &admissionregistrationv1.ValidatingWebhookConfiguration{}
+	raw, err := docs[0].Object.MarshalJSON()
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(raw, vwc); err != nil {
+		return err
+	}
+	for i := range vwc.Webhooks {
+		path := *vwc.Webhooks[i].ClientConfig.Service.Path
+		url := fmt.Sprintf("https://127.0.0.1:%d%s", port, path)
+		vwc.Webhooks[i].ClientConfig = admissionregistrationv1.WebhookClientConfig{URL: &url, CABundle: caPEM}
+	}
+	if err := cl.Create(ctx, vwc); err != nil {
+		return err
+	}
+	time.Sleep(2 * time.Second) // the API server picks webhook configurations up asynchronously
+	return nil
+}
+
+func authUser(name string) authenticationv1.UserInfo {
+	return authenticationv1.UserInfo{Username: name, Groups: []string{"system:authenticated"}}
+}
+
+func runtimeRaw(b []byte) k8sruntime.RawExtension { return k8sruntime.RawExtension{Raw: b} }
