@@ -1,0 +1,270 @@
+package admission
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	admissionv1 "k8s.io/api/admission/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/statcan/daaas-guard/pkg/manifest"
+	"github.com/statcan/daaas-guard/pkg/match"
+	"github.com/statcan/daaas-guard/pkg/policy"
+)
+
+const privilegedTemplate = `apiVersion: templates.gatekeeper.sh/v1
+kind: ConstraintTemplate
+metadata:
+  name: k8snoprivileged
+spec:
+  crd:
+    spec:
+      names:
+        kind: K8sNoPrivileged
+  targets:
+    - target: admission.k8s.gatekeeper.sh
+      code:
+        - engine: Rego
+          source:
+            version: v1
+            rego: |
+              package k8snoprivileged
+              violation contains {"msg": sprintf("container %v is privileged", [c.name])} if {
+                some c in input.review.object.spec.containers
+                c.securityContext.privileged
+              }
+`
+
+func constraint(name, action string, extra string) string {
+	return "apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: K8sNoPrivileged\nmetadata:\n  name: " + name +
+		"\nspec:\n  enforcementAction: " + action + "\n" + extra
+}
+
+type namespaces map[string]*corev1.Namespace
+
+func (n namespaces) Namespace(_ context.Context, name string) (*corev1.Namespace, error) {
+	return n[name], nil
+}
+
+func newValidator(t testing.TB, constraints ...string) *Validator {
+	t.Helper()
+	ctx := context.Background()
+	e, err := policy.New(policy.WithEnforcementPoints(policy.EnforcementPointWebhook))
+	if err != nil {
+		t.Fatal(err)
+	}
+	add := func(src string, template bool) {
+		docs, err := manifest.Parse("test.yaml", []byte(src), manifest.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if template {
+			tm, err := policy.NewTemplate(docs[0].Object, docs[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := e.AddTemplate(ctx, tm); err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
+		if err := e.AddConstraint(ctx, docs[0].Object, docs[0]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add(privilegedTemplate, true)
+	for _, c := range constraints {
+		add(c, false)
+	}
+	v, err := NewValidator(ValidatorConfig{
+		Engine: e,
+		Namespaces: namespaces{
+			"alice": {ObjectMeta: metav1.ObjectMeta{Name: "alice", Labels: map[string]string{"team": "a"}}},
+		},
+		Exemptions:     &Exemptions{Own: "daaas-guard", MayIgnore: []match.Glob{"kube-*"}},
+		Metrics:        NewMetrics(prometheus.NewRegistry()),
+		Log:            logr.Discard(),
+		ServiceAccount: "system:serviceaccount:daaas-guard:daaas-guard-webhook",
+		EvalTimeout:    time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func podRequest(t testing.TB, ns string, privileged bool) admission.Request {
+	t.Helper()
+	pod := &corev1.Pod{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
+		ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: ns},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{
+			Name: "main", Image: "x", SecurityContext: &corev1.SecurityContext{Privileged: &privileged},
+		}}},
+	}
+	raw, err := json.Marshal(pod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
+		UID: "1", Kind: metav1.GroupVersionKind{Version: "v1", Kind: "Pod"}, Name: "p", Namespace: ns,
+		Operation: admissionv1.Create, Object: runtime.RawExtension{Raw: raw},
+		UserInfo: authenticationv1.UserInfo{Username: "alice@statcan.gc.ca"},
+	}}
+}
+
+func TestValidator(t *testing.T) {
+	tests := []struct {
+		name        string
+		constraints []string
+		req         func(t *testing.T) admission.Request
+		allowed     bool
+		wantMsg     string
+		wantWarning string
+	}{
+		{
+			name:        "deny lists every message prefixed by its constraint",
+			constraints: []string{constraint("a-deny", "deny", ""), constraint("b-deny", "deny", "")},
+			req:         func(t *testing.T) admission.Request { return podRequest(t, "alice", true) },
+			wantMsg:     "[a-deny] container main is privileged\n[b-deny] container main is privileged",
+		},
+		{
+			name:        "warn admits with a warning",
+			constraints: []string{constraint("w", "warn", "")},
+			req:         func(t *testing.T) admission.Request { return podRequest(t, "alice", true) },
+			allowed:     true,
+			wantWarning: "[w] container main is privileged",
+		},
+		{
+			name:        "dryrun admits silently",
+			constraints: []string{constraint("d", "dryrun", "")},
+			req:         func(t *testing.T) admission.Request { return podRequest(t, "alice", true) },
+			allowed:     true,
+		},
+		{
+			name:        "compliant pod admitted",
+			constraints: []string{constraint("a-deny", "deny", "")},
+			req:         func(t *testing.T) admission.Request { return podRequest(t, "alice", false) },
+			allowed:     true,
+		},
+		{
+			name:        "own namespace is never reviewed",
+			constraints: []string{constraint("a-deny", "deny", "")},
+			req:         func(t *testing.T) admission.Request { return podRequest(t, "daaas-guard", true) },
+			allowed:     true,
+		},
+		{
+			name:        "own service account is always allowed",
+			constraints: []string{constraint("a-deny", "deny", "")},
+			req: func(t *testing.T) admission.Request {
+				r := podRequest(t, "alice", true)
+				r.UserInfo.Username = "system:serviceaccount:daaas-guard:daaas-guard-webhook"
+				return r
+			},
+			allowed: true,
+		},
+		{
+			name:        "namespaceSelector uses the cached Namespace",
+			constraints: []string{constraint("team-a", "deny", "  match:\n    namespaceSelector:\n      matchLabels: {team: a}\n")},
+			req:         func(t *testing.T) admission.Request { return podRequest(t, "alice", true) },
+			wantMsg:     "[team-a] container main is privileged",
+		},
+		{
+			name:        "a namespace missing from the cache fails closed under namespaceSelector",
+			constraints: []string{constraint("team-a", "deny", "  match:\n    namespaceSelector:\n      matchLabels: {team: a}\n")},
+			req:         func(t *testing.T) admission.Request { return podRequest(t, "unknown", false) },
+			wantMsg:     "[team-a] unable to match constraints",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			v := newValidator(t, tc.constraints...)
+			resp := v.Handle(context.Background(), tc.req(t))
+			if resp.Allowed != tc.allowed {
+				t.Fatalf("allowed = %v, want %v (%+v)", resp.Allowed, tc.allowed, resp.Result)
+			}
+			if tc.wantMsg != "" && (resp.Result == nil || !strings.HasPrefix(resp.Result.Message, tc.wantMsg)) {
+				t.Errorf("message = %q, want prefix %q", resp.Result.Message, tc.wantMsg)
+			}
+			if tc.wantWarning != "" && (len(resp.Warnings) != 1 || resp.Warnings[0] != tc.wantWarning) {
+				t.Errorf("warnings = %q, want %q", resp.Warnings, tc.wantWarning)
+			}
+			if tc.wantWarning == "" && len(resp.Warnings) != 0 {
+				t.Errorf("unexpected warnings %q", resp.Warnings)
+			}
+		})
+	}
+}
+
+func TestValidator_NotReadyAsksToRetry(t *testing.T) {
+	v := newValidator(t, constraint("a", "deny", ""))
+	v.cfg.Ready = func() bool { return false }
+	resp := v.Handle(context.Background(), podRequest(t, "alice", false))
+	if resp.Allowed || resp.Result.Code != 503 || !strings.Contains(resp.Result.Message, "retry") {
+		t.Errorf("got %+v", resp.Result)
+	}
+}
+
+func TestValidator_OverloadGivesAClearError(t *testing.T) {
+	v := newValidator(t, constraint("a", "deny", ""))
+	v.cfg.EvalTimeout = 20 * time.Millisecond
+	v.sem = make(chan struct{}) // no free evaluation slot
+	resp := v.Handle(context.Background(), podRequest(t, "alice", false))
+	if resp.Allowed || !strings.Contains(resp.Result.Message, "overloaded") {
+		t.Errorf("got %+v", resp.Result)
+	}
+}
+
+func TestLabelGuard(t *testing.T) {
+	g := &LabelGuard{Exemptions: &Exemptions{Own: "daaas-guard", MayIgnore: []match.Glob{"kube-*"}}}
+	nsReq := func(name string, labels map[string]string) admission.Request {
+		raw, _ := json.Marshal(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}})
+		return admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
+			Kind: metav1.GroupVersionKind{Version: "v1", Kind: "Namespace"}, Name: name, Operation: admissionv1.Create,
+			Object: runtime.RawExtension{Raw: raw}}}
+	}
+	ignore := map[string]string{IgnoreLabel: "x"}
+	for _, tc := range []struct {
+		req     admission.Request
+		allowed bool
+	}{
+		{nsReq("kube-system", ignore), true},
+		{nsReq("daaas-guard", ignore), true},
+		{nsReq("alice", ignore), false},
+		{nsReq("alice", map[string]string{"team": "a"}), true},
+	} {
+		if got := g.Handle(context.Background(), tc.req).Allowed; got != tc.allowed {
+			t.Errorf("%s %v: allowed = %v, want %v", tc.req.Name, tc.req.Object, got, tc.allowed)
+		}
+	}
+}
+
+// FuzzValidator feeds arbitrary admission requests to the handler: it must
+// answer every one without panicking.
+func FuzzValidator(f *testing.F) {
+	good, _ := json.Marshal(podRequest(f, "alice", true).AdmissionRequest)
+	f.Add(good)
+	f.Add([]byte(`{"uid":"1","kind":{"version":"v1","kind":"Pod"},"operation":"DELETE","namespace":"alice"}`))
+	f.Add([]byte(`{"uid":"1","kind":{"version":"v1","kind":"Pod"},"operation":"UPDATE","object":{"apiVersion":"v1","kind":"Pod","metadata":{"labels":{"a":1}}},"oldObject":[]}`))
+	f.Add([]byte(`{"operation":"CONNECT","kind":{"kind":"PodExecOptions"},"object":{"kind":"PodExecOptions","apiVersion":"v1"}}`))
+	v := newValidator(f, constraint("a-deny", "deny", ""), constraint("team-a", "warn", "  match:\n    namespaceSelector:\n      matchLabels: {team: a}\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var req admissionv1.AdmissionRequest
+		if err := json.Unmarshal(data, &req); err != nil {
+			return
+		}
+		resp := v.Handle(context.Background(), admission.Request{AdmissionRequest: req})
+		if !resp.Allowed && resp.Result == nil {
+			t.Fatal("denied without a reason")
+		}
+	})
+}
