@@ -15,6 +15,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/open-policy-agent/cert-controller/pkg/rotator"
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -24,6 +25,7 @@ import (
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -81,6 +83,12 @@ type Config struct {
 	MetricsAddr string
 	// ShutdownGrace is how long in-flight reviews get on shutdown.
 	ShutdownGrace time.Duration
+	// Metrics receives the webhook's series; by default the registry the
+	// manager serves on MetricsAddr.
+	Metrics prometheus.Registerer
+	// SecondInstance allows another webhook in the same process (tests):
+	// controller names then need not be unique.
+	SecondInstance bool
 
 	Log logr.Logger
 }
@@ -110,6 +118,7 @@ func NewManager(rc *rest.Config, cfg Config) (manager.Manager, error) {
 		Metrics:                 metricsserver.Options{BindAddress: cfg.MetricsAddr},
 		GracefulShutdownTimeout: &grace,
 		Client:                  client.Options{Cache: &client.CacheOptions{Unstructured: true}},
+		Controller:              config.Controller{SkipNameValidation: &cfg.SecondInstance},
 		WebhookServer: crwebhook.NewServer(crwebhook.Options{
 			Host:    cfg.Host,
 			Port:    cfg.Port,
@@ -150,7 +159,11 @@ func Setup(mgr manager.Manager, cfg Config) (*Webhook, error) {
 	}
 	w.Exemptions = &admission.Exemptions{Own: cfg.Namespace, MayIgnore: mayIgnore}
 
-	cm := controllers.NewMetrics(crmetrics.Registry)
+	reg := cfg.Metrics
+	if reg == nil {
+		reg = crmetrics.Registry
+	}
+	cm := controllers.NewMetrics(reg)
 	constraints := &controllers.ConstraintReconciler{Client: mgr.GetClient(), Engine: engine, Tracker: w.Tracker,
 		Metrics: cm, PodID: cfg.PodID, Log: log.WithName("constraints")}
 	if err := constraints.SetupWithManager(mgr); err != nil {
@@ -193,7 +206,7 @@ func Setup(mgr manager.Manager, cfg Config) (*Webhook, error) {
 		Engine:         engine,
 		Namespaces:     namespaceReader{mgr.GetClient()},
 		Exemptions:     w.Exemptions,
-		Metrics:        admission.NewMetrics(crmetrics.Registry),
+		Metrics:        admission.NewMetrics(reg),
 		Log:            log.WithName("admission"),
 		ServiceAccount: cfg.ServiceAccount,
 		MaxInFlight:    cfg.MaxInFlight,

@@ -15,8 +15,10 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	crlog "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/statcan/daaas-guard/pkg/manifest"
 	"github.com/statcan/daaas-guard/pkg/webhook"
 )
 
@@ -31,14 +33,16 @@ const (
 )
 
 type cluster struct {
-	env     *envtest.Environment
-	cfg     *rest.Config
-	client  client.Client
-	cancel  context.CancelFunc
-	done    chan error
-	stopped bool
-	guard   *webhook.Webhook
-	metrics string // address of /metrics
+	env *envtest.Environment
+	cfg *rest.Config
+	// asWebhook is cfg acting as the webhook's service account.
+	asWebhook *rest.Config
+	client    client.Client
+	cancel    context.CancelFunc
+	done      chan error
+	stopped   bool
+	guard     *webhook.Webhook
+	metrics   string // address of /metrics
 }
 
 var (
@@ -87,9 +91,15 @@ func newCluster(t *testing.T) (*cluster, error) {
 		BinaryAssetsDirectory: controlPlaneDir(t),
 		CRDDirectoryPaths:     []string{filepath.Join(root, "manifests", "base", "crds")},
 		ErrorIfCRDPathMissing: true,
-		WebhookInstallOptions: envtest.WebhookInstallOptions{
-			Paths: []string{filepath.Join(root, "manifests", "base", "validatingwebhookconfiguration.yaml")},
-		},
+	}
+	// The webhook configuration is registered only once the webhook serves,
+	// as in a cluster; until then it would reject everything (it fails
+	// closed). Certificates and the port are prepared now.
+	opts := &envtest.WebhookInstallOptions{
+		Paths: []string{filepath.Join(root, "manifests", "base", "validatingwebhookconfiguration.yaml")},
+	}
+	if err := opts.PrepWithoutInstalling(); err != nil {
+		return nil, err
 	}
 	cfg, err := env.Start()
 	if err != nil {
@@ -104,6 +114,25 @@ func newCluster(t *testing.T) (*cluster, error) {
 	if err := c.client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: guardNamespace}}); err != nil {
 		return nil, err
 	}
+	// The webhook runs as its own service account with the RBAC the
+	// manifests grant, so the tests also prove that RBAC is enough, and the
+	// webhook configuration's matchConditions exempt it as in a cluster.
+	for _, f := range []string{"serviceaccounts.yaml", "rbac.yaml"} {
+		docs, err := manifest.ReadFile(filepath.Join(root, "manifests", "base", f), manifest.Options{})
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range docs {
+			if err := c.client.Create(ctx, d.Object); err != nil {
+				return nil, fmt.Errorf("creating %s %s: %w", d.Object.GetKind(), d.Object.GetName(), err)
+			}
+		}
+	}
+	c.asWebhook = rest.CopyConfig(cfg)
+	c.asWebhook.Impersonate = rest.ImpersonationConfig{
+		UserName: guardSA,
+		Groups:   []string{"system:serviceaccounts", "system:serviceaccounts:" + guardNamespace, "system:authenticated"},
+	}
 	if c.metrics, err = freePort(); err != nil {
 		return nil, err
 	}
@@ -111,7 +140,6 @@ func newCluster(t *testing.T) (*cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts := env.WebhookInstallOptions
 	wcfg := webhook.Config{
 		Namespace:           guardNamespace,
 		PodID:               "e2e-0",
@@ -126,14 +154,19 @@ func newCluster(t *testing.T) (*cluster, error) {
 		ShutdownGrace:       5 * time.Second,
 		Log:                 zap.New(zap.UseDevMode(true), zap.Level(zapLevel())),
 	}
+	crlog.SetLogger(wcfg.Log) // libraries (certificate rotation) log through the global logger
 	if err := c.startWebhook(wcfg); err != nil {
 		return nil, err
 	}
+	if err := opts.Install(cfg); err != nil {
+		return nil, fmt.Errorf("registering the webhook: %w", err)
+	}
+	time.Sleep(time.Second) // the API server picks webhook configurations up asynchronously
 	return c, nil
 }
 
 func (c *cluster) startWebhook(wcfg webhook.Config) error {
-	mgr, err := webhook.NewManager(c.cfg, wcfg)
+	mgr, err := webhook.NewManager(c.asWebhook, wcfg)
 	if err != nil {
 		return err
 	}

@@ -1,7 +1,10 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,7 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap/zapcore"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -20,6 +25,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/statcan/daaas-guard/pkg/manifest"
 	"github.com/statcan/daaas-guard/pkg/webhook"
@@ -376,5 +382,81 @@ func TestWebhook(t *testing.T) {
 		if err := c.client.Create(ctx, pod("kube-system", "recovery", false)); err != nil {
 			t.Errorf("kube-system is blocked while the webhook is down: %v", err)
 		}
+	})
+
+	t.Run("certificates are generated and the CA bundle injected", func(t *testing.T) {
+		// The first webhook is stopped; this one manages its own certificates.
+		if err := c.client.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "daaas-guard-webhook-cert", Namespace: guardNamespace}}); err != nil {
+			t.Fatal(err)
+		}
+		port, err := freePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		health, _ := freePort()
+		_, p, _ := strings.Cut(port, ":")
+		portNum := 0
+		fmt.Sscan(p, &portNum)
+		certDir := t.TempDir()
+		wcfg := webhook.Config{
+			Namespace: guardNamespace, PodID: "e2e-rotating", ServiceAccount: guardSA,
+			Host: "127.0.0.1", Port: portNum, CertDir: certDir,
+			ServiceName: "daaas-guard-webhook", CertSecret: "daaas-guard-webhook-cert", WebhookConfigName: "daaas-guard-validating",
+			HealthAddr: health, MetricsAddr: "0", ShutdownGrace: 2 * time.Second,
+			Metrics: prometheus.NewRegistry(), SecondInstance: true, // the first instance's series and controllers are registered already
+			Log: zap.New(zap.Level(zapLevel())),
+		}
+		// In a pod the kubelet projects the Secret into the cert directory;
+		// here a goroutine does it.
+		mountCtx, unmount := context.WithCancel(ctx)
+		defer unmount()
+		go func() {
+			for mountCtx.Err() == nil {
+				s := &corev1.Secret{}
+				if err := c.client.Get(mountCtx, client.ObjectKey{Namespace: guardNamespace, Name: "daaas-guard-webhook-cert"}, s); err == nil && len(s.Data["tls.crt"]) > 0 {
+					_ = os.WriteFile(filepath.Join(certDir, "tls.key"), s.Data["tls.key"], 0o600)
+					_ = os.WriteFile(filepath.Join(certDir, "tls.crt"), s.Data["tls.crt"], 0o600)
+					return
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		}()
+		if err := c.startWebhook(wcfg); err != nil {
+			t.Fatal(err)
+		}
+		c.stopped = false
+		defer c.stopWebhook(t)
+		secret := &corev1.Secret{}
+		if err := c.client.Get(ctx, client.ObjectKey{Namespace: guardNamespace, Name: "daaas-guard-webhook-cert"}, secret); err != nil {
+			t.Fatal(err)
+		}
+		for _, key := range []string{"ca.crt", "ca.key", "tls.crt", "tls.key"} {
+			if len(secret.Data[key]) == 0 {
+				t.Errorf("secret lacks %s", key)
+			}
+		}
+		// The webhook serves with the generated certificate.
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(secret.Data["ca.crt"])
+		conn, err := tls.Dial("tcp", port, &tls.Config{RootCAs: pool, ServerName: "daaas-guard-webhook.daaas-guard.svc", MinVersion: tls.VersionTLS12})
+		if err != nil {
+			t.Fatalf("TLS handshake with the generated certificate: %v", err)
+		}
+		if v := conn.ConnectionState().Version; v < tls.VersionTLS12 {
+			t.Errorf("TLS version %x below 1.2", v)
+		}
+		conn.Close()
+		eventually(t, 10*time.Second, func() error {
+			vwc := &admissionregistrationv1.ValidatingWebhookConfiguration{}
+			if err := c.client.Get(ctx, client.ObjectKey{Name: "daaas-guard-validating"}, vwc); err != nil {
+				return err
+			}
+			for _, w := range vwc.Webhooks {
+				if !bytes.Equal(w.ClientConfig.CABundle, secret.Data["ca.crt"]) {
+					return fmt.Errorf("webhook %s has another CA bundle", w.Name)
+				}
+			}
+			return nil
+		})
 	})
 }
