@@ -15,6 +15,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/statcan/daaas-guard/pkg/serving"
 	"github.com/statcan/daaas-guard/pkg/webhook"
 )
 
@@ -41,6 +42,9 @@ func main() {
 	flag.StringVar(&cfg.HealthAddr, "health-addr", ":8081", "address of /healthz and /readyz")
 	flag.StringVar(&cfg.MetricsAddr, "metrics-addr", ":8080", "address of /metrics (0 disables)")
 	flag.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", 25*time.Second, "time in-flight reviews get to finish on shutdown")
+	mem := serving.DefaultMemory
+	flag.IntVar(&mem.GCPercent, "gc-percent", mem.GCPercent, "garbage collector target percentage (GOGC wins when set; 0 keeps Go's default)")
+	flag.Float64Var(&mem.LimitFraction, "memory-limit-fraction", mem.LimitFraction, "fraction of the container memory limit used as the Go soft memory limit (GOMEMLIMIT wins when set; 0 disables)")
 	zopts := zap.Options{}
 	zopts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -49,6 +53,7 @@ func main() {
 	log := zap.New(zap.UseFlagOptions(&zopts)).WithName("webhook")
 	ctrl.SetLogger(log)
 	cfg.Log = log
+	mem.Tune(log)
 	if cfg.ServiceAccount == "" && cfg.Namespace != "" {
 		cfg.ServiceAccount = fmt.Sprintf("system:serviceaccount:%s:daaas-guard-webhook", cfg.Namespace)
 	}
