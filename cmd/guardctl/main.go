@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/statcan/daaas-guard/pkg/eval"
+	"github.com/statcan/daaas-guard/pkg/manifest"
 	"github.com/statcan/daaas-guard/pkg/output"
 	"github.com/statcan/daaas-guard/pkg/policy"
 	"github.com/statcan/daaas-guard/pkg/suite"
@@ -176,13 +177,9 @@ input is unusable.`,
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}
-			data, err := eval.ReadManifests(dataFiles, stdin)
+			data, objs, err := readInputs(dataFiles, args, stdin)
 			if err != nil {
-				return &exitError{code: 2, err: err}
-			}
-			objs, err := eval.ReadManifests(args, stdin)
-			if err != nil {
-				return &exitError{code: 2, err: err}
+				return err
 			}
 			reviewed, err := eval.Review(ctx, engine, pols, data, objs)
 			if err != nil {
@@ -237,13 +234,9 @@ Use it to find the templates that make reviews slow.`,
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}
-			data, err := eval.ReadManifests(dataFiles, stdin)
+			data, objs, err := readInputs(dataFiles, args, stdin)
 			if err != nil {
-				return &exitError{code: 2, err: err}
-			}
-			objs, err := eval.ReadManifests(args, stdin)
-			if err != nil {
-				return &exitError{code: 2, err: err}
+				return err
 			}
 			costs, baseline, err := eval.Costs(cmd.Context(), set, data, objs, iterations)
 			if err != nil {
@@ -276,4 +269,16 @@ func newVersionCmd(stdout io.Writer) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// readInputs reads the referential data files and the objects to review;
+// either failing is unusable input (exit 2).
+func readInputs(dataFiles, objFiles []string, stdin io.Reader) (data, objs []*manifest.Document, err error) {
+	if data, err = eval.ReadManifests(dataFiles, stdin); err != nil {
+		return nil, nil, &exitError{code: 2, err: err}
+	}
+	if objs, err = eval.ReadManifests(objFiles, stdin); err != nil {
+		return nil, nil, &exitError{code: 2, err: err}
+	}
+	return data, objs, nil
 }

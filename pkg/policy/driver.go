@@ -388,14 +388,7 @@ func reviewValue(review interface{}, namespace map[string]interface{}) (*ast.Ter
 	if !ok {
 		return nil, fmt.Errorf("%w: the review is not an object", ErrReview)
 	}
-	var ns ast.Value = ast.Null{}
-	if namespace != nil {
-		if ns, err = ast.InterfaceToValue(namespace); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrReview, err)
-		}
-	}
-	obj.Insert(ast.StringTerm("namespaceObject"), ast.NewTerm(ns))
-	return ast.NewTerm(obj), nil
+	return target.WithNamespace(obj, namespace)
 }
 
 func constraintKeys(cs []*unstructured.Unstructured) *ast.Term {

@@ -285,14 +285,21 @@ func (r *Review) Value(ns map[string]interface{}) (*ast.Term, error) {
 		}
 		obj.Insert(ast.StringTerm(key), ast.NewTerm(val))
 	}
+	return WithNamespace(obj, ns)
+}
+
+// WithNamespace adds namespaceObject to a review value: the Namespace as
+// JSON-compatible values, or null when there is none.
+func WithNamespace(review ast.Object, ns map[string]interface{}) (*ast.Term, error) {
 	var nsv ast.Value = ast.Null{}
 	if ns != nil {
+		var err error
 		if nsv, err = ast.InterfaceToValue(ns); err != nil {
 			return nil, fmt.Errorf("%w: namespace: %w", ErrReview, err)
 		}
 	}
-	obj.Insert(ast.StringTerm("namespaceObject"), ast.NewTerm(nsv))
-	return ast.NewTerm(obj), nil
+	review.Insert(ast.StringTerm("namespaceObject"), ast.NewTerm(nsv))
+	return ast.NewTerm(review), nil
 }
 
 // matchObject reads the parts of an object that matching looks at. It is
