@@ -15,13 +15,13 @@ STATICCHECK_VERSION := v0.8.2
 CONTROLLER_GEN := $(GO) run sigs.k8s.io/controller-tools/cmd/controller-gen@v0.23.0
 FRAMEWORKS_APIS := github.com/open-policy-agent/frameworks/constraint/pkg/apis/templates/...
 
-.PHONY: all build test vet fmt-check unit policy-test lint bench fuzz demo clean controlplane generate verify-generated docker-build kind-up deploy
+.PHONY: all build test vet fmt-check unit policy-test lint bench fuzz demo up down clean controlplane generate verify-generated docker-build kind-up deploy
 
 all: build
 
-## build: compile guardctl, webhook and scanner into bin/
+## build: compile guardctl, webhook, scanner and the demo driver into bin/
 build:
-	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/...
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/... ./hack/demo
 
 ## test: formatting, vet, generated files, unit and e2e tests (fuzz seeds
 ## included; e2e on a local control plane built on first use), policy suites
@@ -76,9 +76,17 @@ fuzz:
 	$(GO) test ./pkg/target -run '^$$' -fuzz '^FuzzParseJSON$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
 	$(GO) test ./pkg/admission -run '^$$' -fuzz '^FuzzValidator$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
 
-## demo: show the suite at work (see README.md)
-demo: build
-	./hack/demo.sh
+## demo: the suite on a local control plane, step by step (see README.md)
+demo: build controlplane
+	$(BIN)/demo -bin $(BIN)
+
+## up: keep that environment running in the background and print a kubeconfig
+up: build controlplane
+	$(BIN)/demo -bin $(BIN) up
+
+## down: stop what `make up` started
+down:
+	$(BIN)/demo -bin $(BIN) down
 
 ## Cluster targets: they need Docker and kind, which CI does not have.
 IMAGE_PREFIX ?= k8scc01covidacr.azurecr.io/daaas-guard

@@ -60,6 +60,18 @@ func controlPlaneDir(t testing.TB) string {
 // package; tests share them and clean up what they create.
 func startCluster(t *testing.T) *cluster {
 	t.Helper()
+	requireControlPlane(t)
+	clusterOnce.Do(func() { shared, clusterErr = newCluster(t) })
+	if clusterErr != nil {
+		t.Fatal(clusterErr)
+	}
+	return shared
+}
+
+// requireControlPlane skips the test without the control plane binaries,
+// or fails it under make test (DAAAS_GUARD_E2E=1).
+func requireControlPlane(t *testing.T) {
+	t.Helper()
 	dir := controlPlaneDir(t)
 	for _, bin := range []string{"kube-apiserver", "etcd"} {
 		if _, err := os.Stat(filepath.Join(dir, bin)); err != nil {
@@ -69,11 +81,6 @@ func startCluster(t *testing.T) *cluster {
 			t.Skipf("%s is missing (hack/controlplane/build.sh builds it)", bin)
 		}
 	}
-	clusterOnce.Do(func() { shared, clusterErr = newCluster(t) })
-	if clusterErr != nil {
-		t.Fatal(clusterErr)
-	}
-	return shared
 }
 
 func freePort() (string, error) {
