@@ -9,6 +9,7 @@ import (
 
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/statcan/daaas-guard/pkg/manifest"
@@ -162,5 +163,63 @@ func BenchmarkReviewProfile(b *testing.B) {
 		if _, err := e.Review(ctx, in, AtEnforcementPoint(EnforcementPointWebhook)); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// noopTemplate is a template whose rule never holds.
+func noopTemplate(i int) map[string]interface{} {
+	kind := fmt.Sprintf("Noop%d", i)
+	return map[string]interface{}{
+		"apiVersion": "templates.gatekeeper.sh/v1",
+		"kind":       "ConstraintTemplate",
+		"metadata":   map[string]interface{}{"name": fmt.Sprintf("noop%d", i)},
+		"spec": map[string]interface{}{
+			"crd": map[string]interface{}{"spec": map[string]interface{}{"names": map[string]interface{}{"kind": kind}}},
+			"targets": []interface{}{map[string]interface{}{
+				"target": "admission.k8s.gatekeeper.sh",
+				"rego":   fmt.Sprintf("package noop%d\nviolation[{\"msg\": m}] {\n  input.review.object.spec.nothing\n  m := \"x\"\n}\n", i),
+			}},
+		},
+	}
+}
+
+// BenchmarkEngineOverhead reviews the pipeline pod against 1 and 40
+// constraints whose templates do nothing: what the engine itself costs per
+// review and per constraint, whatever the policies.
+func BenchmarkEngineOverhead(b *testing.B) {
+	ctx := context.Background()
+	for _, n := range []int{1, 40} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			e, err := New()
+			if err != nil {
+				b.Fatal(err)
+			}
+			for i := 0; i < n; i++ {
+				t, err := NewTemplate(&unstructured.Unstructured{Object: noopTemplate(i)}, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := e.AddTemplate(ctx, t); err != nil {
+					b.Fatal(err)
+				}
+				c := &unstructured.Unstructured{Object: map[string]interface{}{
+					"apiVersion": "constraints.gatekeeper.sh/v1beta1",
+					"kind":       fmt.Sprintf("Noop%d", i),
+					"metadata":   map[string]interface{}{"name": "c"},
+					"spec":       map[string]interface{}{},
+				}}
+				if err := e.AddConstraint(ctx, c, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+			req := pipelinePodRequest(b)
+			in := &target.Request{AdmissionRequest: req, Source: match.SourceOriginal}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := e.Review(ctx, in); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

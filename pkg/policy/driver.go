@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 	"sync"
 
@@ -18,7 +17,6 @@ import (
 	"github.com/open-policy-agent/frameworks/constraint/pkg/regorewriter"
 	"github.com/open-policy-agent/frameworks/constraint/pkg/types"
 	"github.com/open-policy-agent/opa/v1/ast"
-	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/storage"
 	"github.com/open-policy-agent/opa/v1/storage/inmem"
 	"github.com/open-policy-agent/opa/v1/topdown"
@@ -31,45 +29,34 @@ import (
 // The driver keeps the constraint framework's conventions, so templates
 // behave exactly as under Gatekeeper: the template's module is moved to
 // data.template, its libraries under data.libs, only data.inventory may be
-// read, and a hook module runs the template once per constraint with
+// read, and the template runs once per constraint with
 // input = {review, parameters}.
 const (
 	templateModule = "template"
 	libPrefix      = "libs"
 	libRoot        = "data.lib"
-	hookModule     = "hooks.hooks_builtin"
-	hookQuery      = "data.hooks.violation[result]"
+	// violationQuery enumerates the template's violations; resultVar is the
+	// variable each one is bound to.
+	violationQuery = "data.template.violation[result]"
+	resultVar      = ast.Var("result")
 )
 
-// hookRego evaluates every constraint of one kind: for each key in
-// input.constraints it reads the constraint's parameters from storage and
-// runs the template with the review and those parameters as input.
-const hookRego = `package hooks
-
-violation[response] {
-	key := input.constraints[_]
-	params := data.constraints[key.kind][key.name]
-	data.template.violation[r] with input as {"review": input.review, "parameters": params}
-	response := {"key": key, "details": object.get(r, "details", {}), "msg": r.msg}
-}
-`
-
-var parsedHook = func() *ast.Module {
-	m, err := ast.ParseModuleWithOpts(hookModule, hookRego, ast.ParserOptions{RegoVersion: ast.RegoV0})
-	if err != nil {
-		panic(fmt.Sprintf("hook module: %v", err))
-	}
-	return m
-}()
-
-// regoDriver evaluates Rego templates. Unlike the framework's stock driver,
-// which compiles the evaluation query on every review and converts the
-// review to a Rego value once per template, it prepares each template's
-// query when the template is added and converts each review once; storage
-// reads at evaluation time keep constraints and data current.
+// regoDriver evaluates Rego templates. The framework's stock driver
+// compiles its evaluation query on every review, converts the review to a
+// Rego value once per template, and runs each template through a hook rule
+// that reads the constraint's parameters from storage and calls the
+// template `with input as` them. This driver compiles each template's query
+// once, when the template is added; converts each review once; keeps each
+// constraint's parameters as a ready Rego value; and evaluates the
+// template directly with topdown, once per constraint, with the input the
+// hook would have built. Results are what the hook returns: for each
+// violation r with a msg, {key, details: object.get(r, "details", {}),
+// msg}, deduplicated as the hook's set would be. Most of a review of many
+// constraints was the hook's own evaluation (docs/performance.md).
 type regoDriver struct {
 	mu        sync.RWMutex
-	templates map[string]*preparedTemplate // by constraint kind
+	templates map[string]*preparedTemplate    // by constraint kind
+	params    map[string]map[string]*ast.Term // by constraint kind, then name
 	store     storage.Store
 
 	capabilities *ast.Capabilities
@@ -78,7 +65,11 @@ type regoDriver struct {
 }
 
 type preparedTemplate struct {
-	query rego.PreparedEvalQuery
+	compiler *ast.Compiler
+	qc       ast.QueryCompiler
+	query    ast.Body
+	// result is the compiled query's name for resultVar.
+	result ast.Var
 }
 
 var _ drivers.Driver = &regoDriver{}
@@ -111,6 +102,7 @@ func newRegoDriver(o options) (*regoDriver, error) {
 	}
 	return &regoDriver{
 		templates:    map[string]*preparedTemplate{},
+		params:       map[string]map[string]*ast.Term{},
 		store:        store,
 		capabilities: caps,
 		tracing:      o.tracing,
@@ -133,7 +125,7 @@ func (d *regoDriver) AddTemplate(ctx context.Context, ct *templates.ConstraintTe
 	}
 	printOn := d.printHook != nil
 	compiler := ast.NewCompiler().WithCapabilities(d.capabilities).WithEnablePrintStatements(printOn)
-	modules := map[string]*ast.Module{hookModule: parsedHook}
+	modules := map[string]*ast.Module{}
 	for i, m := range mods {
 		modules[fmt.Sprintf("%s%d", templateModule, i)] = m
 	}
@@ -141,23 +133,20 @@ func (d *regoDriver) AddTemplate(ctx context.Context, ct *templates.ConstraintTe
 	if compiler.Failed() {
 		return fmt.Errorf("%w: %v", clienterrors.ErrCompile, compiler.Errors)
 	}
-	args := []func(*rego.Rego){
-		rego.Compiler(compiler),
-		rego.Store(d.store),
-		rego.Query(hookQuery),
-		rego.SetRegoVersion(ast.RegoV0),
-		rego.EnablePrintStatements(printOn),
-	}
-	if d.printHook != nil {
-		args = append(args, rego.PrintHook(d.printHook))
-	}
-	pq, err := rego.New(args...).PrepareForEval(ctx)
+	qc := compiler.QueryCompiler().WithEnablePrintStatements(printOn)
+	query, err := qc.Compile(ast.MustParseBodyWithOpts(violationQuery, ast.ParserOptions{RegoVersion: ast.RegoV1}))
 	if err != nil {
 		return fmt.Errorf("%w: preparing the query: %v", clienterrors.ErrCompile, err)
 	}
+	pt := &preparedTemplate{compiler: compiler, qc: qc, query: query, result: resultVar}
+	for rewritten, original := range qc.RewrittenVars() {
+		if original == resultVar {
+			pt.result = rewritten
+		}
+	}
 	kind := ct.Spec.CRD.Spec.Names.Kind
 	d.mu.Lock()
-	d.templates[kind] = &preparedTemplate{query: pq}
+	d.templates[kind] = pt
 	d.mu.Unlock()
 	return nil
 }
@@ -231,19 +220,17 @@ func rewriteTemplate(tgt *templates.Target) ([]*ast.Module, error) {
 }
 
 // RemoveTemplate forgets the template and its constraints' parameters.
-func (d *regoDriver) RemoveTemplate(ctx context.Context, ct *templates.ConstraintTemplate) error {
+func (d *regoDriver) RemoveTemplate(_ context.Context, ct *templates.ConstraintTemplate) error {
 	kind := ct.Spec.CRD.Spec.Names.Kind
-	if err := d.remove(ctx, storage.Path{"constraints", kind}); err != nil {
-		return err
-	}
 	d.mu.Lock()
 	delete(d.templates, kind)
+	delete(d.params, kind)
 	d.mu.Unlock()
 	return nil
 }
 
-// AddConstraint stores the constraint's parameters where the hook reads them.
-func (d *regoDriver) AddConstraint(ctx context.Context, constraint *unstructured.Unstructured) error {
+// AddConstraint keeps the constraint's parameters as a Rego value.
+func (d *regoDriver) AddConstraint(_ context.Context, constraint *unstructured.Unstructured) error {
 	params, _, err := unstructured.NestedFieldNoCopy(constraint.Object, "spec", "parameters")
 	if err != nil {
 		return fmt.Errorf("%w: spec.parameters: %v", ErrConstraint, err)
@@ -251,12 +238,26 @@ func (d *regoDriver) AddConstraint(ctx context.Context, constraint *unstructured
 	if params == nil {
 		params = map[string]interface{}{}
 	}
-	return d.write(ctx, drivers.ConstraintKeyFrom(constraint).StoragePath(), params)
+	v, err := ast.InterfaceToValue(params)
+	if err != nil {
+		return fmt.Errorf("%w: spec.parameters: %v", ErrConstraint, err)
+	}
+	kind, name := constraint.GetKind(), constraint.GetName()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.params[kind] == nil {
+		d.params[kind] = map[string]*ast.Term{}
+	}
+	d.params[kind][name] = ast.NewTerm(v)
+	return nil
 }
 
-// RemoveConstraint deletes the constraint's parameters.
-func (d *regoDriver) RemoveConstraint(ctx context.Context, constraint *unstructured.Unstructured) error {
-	return d.remove(ctx, drivers.ConstraintKeyFrom(constraint).StoragePath())
+// RemoveConstraint forgets the constraint's parameters.
+func (d *regoDriver) RemoveConstraint(_ context.Context, constraint *unstructured.Unstructured) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.params[constraint.GetKind()], constraint.GetName())
+	return nil
 }
 
 // AddData stores referential data under data.inventory.
@@ -298,11 +299,10 @@ func (d *regoDriver) remove(ctx context.Context, path storage.Path) error {
 	return nil
 }
 
-// Query evaluates the review against the given constraints, one prepared
-// query per constraint kind. An evaluation error becomes a result for each
-// constraint of that kind, so that a broken template fails closed, as in
-// the stock driver.
-func (d *regoDriver) Query(ctx context.Context, target string, constraints []*unstructured.Unstructured, review interface{}, opts ...reviews.ReviewOpt) (*drivers.QueryResponse, error) {
+// Query evaluates the review against the given constraints. An
+// evaluation error becomes a result for the constraint, carrying the error,
+// so that a broken template fails closed, as in the stock driver.
+func (d *regoDriver) Query(ctx context.Context, _ string, constraints []*unstructured.Unstructured, review interface{}, opts ...reviews.ReviewOpt) (*drivers.QueryResponse, error) {
 	if len(constraints) == 0 {
 		return nil, nil
 	}
@@ -314,53 +314,80 @@ func (d *regoDriver) Query(ctx context.Context, target string, constraints []*un
 	if err != nil {
 		return nil, err
 	}
-	byKind := map[string][]*unstructured.Unstructured{}
-	var kinds []string
-	for _, c := range constraints {
-		k := c.GetKind()
-		if _, seen := byKind[k]; !seen {
-			kinds = append(kinds, k)
-		}
-		byKind[k] = append(byKind[k], c)
-	}
-	sort.Strings(kinds)
-	keys := drivers.KeyMap(constraints)
 	tracing := d.tracing || cfg.TracingEnabled
-	var results []*types.Result
 	var trace strings.Builder
+
+	txn, err := d.store.NewTransaction(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", clienterrors.ErrRead, err)
+	}
+	defer d.store.Abort(ctx, txn)
+	// One cancellation for the whole review: the deadline applies to all
+	// of it, and a goroutine per evaluation would cost more than some
+	// templates do.
+	cancel := topdown.NewCancel()
+	stop := context.AfterFunc(ctx, cancel.Cancel)
+	defer stop()
 
 	d.mu.RLock()
 	defer d.mu.RUnlock()
-	for _, kind := range kinds {
+	var results []*types.Result
+	for _, c := range constraints {
+		kind := c.GetKind()
 		t := d.templates[kind]
 		if t == nil {
 			return nil, fmt.Errorf("%w: no template for kind %q", clienterrors.ErrMissingConstraintTemplate, kind)
 		}
-		input := ast.NewObject(
-			ast.Item(ast.StringTerm("target"), ast.StringTerm(target)),
-			ast.Item(ast.StringTerm("constraints"), constraintKeys(byKind[kind])),
-			ast.Item(ast.StringTerm("review"), reviewTerm),
+		params := d.params[kind][c.GetName()]
+		if params == nil {
+			// As the hook does when the constraint is not in storage.
+			continue
+		}
+		input := ast.ObjectTerm(
+			ast.Item(ast.InternedTerm("review"), reviewTerm),
+			ast.Item(ast.InternedTerm("parameters"), params),
 		)
-		evalOpts := []rego.EvalOption{rego.EvalParsedInput(input)}
+		q := topdown.NewQuery(t.query).
+			WithQueryCompiler(t.qc).
+			WithCompiler(t.compiler).
+			WithStore(d.store).
+			WithTransaction(txn).
+			WithInput(input).
+			WithCancel(cancel).
+			WithPrintHook(d.printHook)
 		var buf *topdown.BufferTracer
 		if tracing {
 			buf = topdown.NewBufferTracer()
-			evalOpts = append(evalOpts, rego.EvalQueryTracer(buf))
+			q = q.WithQueryTracer(buf)
 		}
-		rs, err := t.query.Eval(ctx, evalOpts...)
+		key := ast.ObjectTerm(
+			ast.Item(ast.InternedTerm("kind"), ast.StringTerm(kind)),
+			ast.Item(ast.InternedTerm("name"), ast.StringTerm(c.GetName())),
+		)
+		responses := ast.NewSet()
+		err := q.Iter(ctx, func(qr topdown.QueryResult) error {
+			if resp := hookResponse(key, qr[t.result]); resp != nil {
+				responses.Add(resp)
+			}
+			return nil
+		})
 		if buf != nil {
 			var b bytes.Buffer
 			topdown.PrettyTrace(&b, *buf)
 			trace.Write(b.Bytes())
 		}
 		if err != nil {
-			rs = errorResults(byKind[kind], err)
+			results = append(results, errorResult(c, err))
+			continue
 		}
-		kindResults, err := drivers.ToResults(keys, rs)
-		if err != nil {
-			return nil, err
+		sorted := responses.Sorted()
+		for i := 0; i < sorted.Len(); i++ {
+			r, err := toResult(c, sorted.Elem(i))
+			if err != nil {
+				return nil, err
+			}
+			results = append(results, r)
 		}
-		results = append(results, kindResults...)
 	}
 	resp := &drivers.QueryResponse{Results: results}
 	if trace.Len() > 0 {
@@ -368,6 +395,61 @@ func (d *regoDriver) Query(ctx context.Context, target string, constraints []*un
 		resp.Trace = &s
 	}
 	return resp, nil
+}
+
+// hookResponse is what the framework's hook makes of one violation r:
+// {key, details: object.get(r, "details", {}), msg: r.msg}, or nothing when
+// r has no msg.
+func hookResponse(key, r *ast.Term) *ast.Term {
+	if r == nil {
+		return nil
+	}
+	obj, ok := r.Value.(ast.Object)
+	if !ok {
+		return nil
+	}
+	msg := obj.Get(ast.InternedTerm("msg"))
+	if msg == nil {
+		return nil
+	}
+	details := obj.Get(ast.InternedTerm("details"))
+	if details == nil {
+		details = ast.ObjectTerm()
+	}
+	return ast.ObjectTerm(
+		ast.Item(ast.InternedTerm("details"), details),
+		ast.Item(ast.InternedTerm("key"), key),
+		ast.Item(ast.InternedTerm("msg"), msg),
+	)
+}
+
+// toResult converts a hook response as the framework's drivers.ToResult
+// does: msg must be a string.
+func toResult(c *unstructured.Unstructured, resp *ast.Term) (*types.Result, error) {
+	obj := resp.Value.(ast.Object)
+	msg, ok := obj.Get(ast.InternedTerm("msg")).Value.(ast.String)
+	if !ok {
+		return nil, fmt.Errorf("extracting message binding: %s %q: msg is not a string", c.GetKind(), c.GetName())
+	}
+	details, err := ast.JSON(obj.Get(ast.InternedTerm("details")).Value)
+	if err != nil {
+		return nil, fmt.Errorf("extracting details: %s %q: %v", c.GetKind(), c.GetName(), err)
+	}
+	return &types.Result{
+		Msg:        string(msg),
+		Metadata:   map[string]interface{}{"details": details},
+		Constraint: c.DeepCopy(),
+	}, nil
+}
+
+// errorResult reports an evaluation error as a violation of the
+// constraint, without details, as the stock driver does.
+func errorResult(c *unstructured.Unstructured, err error) *types.Result {
+	return &types.Result{
+		Msg:        err.Error(),
+		Metadata:   map[string]interface{}{"details": nil},
+		Constraint: c.DeepCopy(),
+	}
 }
 
 // reviewValue converts a review to a Rego value once, with the Namespace
@@ -391,34 +473,17 @@ func reviewValue(review interface{}, namespace map[string]interface{}) (*ast.Ter
 	return target.WithNamespace(obj, namespace)
 }
 
-func constraintKeys(cs []*unstructured.Unstructured) *ast.Term {
-	terms := make([]*ast.Term, 0, len(cs))
-	for _, c := range cs {
-		terms = append(terms, ast.ObjectTerm(
-			ast.Item(ast.StringTerm("kind"), ast.StringTerm(c.GetKind())),
-			ast.Item(ast.StringTerm("name"), ast.StringTerm(c.GetName())),
-		))
-	}
-	return ast.ArrayTerm(terms...)
-}
-
-func errorResults(cs []*unstructured.Unstructured, err error) rego.ResultSet {
-	rs := make(rego.ResultSet, 0, len(cs))
-	for _, c := range cs {
-		rs = append(rs, rego.Result{Bindings: map[string]interface{}{
-			"result": map[string]interface{}{
-				"msg": err.Error(),
-				"key": map[string]interface{}{"kind": c.GetKind(), "name": c.GetName()},
-			},
-		}})
-	}
-	return rs
-}
-
 // Dump lists the loaded templates and the stored data, for debugging.
 func (d *regoDriver) Dump(ctx context.Context) (string, error) {
 	d.mu.RLock()
 	kinds := sortedKeys(d.templates)
+	params := map[string]map[string]string{}
+	for kind, byName := range d.params {
+		params[kind] = map[string]string{}
+		for name, p := range byName {
+			params[kind][name] = p.String()
+		}
+	}
 	d.mu.RUnlock()
 	var data interface{}
 	err := storage.Txn(ctx, d.store, storage.TransactionParams{}, func(txn storage.Transaction) error {
@@ -429,7 +494,7 @@ func (d *regoDriver) Dump(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	b, err := json.MarshalIndent(map[string]interface{}{"templates": kinds, "data": data}, "", "  ")
+	b, err := json.MarshalIndent(map[string]interface{}{"templates": kinds, "parameters": params, "data": data}, "", "  ")
 	return string(b), err
 }
 

@@ -18,6 +18,7 @@ import (
 	"sync"
 
 	constraintclient "github.com/open-policy-agent/frameworks/constraint/pkg/client"
+	"github.com/open-policy-agent/frameworks/constraint/pkg/client/drivers"
 	"github.com/open-policy-agent/frameworks/constraint/pkg/client/reviews"
 	"github.com/open-policy-agent/opa/v1/topdown/print"
 	apiextensionsinternal "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/install"
@@ -54,6 +55,7 @@ type options struct {
 	tracing           bool
 	printHook         print.Hook
 	allowNetwork      bool
+	newDriver         func() (drivers.Driver, error)
 }
 
 // Option configures an Engine.
@@ -71,6 +73,13 @@ func WithTracing(on bool) Option { return func(o *options) { o.tracing = on } }
 // WithPrintOutput sends the output of Rego print() calls to w.
 func WithPrintOutput(w io.Writer) Option {
 	return func(o *options) { o.printHook = printWriter{w} }
+}
+
+// WithDriver replaces the engine's Rego driver with one newDriver makes,
+// for example the constraint framework's stock driver (drivers/rego.New),
+// to check that both give the same results.
+func WithDriver(newDriver func() (drivers.Driver, error)) Option {
+	return func(o *options) { o.newDriver = newDriver }
 }
 
 // WithNetworkBuiltins allows http.send and net.lookup_ip_addr.
@@ -104,7 +113,13 @@ func New(opts ...Option) (*Engine, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	driver, err := newRegoDriver(o)
+	var driver drivers.Driver
+	var err error
+	if o.newDriver != nil {
+		driver, err = o.newDriver()
+	} else {
+		driver, err = newRegoDriver(o)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("creating Rego driver: %w", err)
 	}

@@ -36,6 +36,9 @@ type Options struct {
 	Strict bool
 	// Trace records an evaluation trace for every case.
 	Trace bool
+	// Engine adds options to every engine the runner creates (for example
+	// another Rego driver).
+	Engine []policy.Option
 }
 
 // Report is the outcome of a run.
@@ -273,7 +276,8 @@ func (r *Runner) runTest(ctx context.Context, files *fileCache, t *Test) *TestRe
 		expanded = set
 	}
 	var print bytes.Buffer
-	engine, err := policy.New(policy.WithEnforcementPoints(policy.EnforcementPointGator), policy.WithPrintOutput(&print))
+	opts := append([]policy.Option{policy.WithEnforcementPoints(policy.EnforcementPointGator), policy.WithPrintOutput(&print)}, r.opts.Engine...)
+	engine, err := policy.New(opts...)
 	if err != nil {
 		res.Err = err
 		return res

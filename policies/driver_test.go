@@ -1,0 +1,79 @@
+package policies
+
+import (
+	"context"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/open-policy-agent/frameworks/constraint/pkg/client/drivers"
+	stockrego "github.com/open-policy-agent/frameworks/constraint/pkg/client/drivers/rego"
+
+	"github.com/statcan/daaas-guard/pkg/policy"
+	"github.com/statcan/daaas-guard/pkg/suite"
+)
+
+// The engine's Rego driver evaluates templates its own way, for speed
+// (pkg/policy/driver.go). Every case of every suite in the library must
+// give exactly the results the constraint framework's stock driver gives:
+// same constraints, messages, details and actions, in the same order.
+func TestDriverMatchesStockDriver(t *testing.T) {
+	ctx := context.Background()
+	run := func(opts ...policy.Option) *suite.Report {
+		t.Helper()
+		r, err := suite.NewRunner(suite.Options{Engine: opts})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := r.Run(ctx, []string{"."})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rep
+	}
+	ours := flatten(run())
+	stock := flatten(run(policy.WithDriver(func() (drivers.Driver, error) { return stockrego.New() })))
+	if len(ours) < 370 {
+		t.Fatalf("only %d cases ran", len(ours))
+	}
+	for key, want := range stock {
+		got, ok := ours[key]
+		if !ok {
+			t.Errorf("%s: not run with our driver", key)
+			continue
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("%s: results differ from the stock driver's (-stock +ours):\n%s", key, diff)
+		}
+	}
+}
+
+type caseOutcome struct {
+	Err     string
+	Results []resultSummary
+}
+
+type resultSummary struct {
+	Constraint, Action, Message string
+	Details                    interface{}
+}
+
+func flatten(rep *suite.Report) map[string]caseOutcome {
+	out := map[string]caseOutcome{}
+	for _, s := range rep.Suites {
+		for _, tr := range s.Tests {
+			for _, c := range tr.Cases {
+				o := caseOutcome{}
+				if c.Err != nil {
+					o.Err = c.Err.Error()
+				}
+				for _, r := range c.Results {
+					o.Results = append(o.Results, resultSummary{
+						Constraint: r.Kind + "/" + r.Constraint, Action: r.Action, Message: r.Message, Details: r.Details,
+					})
+				}
+				out[suite.Where(s.Path, tr, c)] = o
+			}
+		}
+	}
+	return out
+}
