@@ -54,7 +54,7 @@ type caseOutcome struct {
 
 type resultSummary struct {
 	Constraint, Action, Message string
-	Details                    interface{}
+	Details                     interface{}
 }
 
 func flatten(rep *suite.Report) map[string]caseOutcome {
