@@ -32,12 +32,26 @@ func ParseJSON(data []byte) (ast.Value, error) {
 	if p.pos != len(p.data) {
 		return nil, p.errorf("unexpected data after the JSON value")
 	}
-	return v, nil
+	return v.Value, nil
 }
 
 type jsonParser struct {
 	data []byte
 	pos  int
+	// slab hands out terms in chunks: a pod is some hundreds of values, and
+	// one allocation per chunk instead of per term is most of the saving.
+	slab []ast.Term
+}
+
+// term wraps v in a term from the slab.
+func (p *jsonParser) term(v ast.Value) *ast.Term {
+	if len(p.slab) == 0 {
+		p.slab = make([]ast.Term, 64)
+	}
+	t := &p.slab[0]
+	p.slab = p.slab[1:]
+	t.Value = v
+	return t
 }
 
 func (p *jsonParser) errorf(format string, args ...interface{}) error {
@@ -55,7 +69,7 @@ func (p *jsonParser) space() {
 	}
 }
 
-func (p *jsonParser) value(depth int) (ast.Value, error) {
+func (p *jsonParser) value(depth int) (*ast.Term, error) {
 	if depth > maxJSONDepth {
 		return nil, p.errorf("nested too deeply")
 	}
@@ -64,29 +78,37 @@ func (p *jsonParser) value(depth int) (ast.Value, error) {
 	}
 	switch c := p.data[p.pos]; {
 	case c == '{':
-		return p.object(depth)
-	case c == '[':
-		return p.array(depth)
-	case c == '"':
-		s, err := p.str()
+		v, err := p.object(depth)
 		if err != nil {
 			return nil, err
 		}
-		return ast.String(s), nil
+		return p.term(v), nil
+	case c == '[':
+		v, err := p.array(depth)
+		if err != nil {
+			return nil, err
+		}
+		return p.term(v), nil
+	case c == '"':
+		return p.strTerm()
 	case c == 't':
-		return p.literal("true", ast.Boolean(true))
+		return p.literal("true", ast.InternedTerm(true))
 	case c == 'f':
-		return p.literal("false", ast.Boolean(false))
+		return p.literal("false", ast.InternedTerm(false))
 	case c == 'n':
-		return p.literal("null", ast.Null{})
+		return p.literal("null", ast.InternedNullTerm)
 	case c == '-' || (c >= '0' && c <= '9'):
-		return p.number()
+		v, err := p.number()
+		if err != nil {
+			return nil, err
+		}
+		return p.term(v), nil
 	default:
 		return nil, p.errorf("unexpected character %q", c)
 	}
 }
 
-func (p *jsonParser) literal(word string, v ast.Value) (ast.Value, error) {
+func (p *jsonParser) literal(word string, v *ast.Term) (*ast.Term, error) {
 	if len(p.data)-p.pos < len(word) || string(p.data[p.pos:p.pos+len(word)]) != word {
 		return nil, p.errorf("invalid literal")
 	}
@@ -96,7 +118,7 @@ func (p *jsonParser) literal(word string, v ast.Value) (ast.Value, error) {
 
 func (p *jsonParser) object(depth int) (ast.Value, error) {
 	p.pos++ // {
-	var items [][2]*ast.Term
+	items := make([][2]*ast.Term, 0, 8)
 	p.space()
 	if p.pos < len(p.data) && p.data[p.pos] == '}' {
 		p.pos++
@@ -107,7 +129,7 @@ func (p *jsonParser) object(depth int) (ast.Value, error) {
 		if p.pos >= len(p.data) || p.data[p.pos] != '"' {
 			return nil, p.errorf("expected a string key")
 		}
-		key, err := p.str()
+		key, err := p.strTerm()
 		if err != nil {
 			return nil, err
 		}
@@ -121,7 +143,7 @@ func (p *jsonParser) object(depth int) (ast.Value, error) {
 		if err != nil {
 			return nil, err
 		}
-		items = append(items, [2]*ast.Term{ast.StringTerm(key), ast.NewTerm(v)})
+		items = append(items, [2]*ast.Term{key, v})
 		p.space()
 		if p.pos >= len(p.data) {
 			return nil, p.errorf("unexpected end of input in an object")
@@ -131,7 +153,7 @@ func (p *jsonParser) object(depth int) (ast.Value, error) {
 			p.pos++
 		case '}':
 			p.pos++
-			obj := ast.NewObject()
+			obj := ast.NewObjectWithCapacity(len(items))
 			for _, it := range items {
 				obj.Insert(it[0], it[1]) // a repeated key keeps its last value
 			}
@@ -156,7 +178,7 @@ func (p *jsonParser) array(depth int) (ast.Value, error) {
 		if err != nil {
 			return nil, err
 		}
-		terms = append(terms, ast.NewTerm(v))
+		terms = append(terms, v)
 		p.space()
 		if p.pos >= len(p.data) {
 			return nil, p.errorf("unexpected end of input in an array")
@@ -171,6 +193,31 @@ func (p *jsonParser) array(depth int) (ast.Value, error) {
 			return nil, p.errorf("expected ',' or ']'")
 		}
 	}
+}
+
+// strTerm reads a JSON string into a term. A string without escapes that
+// Kubernetes objects repeat (field names, common values) is a shared term,
+// found without converting the input's bytes first.
+func (p *jsonParser) strTerm() (*ast.Term, error) {
+	start := p.pos + 1
+	for i := start; i < len(p.data); i++ {
+		c := p.data[i]
+		if c == '"' {
+			if t, ok := internedJSONStrings[string(p.data[start:i])]; ok {
+				p.pos = i + 1
+				return t, nil
+			}
+			break
+		}
+		if c == '\\' || c < 0x20 {
+			break
+		}
+	}
+	s, err := p.str()
+	if err != nil {
+		return nil, err
+	}
+	return p.term(ast.String(s)), nil
 }
 
 // str reads a JSON string. The common case, no escapes and valid UTF-8,
