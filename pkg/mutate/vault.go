@@ -291,6 +291,11 @@ func (v *Vault) token(p *Pod, s *agentSpec, targets []string) (corev1.VolumeMoun
 			}
 		}
 	}
+	if pod.Spec.ServiceAccountName == "" {
+		// The API server's ServiceAccount admission plugin names one
+		// before webhooks run; without it no token can be projected.
+		return corev1.VolumeMount{}, "", nil, deny(fmt.Sprintf("pod %s: the Vault agent needs a service account token, and the pod has neither spec.serviceAccountName nor a mounted token", p.Ref()))
+	}
 	expiration := v.cfg.TokenExpirationSeconds
 	vol := &corev1.Volume{Name: tokenVolume, VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
 		Sources: []corev1.VolumeProjection{{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{

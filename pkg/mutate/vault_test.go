@@ -42,6 +42,7 @@ func argoVaultPod(extra ...string) *corev1.Pod {
 			Annotations: vaultAnnotations(extra...),
 		},
 		Spec: corev1.PodSpec{
+			ServiceAccountName:           "pipeline-runner",
 			AutomountServiceAccountToken: ptr(false),
 			InitContainers:               []corev1.Container{{Name: "init", Image: "argoexec"}, {Name: "kfp-launcher", Image: "launcher"}},
 			Containers:                   []corev1.Container{{Name: "wait", Image: "argoexec"}, {Name: "main", Image: "train"}},
@@ -74,7 +75,7 @@ func notebookVaultPod(extra ...string) *corev1.Pod {
 func plainVaultPod(extra ...string) *corev1.Pod {
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "shiny", Annotations: vaultAnnotations(extra...)},
-		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "shiny"}}},
+		Spec:       corev1.PodSpec{ServiceAccountName: "default", Containers: []corev1.Container{{Name: "web", Image: "shiny"}}},
 	}
 }
 
@@ -641,6 +642,8 @@ func TestVault_DeniesInvalidAnnotations(t *testing.T) {
 		{"token volume without a token", withVolume(plainVaultPod("vault.hashicorp.com/agent-service-account-token-volume-name", "scratch"), "scratch"),
 			`names volume "scratch", which holds no service account token`},
 		{"root", plainVaultPod("vault.hashicorp.com/agent-run-as-user", "0"), `would run as root`},
+		{"no service account", func() *corev1.Pod { p := plainVaultPod(); p.Spec.ServiceAccountName = ""; return p }(),
+			`the pod has neither spec.serviceAccountName nor a mounted token`},
 		{"same user without one", plainVaultPod("vault.hashicorp.com/agent-run-as-same-user", "true"), `set no runAsUser to copy`},
 		{"JSON patch syntax", plainVaultPod("vault.hashicorp.com/agent-json-patch", `{"op":`), `annotation vault.hashicorp.com/agent-json-patch: "{\"op\":" is not a JSON patch`},
 		{"JSON patch that does not apply", plainVaultPod("vault.hashicorp.com/agent-init-json-patch", `[{"op":"remove","path":"/nothing"}]`),
