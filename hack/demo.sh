@@ -56,6 +56,36 @@ step "The suite's own manifests (kustomize output) pass the profile, Deployments
 say "ExpansionTemplates in policies/expansion turn each Deployment's pod template into a Pod for review."
 expect 0 "$GUARDCTL" eval -p "$profile" --data "$cluster" manifests/base/
 
+# tolerations FILE: the tolerations section of a pod manifest.
+tolerations() { awk '/^  tolerations:/ {on = 1; print; next} on && /^  [a-zA-Z]/ {exit} on' "$1"; }
+mutated_tolerations() { "$GUARDCTL" mutate "$1" > "$work/mutated.yaml" && tolerations "$work/mutated.yaml"; }
+# reviewed_after_mutation FILE: the profile's verdict on the pod as the
+# mutating webhook leaves it.
+reviewed_after_mutation() { "$GUARDCTL" mutate "$1" | "$GUARDCTL" eval -p "$profile" --data "$cluster" -; }
+
+step "Mutating webhook: a GPU pipeline step gets the GPU node pools' tolerations"
+sed -e 's/namespace: alice/namespace: bob-jones/' -e 's/limits: {cpu: "4", memory: 16Gi}/limits: {cpu: "4", memory: 16Gi, nvidia.com\/gpu: "1"}/' \
+  $profile/workloads/admitted/pipeline-kfp.yaml > "$work/gpu-step.yaml"
+say "The profile's KFP step, in the GPU-enabled profile bob-jones, asking for a GPU. Before, the"
+say "tolerations the API server gives every pod:"
+expect 0 tolerations "$work/gpu-step.yaml"
+say "The webhook's patch (guardctl mutate runs the webhook's mutators offline), and the tolerations after it:"
+expect 0 "$GUARDCTL" mutate -o patch "$work/gpu-step.yaml"
+expect 0 mutated_tolerations "$work/gpu-step.yaml"
+
+step "Mutating webhook: a pipeline step that asks Vault for a secret gets the init-only agent"
+vault_step=$profile/workloads/mutation/pipeline.yaml
+say "It carries vault-k8s annotations only; the platform defaults choose an init container (a step"
+say "must terminate), the role profile-bob-jones and the registry's mirror of the Vault image:"
+expect 0 grep '^    vault.hashicorp.com/' "$vault_step"
+expect 0 "$GUARDCTL" mutate -o patch "$vault_step"
+say "The mutated pod is admitted by the profile: the agent's image, limits, securityContext and volumes comply."
+expect 0 reviewed_after_mutation "$vault_step"
+
+step "Mutating webhook: an invalid Vault annotation is refused, naming it"
+sed 's|^    vault.hashicorp.com/agent-inject: "true"|&\n    vault.hashicorp.com/agent-limits-cpu: lots|' "$vault_step" > "$work/vault-typo.yaml"
+expect 1 "$GUARDCTL" mutate -o patch "$work/vault-typo.yaml"
+
 step "Authoring mistakes stop at the author's desk, with file, line and field"
 cp -r policies/pod-security-policy/privileged-containers "$work/"
 sed -i 's|      - "k8scc01covidacr.azurecr.io/node-agent:\*"|      - 42|' "$work/privileged-containers/samples/no-privileged/constraint.yaml"

@@ -54,6 +54,10 @@ func TestDemo(t *testing.T) {
 		`PipelineImageProvenance/`,
 		"spec.parameters.exemptImages[0]: must be of type string, found integer",
 		"<testsuites",
+		`add /spec/tolerations/- {"key":"dedicated","operator":"Equal","value":"gpu","effect":"NoSchedule"}`,
+		"key: nvidia.com/gpu",
+		`add /spec/initContainers/- {"name":"vault-agent-init"`,
+		`annotation vault.hashicorp.com/agent-limits-cpu: "lots" is not a resource quantity`,
 		"steps behaved as expected",
 	} {
 		if !strings.Contains(text, want) {
