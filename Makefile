@@ -75,6 +75,7 @@ fuzz:
 	$(GO) test ./pkg/suite -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
 	$(GO) test ./pkg/target -run '^$$' -fuzz '^FuzzParseJSON$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
 	$(GO) test ./pkg/admission -run '^$$' -fuzz '^FuzzValidator$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
+	$(GO) test ./pkg/mutate -run '^$$' -fuzz '^FuzzHandler$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
 
 ## demo: the suite on a local control plane, step by step (see README.md)
 demo: build controlplane

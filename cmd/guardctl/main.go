@@ -1,6 +1,7 @@
 // Command guardctl is the command line for policy authors and auditors:
-// it runs gator-format policy test suites and evaluates manifests offline
-// against a policy library.
+// it runs gator-format policy test suites, evaluates manifests offline
+// against a policy library, and shows what the mutating webhook does to
+// pods.
 package main
 
 import (
@@ -71,7 +72,8 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newTestCmd(stdout, stderr), newEvalCmd(stdin, stdout), newBenchCmd(stdin, stdout), newVersionCmd(stdout))
+	root.AddCommand(newTestCmd(stdout, stderr), newEvalCmd(stdin, stdout), newBenchCmd(stdin, stdout),
+		newMutateCmd(stdin, stdout, stderr), newVersionCmd(stdout))
 	return root
 }
 

@@ -1,8 +1,11 @@
 // Command webhook is daaas-guard's admission webhook server: it enforces
 // Gatekeeper ConstraintTemplates and constraints cluster-wide (validating
 // admission on /v1/admit), guards the namespace exemption label
-// (/v1/admitlabel), keeps referential data in step with the cluster, and
-// serves /healthz, /readyz and /metrics.
+// (/v1/admitlabel), adds GPU tolerations and the Vault agent to pods
+// (mutating admission on /v1/mutate, configured by the MutationConfig
+// named default, checked on /v1/admitmutationconfig), keeps referential
+// data in step with the cluster, and serves /healthz, /readyz and
+// /metrics.
 package main
 
 import (
@@ -36,6 +39,7 @@ func main() {
 	flag.StringVar(&cfg.ServiceName, "service-name", "daaas-guard-webhook", "Service in front of the webhook (certificate DNS name)")
 	flag.StringVar(&cfg.CertSecret, "cert-secret", "daaas-guard-webhook-cert", "Secret holding the generated certificates")
 	flag.StringVar(&cfg.WebhookConfigName, "webhook-config", "daaas-guard-validating", "ValidatingWebhookConfiguration that receives the CA bundle")
+	flag.StringVar(&cfg.MutatingWebhookConfigName, "mutating-webhook-config", "daaas-guard-mutating", "MutatingWebhookConfiguration that receives the CA bundle (empty: none)")
 	flag.Var(&mayIgnore, "exempt-namespace", "namespace (glob: kube-*, *-system) allowed to carry admission.gatekeeper.sh/ignore (repeatable)")
 	flag.IntVar(&cfg.MaxInFlight, "max-serving-threads", 0, "reviews evaluated at once (default 64)")
 	flag.DurationVar(&cfg.EvalTimeout, "eval-timeout", 2500*time.Millisecond, "deadline for one review; keep it below the webhook timeoutSeconds")

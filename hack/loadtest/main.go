@@ -8,7 +8,12 @@
 //     per review (from /proc), against a baseline run of the same webhook
 //     with no policies;
 //  2. apiserver: pods created through kube-apiserver per second, without
-//     and then with the webhook registered, in one run, and their ratio.
+//     and then with the webhook registered, in one run, and their ratio;
+//  3. mutation: a GPU and Vault pipeline pod's mutation AdmissionReview
+//     posted to /v1/mutate (direct), and the latency of creating such pods
+//     through kube-apiserver one at a time, without and then with the
+//     mutating webhook registered (the validating webhook is registered in
+//     both), and their ratio.
 //
 // `make bench` runs it; docs/performance.md records the results.
 package main
@@ -68,6 +73,7 @@ type options struct {
 	levels      []int
 	pods        int
 	podWorkers  int
+	latencyPods int
 	webhookBin  string
 	controlBins string
 	profile     string
@@ -80,6 +86,7 @@ func main() {
 	flag.StringVar(&levels, "concurrency", "1,8,32", "concurrency levels of the direct load")
 	flag.IntVar(&o.pods, "pods", 300, "pods created through the API server per phase")
 	flag.IntVar(&o.podWorkers, "pod-workers", 16, "concurrent pod creations")
+	flag.IntVar(&o.latencyPods, "latency-pods", 100, "GPU+Vault pipeline pods created one at a time per mutation phase")
 	flag.StringVar(&o.webhookBin, "webhook", "bin/webhook", "webhook binary")
 	flag.StringVar(&o.controlBins, "controlplane", "hack/controlplane/bin", "kube-apiserver and etcd")
 	flag.StringVar(&o.profile, "profile", "policies/profiles/daaas", "policy profile to load")
@@ -150,7 +157,7 @@ func run(o options) error {
 	fmt.Printf("admission reviews: %d distinct pods (policy fixtures and a pipeline pod)\n\n", len(reviews))
 
 	fmt.Println("## Direct load: AdmissionReviews posted to the webhook over HTTPS")
-	base := wh.load(reviews, 8, o.duration)
+	base := wh.load(webhook.ValidatePath, reviews, 8, o.duration)
 	fmt.Printf("baseline, no policies loaded:  %s\n", base)
 
 	n, err := applyProfile(ctx, cl, o.profile)
@@ -164,7 +171,7 @@ func run(o options) error {
 	fmt.Printf("profile loaded: %s\n", n)
 	var results []loadResult
 	for _, c := range o.levels {
-		r := wh.load(reviews, c, o.duration)
+		r := wh.load(webhook.ValidatePath, reviews, c, o.duration)
 		results = append(results, r)
 		fmt.Printf("profile, concurrency %-3d %s\n", c, r)
 	}
@@ -175,7 +182,7 @@ func run(o options) error {
 	}
 
 	fmt.Println("\n## Through the API server: pods created per second")
-	if err := prepareNamespace(ctx, cl, o.profile); err != nil {
+	if err := prepareNamespace(ctx, cl, o.profile, "alice"); err != nil {
 		return err
 	}
 	without, err := createPods(ctx, cfg, "without", o.pods, o.podWorkers)
@@ -192,7 +199,99 @@ func run(o options) error {
 	}
 	fmt.Printf("with webhook:    %s\n", with)
 	fmt.Printf("pod creation with the webhook / without: %.0f%%\n", 100*with.rate()/without.rate())
+
+	return mutation(ctx, o, cfg, cl, wh, caPEM)
+}
+
+// mutation measures the mutating webhook on a GPU+Vault pipeline pod:
+// directly, then through the API server.
+func mutation(ctx context.Context, o options, cfg *rest.Config, cl client.Client, wh *webhookProcess, caPEM []byte) error {
+	const ns = "bob-jones"
+	tmpl, err := podFixture("policies/profiles/daaas/workloads/mutation/pipeline.yaml")
+	if err != nil {
+		return err
+	}
+	raw, err := tmpl.MarshalJSON()
+	if err != nil {
+		return err
+	}
+	review, err := json.Marshal(admissionv1.AdmissionReview{
+		TypeMeta: metav1.TypeMeta{APIVersion: "admission.k8s.io/v1", Kind: "AdmissionReview"},
+		Request: &admissionv1.AdmissionRequest{
+			UID: "loadtest-mutate", Kind: metav1.GroupVersionKind{Version: "v1", Kind: "Pod"},
+			Resource: metav1.GroupVersionResource{Version: "v1", Resource: "pods"},
+			Name:     tmpl.GetName(), Namespace: ns, Operation: admissionv1.Create,
+			UserInfo: authUser("system:serviceaccount:kubeflow:argo"), Object: runtimeRaw(raw),
+		},
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Println("\n## Mutation: a GPU+Vault pipeline pod (tolerations, init-only Vault agent)")
+	for _, c := range []int{1, 8} {
+		r := wh.load(webhook.MutatePath, [][]byte{review}, c, o.duration/2)
+		fmt.Printf("direct to /v1/mutate, concurrency %-2d %s\n", c, r)
+	}
+	if err := prepareNamespace(ctx, cl, o.profile, ns); err != nil {
+		return err
+	}
+	without, err := createLatency(ctx, cfg, tmpl, "plain", o.latencyPods, false)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("created through the API server, without the mutating webhook: %s\n", without)
+	if err := registerWebhookConfig(ctx, cl, "manifests/base/mutatingwebhookconfiguration.yaml", wh.port, caPEM); err != nil {
+		return err
+	}
+	with, err := createLatency(ctx, cfg, tmpl, "mutated", o.latencyPods, true)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("created through the API server, with the mutating webhook:    %s\n", with)
+	fmt.Printf("pod creation latency with the mutating webhook / without: p50 %.2fx, mean %.2fx\n",
+		float64(with.p50)/float64(without.p50), float64(with.mean)/float64(without.mean))
 	return nil
+}
+
+type latencyResult struct {
+	n                   int
+	p50, p90, p99, mean time.Duration
+}
+
+func (r latencyResult) String() string {
+	return fmt.Sprintf("p50 %s  p90 %s  p99 %s  mean %s  (%d pods, one at a time)", ms(r.p50), ms(r.p90), ms(r.p99), ms(r.mean), r.n)
+}
+
+// createLatency creates n copies of tmpl one after the other and reports
+// the latency of each creation; every pod must come back mutated (or not).
+func createLatency(ctx context.Context, cfg *rest.Config, tmpl *unstructured.Unstructured, phase string, n int, mutated bool) (latencyResult, error) {
+	cl, err := client.New(cfg, client.Options{Scheme: webhook.Scheme()})
+	if err != nil {
+		return latencyResult{}, err
+	}
+	var lat []time.Duration
+	var total time.Duration
+	for i := 0; i < n; i++ {
+		p := &corev1.Pod{}
+		if err := k8sruntime.DefaultUnstructuredConverter.FromUnstructured(tmpl.Object, p); err != nil {
+			return latencyResult{}, err
+		}
+		p.Name = fmt.Sprintf("latency-%s-%d", phase, i)
+		start := time.Now()
+		if err := cl.Create(ctx, p); err != nil {
+			return latencyResult{}, fmt.Errorf("creating %s: %w", p.Name, err)
+		}
+		d := time.Since(start)
+		lat = append(lat, d)
+		total += d
+		injected := len(p.Spec.InitContainers) > 0 && p.Spec.InitContainers[len(p.Spec.InitContainers)-1].Name == "vault-agent-init"
+		if injected != mutated {
+			return latencyResult{}, fmt.Errorf("pod %s: Vault agent injected: %v, want %v", p.Name, injected, mutated)
+		}
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	pct := func(q float64) time.Duration { return lat[min(len(lat)-1, int(q*float64(len(lat))))] }
+	return latencyResult{n: n, p50: pct(0.5), p90: pct(0.9), p99: pct(0.99), mean: total / time.Duration(n)}, nil
 }
 
 func cpuModel() string {
@@ -361,9 +460,10 @@ func (r loadResult) String() string {
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond)) }
 
-// load posts the reviews round-robin from concurrency workers for d.
-func (w *webhookProcess) load(reviews [][]byte, concurrency int, d time.Duration) loadResult {
-	url := fmt.Sprintf("https://127.0.0.1:%d%s", w.port, webhook.ValidatePath)
+// load posts the reviews to path round-robin from concurrency workers for
+// d.
+func (w *webhookProcess) load(path string, reviews [][]byte, concurrency int, d time.Duration) loadResult {
+	url := fmt.Sprintf("https://127.0.0.1:%d%s", w.port, path)
 	var next atomic.Int64
 	var mu sync.Mutex
 	var lat []time.Duration
@@ -536,17 +636,17 @@ func waitForCRD(ctx context.Context, cl client.Client, name string) error {
 	return fmt.Errorf("CRD %s was not established", name)
 }
 
-// prepareNamespace creates the profile namespace the pods go to, with the
-// cluster state the profile's referential rules need (the inventory
+// prepareNamespace creates the profile namespace ns the pods go to, with
+// the cluster state the profile's referential rules need (the inventory
 // fixture's objects in that namespace, where their kinds are served).
-func prepareNamespace(ctx context.Context, cl client.Client, profile string) error {
+func prepareNamespace(ctx context.Context, cl client.Client, profile, ns string) error {
 	inv, err := eval.ReadManifests([]string{filepath.Join(profile, "workloads", "inventory.yaml")}, nil)
 	if err != nil {
 		return err
 	}
 	for _, d := range inv {
 		u := d.Object
-		if u.GetNamespace() != "alice" && !(u.GetKind() == "Namespace" && u.GetName() == "alice") {
+		if u.GetNamespace() != ns && !(u.GetKind() == "Namespace" && u.GetName() == ns) {
 			continue
 		}
 		if err := cl.Create(ctx, u.DeepCopy()); err != nil && !apierrors.IsAlreadyExists(err) && !strings.Contains(err.Error(), "no matches for kind") {
@@ -558,19 +658,28 @@ func prepareNamespace(ctx context.Context, cl client.Client, profile string) err
 
 // notebookPod is the profile's admitted notebook pod, named freshly.
 func notebookPod(name string) (*unstructured.Unstructured, error) {
-	docs, err := manifest.ReadFile("policies/profiles/daaas/workloads/admitted/notebook.yaml", manifest.Options{})
+	p, err := podFixture("policies/profiles/daaas/workloads/admitted/notebook.yaml")
+	if err != nil {
+		return nil, err
+	}
+	p.SetName(name)
+	return p, nil
+}
+
+// podFixture is the first Pod in a fixture file.
+func podFixture(path string) (*unstructured.Unstructured, error) {
+	docs, err := manifest.ReadFile(path, manifest.Options{})
 	if err != nil {
 		return nil, err
 	}
 	for _, d := range docs {
 		if d.Object.GetKind() == "Pod" {
 			p := d.Object.DeepCopy()
-			p.SetName(name)
 			p.SetResourceVersion("")
 			return p, nil
 		}
 	}
-	return nil, errors.New("no Pod in the notebook fixture")
+	return nil, fmt.Errorf("no Pod in %s", path)
 }
 
 type podResult struct {
@@ -636,24 +745,48 @@ func createPods(ctx context.Context, cfg *rest.Config, phase string, n, workers 
 // registerWebhook registers the suite's own ValidatingWebhookConfiguration,
 // pointed at the local webhook.
 func registerWebhook(ctx context.Context, cl client.Client, port int, caPEM []byte) error {
-	docs, err := manifest.ReadFile("manifests/base/validatingwebhookconfiguration.yaml", manifest.Options{})
+	return registerWebhookConfig(ctx, cl, "manifests/base/validatingwebhookconfiguration.yaml", port, caPEM)
+}
+
+// registerWebhookConfig registers the webhook configuration in file (either
+// kind), pointed at the local webhook.
+func registerWebhookConfig(ctx context.Context, cl client.Client, file string, port int, caPEM []byte) error {
+	docs, err := manifest.ReadFile(file, manifest.Options{})
 	if err != nil {
 		return err
 	}
-	vwc := &admissionregistrationv1.ValidatingWebhookConfiguration{}
 	raw, err := docs[0].Object.MarshalJSON()
 	if err != nil {
 		return err
 	}
-	if err := json.Unmarshal(raw, vwc); err != nil {
-		return err
+	point := func(cc *admissionregistrationv1.WebhookClientConfig) {
+		url := fmt.Sprintf("https://127.0.0.1:%d%s", port, *cc.Service.Path)
+		*cc = admissionregistrationv1.WebhookClientConfig{URL: &url, CABundle: caPEM}
 	}
-	for i := range vwc.Webhooks {
-		path := *vwc.Webhooks[i].ClientConfig.Service.Path
-		url := fmt.Sprintf("https://127.0.0.1:%d%s", port, path)
-		vwc.Webhooks[i].ClientConfig = admissionregistrationv1.WebhookClientConfig{URL: &url, CABundle: caPEM}
+	var obj client.Object
+	switch docs[0].Object.GetKind() {
+	case "ValidatingWebhookConfiguration":
+		vwc := &admissionregistrationv1.ValidatingWebhookConfiguration{}
+		if err := json.Unmarshal(raw, vwc); err != nil {
+			return err
+		}
+		for i := range vwc.Webhooks {
+			point(&vwc.Webhooks[i].ClientConfig)
+		}
+		obj = vwc
+	case "MutatingWebhookConfiguration":
+		mwc := &admissionregistrationv1.MutatingWebhookConfiguration{}
+		if err := json.Unmarshal(raw, mwc); err != nil {
+			return err
+		}
+		for i := range mwc.Webhooks {
+			point(&mwc.Webhooks[i].ClientConfig)
+		}
+		obj = mwc
+	default:
+		return fmt.Errorf("%s holds no webhook configuration", file)
 	}
-	if err := cl.Create(ctx, vwc); err != nil {
+	if err := cl.Create(ctx, obj); err != nil {
 		return err
 	}
 	time.Sleep(2 * time.Second) // the API server picks webhook configurations up asynchronously

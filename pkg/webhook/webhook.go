@@ -1,7 +1,8 @@
 // Package webhook assembles the admission webhook process: a
 // controller-runtime manager with the policy engine, the controllers that
-// feed it, the admission handlers, TLS certificates and the operational
-// endpoints. cmd/webhook only turns flags into a Config.
+// feed it, the validating and mutating admission handlers, TLS
+// certificates and the operational endpoints. cmd/webhook only turns flags
+// into a Config.
 package webhook
 
 import (
@@ -35,16 +36,20 @@ import (
 
 	configv1alpha1 "github.com/statcan/daaas-guard/api/config/v1alpha1"
 	expansionv1alpha1 "github.com/statcan/daaas-guard/api/expansion/v1alpha1"
+	guardv1alpha1 "github.com/statcan/daaas-guard/api/v1alpha1"
 	"github.com/statcan/daaas-guard/pkg/admission"
 	"github.com/statcan/daaas-guard/pkg/controllers"
 	"github.com/statcan/daaas-guard/pkg/match"
+	"github.com/statcan/daaas-guard/pkg/mutate"
 	"github.com/statcan/daaas-guard/pkg/policy"
 )
 
 // Paths the handlers are served on.
 const (
-	ValidatePath    = "/v1/admit"
-	IgnoreLabelPath = "/v1/admitlabel"
+	ValidatePath       = "/v1/admit"
+	IgnoreLabelPath    = "/v1/admitlabel"
+	MutationConfigPath = "/v1/admitmutationconfig"
+	MutatePath         = "/v1/mutate"
 )
 
 // Config is everything the webhook process is told.
@@ -64,11 +69,14 @@ type Config struct {
 	// Certificates: unless DisableCertRotation, a CA and a serving
 	// certificate for ServiceName.Namespace.svc are generated, kept in
 	// CertSecret and rotated, and the CA bundle is written into the
-	// ValidatingWebhookConfiguration named WebhookConfigName.
-	DisableCertRotation bool
-	ServiceName         string
-	CertSecret          string
-	WebhookConfigName   string
+	// ValidatingWebhookConfiguration named WebhookConfigName and the
+	// MutatingWebhookConfiguration named MutatingWebhookConfigName (if
+	// set).
+	DisableCertRotation       bool
+	ServiceName               string
+	CertSecret                string
+	WebhookConfigName         string
+	MutatingWebhookConfigName string
 
 	// MayIgnore lists the namespaces (globs) allowed to carry the
 	// admission.gatekeeper.sh/ignore label.
@@ -97,7 +105,7 @@ type Config struct {
 func Scheme() *runtime.Scheme {
 	s := runtime.NewScheme()
 	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, apiextensionsv1.AddToScheme,
-		configv1alpha1.AddToScheme, expansionv1alpha1.AddToScheme} {
+		configv1alpha1.AddToScheme, expansionv1alpha1.AddToScheme, guardv1alpha1.AddToScheme} {
 		if err := add(s); err != nil {
 			panic(err)
 		}
@@ -133,12 +141,18 @@ type Webhook struct {
 	Engine     *policy.Engine
 	Tracker    *controllers.Tracker
 	Exemptions *admission.Exemptions
-	serving    atomic.Bool
+	// Mutator is the mutating handler; MutationConfig keeps its
+	// configuration current.
+	Mutator        *mutate.Handler
+	MutationConfig *controllers.MutationConfigReconciler
+	serving        atomic.Bool
 }
 
 // Ready reports whether the webhook serves and has loaded every policy
-// present at start-up.
-func (w *Webhook) Ready() bool { return w.serving.Load() && w.Tracker.Ready() }
+// and the mutation configuration present at start-up.
+func (w *Webhook) Ready() bool {
+	return w.serving.Load() && w.Tracker.Ready() && w.MutationConfig.Loaded()
+}
 
 // Setup adds the engine, controllers, handlers, certificates and probes to
 // mgr. Handlers are registered once certificates exist, so the TLS server
@@ -217,8 +231,25 @@ func Setup(mgr manager.Manager, cfg Config) (*Webhook, error) {
 	if err != nil {
 		return nil, err
 	}
+	w.Mutator, err = mutate.NewHandler(mutate.HandlerConfig{
+		Own:        cfg.Namespace,
+		Namespaces: namespaceReader{mgr.GetClient()},
+		Metrics:    mutate.NewMetrics(reg),
+		Log:        log.WithName("mutate"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	w.MutationConfig = &controllers.MutationConfigReconciler{Client: mgr.GetClient(), Handler: w.Mutator, Log: log.WithName("mutationconfig")}
+	if err := w.MutationConfig.SetupWithManager(mgr); err != nil {
+		return nil, err
+	}
 
 	certsReady := make(chan struct{})
+	webhooks := []rotator.WebhookInfo{{Name: cfg.WebhookConfigName, Type: rotator.Validating}}
+	if cfg.MutatingWebhookConfigName != "" {
+		webhooks = append(webhooks, rotator.WebhookInfo{Name: cfg.MutatingWebhookConfigName, Type: rotator.Mutating})
+	}
 	if cfg.DisableCertRotation {
 		close(certsReady)
 	} else if err := rotator.AddRotator(mgr, &rotator.CertRotator{
@@ -228,7 +259,7 @@ func Setup(mgr manager.Manager, cfg Config) (*Webhook, error) {
 		CAOrganization: "daaas-guard",
 		DNSName:        fmt.Sprintf("%s.%s.svc", cfg.ServiceName, cfg.Namespace),
 		IsReady:        certsReady,
-		Webhooks:       []rotator.WebhookInfo{{Name: cfg.WebhookConfigName, Type: rotator.Validating}},
+		Webhooks:       webhooks,
 		FieldOwner:     controllers.FieldOwner,
 	}); err != nil {
 		return nil, fmt.Errorf("certificate rotation: %w", err)
@@ -242,8 +273,11 @@ func Setup(mgr manager.Manager, cfg Config) (*Webhook, error) {
 		srv := mgr.GetWebhookServer()
 		srv.Register(ValidatePath, &cradmission.Webhook{Handler: validator, RecoverPanic: ptrTrue()})
 		srv.Register(IgnoreLabelPath, &cradmission.Webhook{Handler: &admission.LabelGuard{Exemptions: w.Exemptions}, RecoverPanic: ptrTrue()})
+		srv.Register(MutationConfigPath, &cradmission.Webhook{Handler: mutate.ConfigGuard{}, RecoverPanic: ptrTrue()})
+		srv.Register(MutatePath, &cradmission.Webhook{Handler: w.Mutator, RecoverPanic: ptrTrue()})
 		w.serving.Store(true)
-		log.Info("admission handlers registered", "validate", ValidatePath, "ignoreLabel", IgnoreLabelPath)
+		log.Info("admission handlers registered", "validate", ValidatePath, "ignoreLabel", IgnoreLabelPath,
+			"mutationConfig", MutationConfigPath, "mutate", MutatePath)
 		return nil
 	})); err != nil {
 		return nil, err
@@ -255,6 +289,9 @@ func Setup(mgr manager.Manager, cfg Config) (*Webhook, error) {
 	if err := mgr.AddReadyzCheck("policies", func(r *http.Request) error {
 		if !w.serving.Load() {
 			return errors.New("waiting for TLS certificates")
+		}
+		if !w.MutationConfig.Loaded() {
+			return errors.New("waiting for the MutationConfig")
 		}
 		return w.Tracker.Check()(r)
 	}); err != nil {

@@ -99,11 +99,15 @@ func newCluster(t *testing.T) (*cluster, error) {
 		CRDDirectoryPaths:     []string{filepath.Join(root, "manifests", "base", "crds")},
 		ErrorIfCRDPathMissing: true,
 	}
-	// The webhook configuration is registered only once the webhook serves,
-	// as in a cluster; until then it would reject everything (it fails
-	// closed). Certificates and the port are prepared now.
+	// The webhook configurations are registered only once the webhook
+	// serves, as in a cluster; until then the validating one would reject
+	// everything (it fails closed). Certificates and the port are prepared
+	// now.
 	opts := &envtest.WebhookInstallOptions{
-		Paths: []string{filepath.Join(root, "manifests", "base", "validatingwebhookconfiguration.yaml")},
+		Paths: []string{
+			filepath.Join(root, "manifests", "base", "validatingwebhookconfiguration.yaml"),
+			filepath.Join(root, "manifests", "base", "mutatingwebhookconfiguration.yaml"),
+		},
 	}
 	if err := opts.PrepWithoutInstalling(); err != nil {
 		return nil, err

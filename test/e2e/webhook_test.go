@@ -402,7 +402,7 @@ func TestWebhook(t *testing.T) {
 			Namespace: guardNamespace, PodID: "e2e-rotating", ServiceAccount: guardSA,
 			Host: "127.0.0.1", Port: portNum, CertDir: certDir,
 			ServiceName: "daaas-guard-webhook", CertSecret: "daaas-guard-webhook-cert", WebhookConfigName: "daaas-guard-validating",
-			HealthAddr: health, MetricsAddr: "0", ShutdownGrace: 2 * time.Second,
+			MutatingWebhookConfigName: "daaas-guard-mutating", HealthAddr: health, MetricsAddr: "0", ShutdownGrace: 2 * time.Second,
 			Metrics: prometheus.NewRegistry(), SecondInstance: true, // the first instance's series and controllers are registered already
 			Log: zap.New(zap.Level(zapLevel())),
 		}
@@ -454,6 +454,15 @@ func TestWebhook(t *testing.T) {
 			for _, w := range vwc.Webhooks {
 				if !bytes.Equal(w.ClientConfig.CABundle, secret.Data["ca.crt"]) {
 					return fmt.Errorf("webhook %s has another CA bundle", w.Name)
+				}
+			}
+			mwc := &admissionregistrationv1.MutatingWebhookConfiguration{}
+			if err := c.client.Get(ctx, client.ObjectKey{Name: "daaas-guard-mutating"}, mwc); err != nil {
+				return err
+			}
+			for _, w := range mwc.Webhooks {
+				if !bytes.Equal(w.ClientConfig.CABundle, secret.Data["ca.crt"]) {
+					return fmt.Errorf("mutating webhook %s has another CA bundle", w.Name)
 				}
 			}
 			return nil
