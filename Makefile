@@ -15,7 +15,7 @@ STATICCHECK_VERSION := v0.8.2
 CONTROLLER_GEN := $(GO) run sigs.k8s.io/controller-tools/cmd/controller-gen@v0.23.0
 FRAMEWORKS_APIS := github.com/open-policy-agent/frameworks/constraint/pkg/apis/templates/...
 
-.PHONY: all build test vet fmt-check unit policy-test lint bench fuzz demo up down clean controlplane generate verify-generated docker-build kind-up deploy
+.PHONY: all build test vet fmt-check unit policy-test lint bench fuzz demo up down clean controlplane generate verify-generated docker-build kind-up deploy fixtures-kubebench
 
 all: build
 
@@ -76,6 +76,15 @@ fuzz:
 	$(GO) test ./pkg/target -run '^$$' -fuzz '^FuzzParseJSON$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
 	$(GO) test ./pkg/admission -run '^$$' -fuzz '^FuzzValidator$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
 	$(GO) test ./pkg/mutate -run '^$$' -fuzz '^FuzzHandler$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
+	$(GO) test ./pkg/kubebench -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
+	$(GO) test ./pkg/kubebench -run '^$$' -fuzz '^FuzzParseStarboard$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
+	$(GO) test ./pkg/kubehunter -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
+	$(GO) test ./pkg/kubehunter -run '^$$' -fuzz '^FuzzParseStarboard$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
+
+## fixtures-kubebench: regenerate pkg/kubebench/testdata from a real
+## kube-bench run on a local control plane (root, openssl, curl, jq; ~10 min cold)
+fixtures-kubebench: controlplane
+	./hack/kubebench/fixtures.sh
 
 ## demo: the suite on a local control plane, step by step (see README.md)
 demo: build controlplane
