@@ -99,10 +99,10 @@ func start(ctx context.Context, o options, work string, say func(string, ...any)
 	// The cluster already runs workloads when the suite arrives; the audit
 	// finds what admission never saw.
 	profile := filepath.Join(o.root, "policies", "profiles", "daaas")
-	if err := env.ApplyClusterState(ctx, filepath.Join(profile, "workloads", "inventory.yaml"), "alice"); err != nil {
+	if err := env.ApplyClusterState(ctx, filepath.Join(profile, "workloads", "inventory.yaml"), "alice", gpuNamespace); err != nil {
 		return s, err
 	}
-	say("namespace alice (a Kubeflow profile) with its network policies, volumes and a running notebook pod, as before the suite was installed")
+	say("namespaces alice and %s (Kubeflow profiles, the second GPU-enabled) with their network policies, volumes and a running notebook pod, as before the suite was installed", gpuNamespace)
 
 	kubeconfig, err := env.ServiceAccountKubeconfig(ctx, localenv.Namespace, "daaas-guard-webhook")
 	if err != nil {
@@ -127,7 +127,9 @@ func start(ctx context.Context, o options, work string, say func(string, ...any)
 	if err := s.webhook.WaitReady(ctx, time.Minute); err != nil {
 		return s, err
 	}
-	if err := env.RegisterWebhooks(ctx, port, filepath.Join(o.root, "manifests", "base", "validatingwebhookconfiguration.yaml")); err != nil {
+	if err := env.RegisterWebhooks(ctx, port,
+		filepath.Join(o.root, "manifests", "base", "validatingwebhookconfiguration.yaml"),
+		filepath.Join(o.root, "manifests", "base", "mutatingwebhookconfiguration.yaml")); err != nil {
 		return s, err
 	}
 	say("webhook running as its service account (log: %s), registered with the API server over TLS, ready in %s",
@@ -144,7 +146,10 @@ func start(ctx context.Context, o options, work string, say func(string, ...any)
 	if err := waitEnforced(ctx, s.alice); err != nil {
 		return s, err
 	}
-	say("platform profile %s applied (%s) and enforced in %s", rel(profile), counts, time.Since(t0).Round(100*time.Millisecond))
+	if err := waitMutating(ctx, env.Client, filepath.Join(profile, "workloads")); err != nil {
+		return s, err
+	}
+	say("platform profile %s applied (%s) and enforced, mutation active, in %s", rel(profile), counts, time.Since(t0).Round(100*time.Millisecond))
 	return s, nil
 }
 

@@ -111,6 +111,8 @@ func runDemo(o options) (err error) {
 	steps := []func(context.Context, *output, *stack, string) error{
 		stepCompliantNotebook,
 		stepPrivilegedNotebook,
+		stepGPUPipeline,
+		stepVaultPipeline,
 	}
 	for _, step := range steps {
 		if err := ctx.Err(); err != nil {

@@ -57,6 +57,11 @@ func TestDemo(t *testing.T) {
 		"✓ admitted",
 		"[no-privileged-containers] container \"analysis\" runs privileged",
 		"✓ denied by the API server on the webhook's answer",
+		"key=dedicated operator=Equal value=gpu effect=NoSchedule",
+		"key=nvidia.com/gpu operator=Exists effect=NoSchedule",
+		"initContainers: init, kfp-launcher, vault-agent-init",
+		"vault.hashicorp.com/agent-inject-status: injected",
+		`annotation vault.hashicorp.com/agent-limits-cpu: "lots" is not a resource quantity`,
 		"All steps behaved as expected",
 	}
 	rest := text
