@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/go-logr/logr"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	toolscache "k8s.io/client-go/tools/cache"
@@ -99,18 +101,32 @@ func (r *ConfigReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 			}
 		}
 	}
+	var result ctrl.Result
 	for gvk := range want {
 		if _, running := r.synced[gvk]; running {
 			continue
 		}
 		if err := r.start(ctx, gvk); err != nil {
-			r.Log.Error(err, "cannot sync kind", "gvk", gvk.String())
+			// A kind not served yet (Istio or Kubeflow installed after the
+			// suite) is expected: say so once per attempt, without a stack,
+			// and try again, so its objects reach data.inventory once its
+			// CRD arrives.
+			if meta.IsNoMatchError(err) {
+				r.Log.Info("kind not served by the API server; syncing it once it is", "gvk", gvk.String(), "retry", syncRetry)
+			} else {
+				r.Log.Error(err, "cannot sync kind", "gvk", gvk.String())
+			}
 			r.Tracker.observe(dataKey(gvk)) // do not hold readiness on a kind that does not exist
+			result.RequeueAfter = syncRetry
 			continue
 		}
 	}
-	return ctrl.Result{}, nil
+	return result, nil
 }
+
+// syncRetry is how often a Config's kinds that the API server does not
+// serve are tried again.
+const syncRetry = time.Minute
 
 func (r *ConfigReconciler) excluded(namespace string) bool {
 	if namespace == "" {
