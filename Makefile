@@ -41,14 +41,16 @@ unit:
 controlplane:
 	./hack/controlplane/build.sh
 
-## generate: deep-copy code and CRDs from the API types (ours and the constraint framework's)
+## generate: deep-copy code and CRDs from the API types (ours and the constraint
+## framework's); the wg-policy PolicyReport CRD for the e2e tests
 generate:
-	$(CONTROLLER_GEN) object paths=./api/...
+	$(CONTROLLER_GEN) object paths=./api/... paths=./pkg/policyreport/...
 	$(CONTROLLER_GEN) crd:crdVersions=v1 paths=./api/... paths=$(FRAMEWORKS_APIS) output:crd:dir=manifests/base/crds
+	$(CONTROLLER_GEN) crd:crdVersions=v1 paths=./pkg/policyreport/... output:crd:dir=test/e2e/testdata/crds
 
 # verify-generated regenerates and fails if anything changed, so stale
 # generated files never pass CI.
-GENERATED_SUM = find api manifests/base/crds -type f | sort | xargs sha256sum
+GENERATED_SUM = find api pkg/policyreport manifests/base/crds test/e2e/testdata/crds -type f | sort | xargs sha256sum
 verify-generated:
 	@before=$$($(GENERATED_SUM)); $(MAKE) --no-print-directory generate >/dev/null; after=$$($(GENERATED_SUM)); \
 	if [ "$$before" != "$$after" ]; then echo "generated files were stale and have been regenerated: review and commit them"; exit 1; fi

@@ -64,13 +64,13 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "guardctl",
-		Short:         "Test and evaluate Gatekeeper policies offline",
+		Short:         "Test and evaluate Gatekeeper policies offline; report ITSG-33 compliance",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newTestCmd(stdout, stderr), newEvalCmd(stdin, stdout), newBenchCmd(stdin, stdout), newVersionCmd(stdout))
+	root.AddCommand(newTestCmd(stdout, stderr), newEvalCmd(stdin, stdout), newBenchCmd(stdin, stdout), newReportCmd(stdout, stderr), newVersionCmd(stdout))
 	return root
 }
 
