@@ -36,6 +36,7 @@ vet:
 
 unit:
 	DAAAS_GUARD_E2E=1 $(GO) test -count=1 ./...
+	@if [ -f out/compliance/report.png ]; then echo "compliance report in Chromium: out/compliance/report.html, screenshot out/compliance/report.png"; fi
 
 ## controlplane: build kube-apiserver and etcd from source into hack/controlplane/bin (once)
 controlplane:
@@ -77,6 +78,8 @@ fuzz:
 	$(GO) test ./pkg/suite -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
 	$(GO) test ./pkg/target -run '^$$' -fuzz '^FuzzParseJSON$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
 	$(GO) test ./pkg/admission -run '^$$' -fuzz '^FuzzValidator$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
+	$(GO) test ./pkg/evidence -run '^$$' -fuzz '^FuzzAddFile$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
+	$(GO) test ./pkg/compliance -run '^$$' -fuzz '^FuzzParseModel$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
 
 ## demo: show the suite at work (see README.md)
 demo: build

@@ -328,6 +328,8 @@ details.control .body { padding: 4px 12px 12px; overflow-x: auto; }
 .muted { color: var(--muted); }
 .hidden { display: none; }
 code { font-size: 12px; }
+details.control td:nth-child(5), details.control td:nth-child(7), #inputs td:nth-child(3) { max-width: 260px; overflow-wrap: anywhere; }
+details.control td:nth-child(6) { min-width: 280px; }
 @media print { details.control { break-inside: avoid; } .toolbar { display: none; } }
 </style>
 </head>

@@ -192,7 +192,11 @@ func oscal(r *compliance.Report) *oscalDocument {
 		result.Description = result.Title
 	}
 	for _, s := range r.Sources {
-		result.Props = append(result.Props, props("input-"+string(s.Source), sourceVersion(s)+"; "+s.Detail)...)
+		v := "not provided"
+		if s.Origin != "" {
+			v = sourceVersion(s) + "; " + s.Detail
+		}
+		result.Props = append(result.Props, props("input-"+string(s.Source), v)...)
 	}
 	sel := oscalControlSelection{}
 	observed := map[string]string{} // evidence key -> observation UUID
