@@ -8,6 +8,7 @@
 //
 // +kubebuilder:object:generate=true
 // +groupName=wgpolicyk8s.io
+// +versionName=v1alpha2
 package policyreport
 
 import (
