@@ -122,7 +122,7 @@ func runDemo(o options) (err error) {
 			return err
 		}
 	}
-	return nil
+	return stepReport(out, s, o)
 }
 
 func stepCompliantNotebook(ctx context.Context, out *output, s *stack, workloads string) error {

@@ -71,7 +71,37 @@ func (e *Env) ApplyPolicies(ctx context.Context, dir string, timeout time.Durati
 			return counts, fmt.Errorf("creating %s %s: %w", gvk.Kind, u.GetName(), err)
 		}
 	}
+	// A constraint is enforced shortly after its creation returns; wait
+	// until the webhook says so for each, so that what follows sees the
+	// whole profile.
+	for _, u := range later {
+		if u.GroupVersionKind().Group != "constraints.gatekeeper.sh" {
+			continue
+		}
+		if err := e.waitEnforced(ctx, u, timeout); err != nil {
+			return counts, err
+		}
+	}
 	return counts, nil
+}
+
+// waitEnforced waits until a constraint's status has a replica reporting
+// it enforced.
+func (e *Env) waitEnforced(ctx context.Context, c *unstructured.Unstructured, timeout time.Duration) error {
+	return WaitFor(ctx, timeout, func() error {
+		u := &unstructured.Unstructured{}
+		u.SetGroupVersionKind(c.GroupVersionKind())
+		if err := e.Client.Get(ctx, client.ObjectKey{Name: c.GetName()}, u); err != nil {
+			return err
+		}
+		pods, _, _ := unstructured.NestedSlice(u.Object, "status", "byPod")
+		for _, p := range pods {
+			if m, ok := p.(map[string]interface{}); ok && m["enforced"] == true {
+				return nil
+			}
+		}
+		return fmt.Errorf("%s %s is not enforced yet (status.byPod: %v)", c.GetKind(), c.GetName(), pods)
+	})
 }
 
 func (e *Env) waitForCRD(ctx context.Context, name string, timeout time.Duration) error {

@@ -62,6 +62,8 @@ func TestDemo(t *testing.T) {
 		"initContainers: init, kfp-launcher, vault-agent-init",
 		"vault.hashicorp.com/agent-inject-status: injected",
 		`annotation vault.hashicorp.com/agent-limits-cpu: "lots" is not a resource quantity`,
+		"RA-5   not-satisfied        Vulnerability Scanning", // the pods' images are not scanned
+		"✓ written to",
 		"All steps behaved as expected",
 	}
 	rest := text
@@ -74,5 +76,10 @@ func TestDemo(t *testing.T) {
 	}
 	if strings.Contains(text, "✗") {
 		t.Errorf("a step did not behave as expected:\n%s", text)
+	}
+	for _, f := range []string{"compliance-report.html", "compliance-report.json"} {
+		if st, err := os.Stat(filepath.Join(out, f)); err != nil || st.Size() == 0 {
+			t.Errorf("the demo did not write %s: %v", f, err)
+		}
 	}
 }

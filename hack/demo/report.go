@@ -1,0 +1,58 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/statcan/daaas-guard/pkg/compliance"
+)
+
+// stepReport writes the cluster's ITSG-33 compliance report to the output
+// directory, as an auditor would produce it with guardctl.
+func stepReport(out *output, s *stack, o options) error {
+	out.step("The ITSG-33 compliance report for this cluster")
+	dir, err := filepath.Abs(o.out)
+	if err != nil {
+		return err
+	}
+	base := filepath.Join(dir, "compliance-report")
+	for _, format := range []string{"json", "html"} {
+		text, code, err := runGuardctl(o, "report", "--kubeconfig", s.env.Kubeconfig, "--cluster-name", "daaas-demo",
+			"--format", format, "--output", base+"."+format)
+		if err != nil {
+			return err
+		}
+		if code != 0 {
+			out.quote(text)
+			return out.fail("guardctl report --format %s exited %d", format, code)
+		}
+	}
+	b, err := os.ReadFile(base + ".json")
+	if err != nil {
+		return err
+	}
+	var r compliance.Report
+	if err := json.Unmarshal(b, &r); err != nil {
+		return fmt.Errorf("%s: %w", base+".json", err)
+	}
+	st := r.Summary.ByStatus
+	out.say("%d controls: %d satisfied, %d partially, %d not satisfied, %d not assessed (evidence: %d pass, %d fail, %d warn)",
+		r.Summary.Controls, st.Satisfied, st.Partially, st.NotSatisfied, st.NotAssessed,
+		r.Summary.Evidence.Pass, r.Summary.Evidence.Fail, r.Summary.Evidence.Warn)
+	var lines []string
+	for _, c := range r.Controls {
+		if c.Status == compliance.StatusNotAssessed {
+			continue
+		}
+		lines = append(lines, fmt.Sprintf("%-6s %-20s %s", c.ID, c.Status, c.Title))
+	}
+	out.quote(strings.Join(lines, "\n"))
+	if r.Summary.Controls == 0 || st.Satisfied+st.Partially+st.NotSatisfied == 0 {
+		return out.fail("the report assessed no control")
+	}
+	out.ok("written to %s.html (for auditors; open it in a browser) and %s.json", rel(base), rel(base))
+	return nil
+}
