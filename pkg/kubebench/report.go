@@ -172,7 +172,7 @@ func Parse(data []byte) (*Report, error) {
 		if err := strictjson.Unmarshal(data, &w); err != nil {
 			return nil, parseError(err)
 		}
-		v := &validator{}
+		v := newValidator()
 		r := &Report{HasTotals: true}
 		if w.Controls == nil {
 			v.fail("Controls", "required")
@@ -193,7 +193,7 @@ func Parse(data []byte) (*Report, error) {
 		if err := strictjson.Unmarshal(data, &w); err != nil {
 			return nil, parseError(err)
 		}
-		v := &validator{}
+		v := newValidator()
 		r := &Report{Controls: v.controls("", w)}
 		for _, c := range r.Controls {
 			r.Totals.add(c.Totals)
@@ -236,23 +236,18 @@ func parseError(err error) error {
 
 // validator converts wire values, collecting problems.
 type validator struct {
-	problems []*strictjson.Error
-	omitted  int
+	strictjson.Problems
 }
 
-func (v *validator) fail(path, format string, args ...any) {
-	if len(v.problems) >= maxProblems {
-		v.omitted++
-		return
-	}
-	v.problems = append(v.problems, strictjson.Errorf(path, format, args...))
-}
+func newValidator() *validator { return &validator{strictjson.NewProblems(maxProblems)} }
+
+func (v *validator) fail(path, format string, args ...any) { v.Add(path, format, args...) }
 
 func (v *validator) err() error {
-	if len(v.problems) == 0 {
+	if len(v.List) == 0 {
 		return nil
 	}
-	return &ParseError{Problems: v.problems, Omitted: v.omitted}
+	return &ParseError{Problems: v.List, Omitted: v.Omitted}
 }
 
 func join(path, member string) string {

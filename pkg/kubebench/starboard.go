@@ -54,7 +54,7 @@ func ParseStarboard(report []byte) (*StarboardReport, error) {
 		}
 		return nil, pe
 	}
-	v := &validator{}
+	v := newValidator()
 	out := &StarboardReport{Report: &Report{HasTotals: true}}
 	if ts := v.str("report.updateTimestamp", w.UpdateTimestamp, true); ts != "" {
 		t, err := time.Parse(time.RFC3339, ts)

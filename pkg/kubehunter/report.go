@@ -162,7 +162,7 @@ func Parse(data []byte) (*Report, error) {
 	if err := strictjson.Unmarshal(data, &w); err != nil {
 		return nil, parseError(err, "")
 	}
-	v := &validator{}
+	v := newValidator()
 	r := &Report{}
 	if w.Nodes == nil {
 		v.fail("nodes", "required")
@@ -221,23 +221,18 @@ func parseError(err error, prefix string) error {
 }
 
 type validator struct {
-	problems []*strictjson.Error
-	omitted  int
+	strictjson.Problems
 }
 
-func (v *validator) fail(path, format string, args ...any) {
-	if len(v.problems) >= maxProblems {
-		v.omitted++
-		return
-	}
-	v.problems = append(v.problems, strictjson.Errorf(path, format, args...))
-}
+func newValidator() *validator { return &validator{strictjson.NewProblems(maxProblems)} }
+
+func (v *validator) fail(path, format string, args ...any) { v.Add(path, format, args...) }
 
 func (v *validator) err() error {
-	if len(v.problems) == 0 {
+	if len(v.List) == 0 {
 		return nil
 	}
-	return &ParseError{Problems: v.problems, Omitted: v.omitted}
+	return &ParseError{Problems: v.List, Omitted: v.Omitted}
 }
 
 // str requires a non-empty string.

@@ -51,7 +51,7 @@ func ParseStarboard(report []byte) (*StarboardReport, error) {
 	if err := strictjson.Unmarshal(report, &w); err != nil {
 		return nil, parseError(err, "report")
 	}
-	v := &validator{}
+	v := newValidator()
 	out := &StarboardReport{Report: &Report{}}
 	if ts := v.str("report.updateTimestamp", w.UpdateTimestamp); ts != "" {
 		t, err := time.Parse(time.RFC3339, ts)

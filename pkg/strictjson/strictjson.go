@@ -137,3 +137,23 @@ func describeJSON(e *json.SemanticError) string {
 	}
 	return kind
 }
+
+// Problems collects a parser's errors, keeping the first max and counting
+// the rest, so one bad document gives a readable error of bounded size.
+type Problems struct {
+	List    []*Error
+	Omitted int
+	max     int
+}
+
+// NewProblems keeps up to max errors.
+func NewProblems(max int) Problems { return Problems{max: max} }
+
+// Add records the error at path.
+func (p *Problems) Add(path, format string, args ...any) {
+	if len(p.List) >= p.max {
+		p.Omitted++
+		return
+	}
+	p.List = append(p.List, Errorf(path, format, args...))
+}
