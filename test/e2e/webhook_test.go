@@ -110,7 +110,15 @@ func apply(t *testing.T, c client.Client, u *unstructured.Unstructured) {
 	t.Helper()
 	ctx := context.Background()
 	u = u.DeepCopy()
-	if err := c.Create(ctx, u); err != nil {
+	err := c.Create(ctx, u)
+	if apierrors.IsAlreadyExists(err) {
+		old := u.DeepCopy()
+		if err = c.Get(ctx, client.ObjectKeyFromObject(u), old); err == nil {
+			u.SetResourceVersion(old.GetResourceVersion())
+			err = c.Update(ctx, u)
+		}
+	}
+	if err != nil {
 		t.Fatalf("creating %s %s: %v", u.GetKind(), u.GetName(), err)
 	}
 }
