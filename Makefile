@@ -36,19 +36,22 @@ vet:
 
 unit:
 	DAAAS_GUARD_E2E=1 $(GO) test -count=1 ./...
+	@if [ -f out/compliance/report.png ]; then echo "compliance report in Chromium: out/compliance/report.html, screenshot out/compliance/report.png"; fi
 
 ## controlplane: build kube-apiserver and etcd from source into hack/controlplane/bin (once)
 controlplane:
 	./hack/controlplane/build.sh
 
-## generate: deep-copy code and CRDs from the API types (ours and the constraint framework's)
+## generate: deep-copy code and CRDs from the API types (ours and the constraint
+## framework's); the wg-policy PolicyReport CRD for the e2e tests
 generate:
-	$(CONTROLLER_GEN) object paths=./api/...
+	$(CONTROLLER_GEN) object paths=./api/... paths=./pkg/policyreport/...
 	$(CONTROLLER_GEN) crd:crdVersions=v1 paths=./api/... paths=$(FRAMEWORKS_APIS) output:crd:dir=manifests/base/crds
+	$(CONTROLLER_GEN) crd:crdVersions=v1 paths=./pkg/policyreport/... output:crd:dir=test/e2e/testdata/crds
 
 # verify-generated regenerates and fails if anything changed, so stale
 # generated files never pass CI.
-GENERATED_SUM = find api manifests/base/crds -type f | sort | xargs sha256sum
+GENERATED_SUM = find api pkg/policyreport manifests/base/crds test/e2e/testdata/crds -type f | sort | xargs sha256sum
 verify-generated:
 	@before=$$($(GENERATED_SUM)); $(MAKE) --no-print-directory generate >/dev/null; after=$$($(GENERATED_SUM)); \
 	if [ "$$before" != "$$after" ]; then echo "generated files were stale and have been regenerated: review and commit them"; exit 1; fi
@@ -80,6 +83,8 @@ fuzz:
 	$(GO) test ./pkg/kubebench -run '^$$' -fuzz '^FuzzParseStarboard$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
 	$(GO) test ./pkg/kubehunter -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
 	$(GO) test ./pkg/kubehunter -run '^$$' -fuzz '^FuzzParseStarboard$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
+	$(GO) test ./pkg/evidence -run '^$$' -fuzz '^FuzzAddFile$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
+	$(GO) test ./pkg/compliance -run '^$$' -fuzz '^FuzzParseModel$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
 
 ## fixtures-kubebench: regenerate pkg/kubebench/testdata from a real
 ## kube-bench run on a local control plane (root, openssl, curl, jq; ~10 min cold)

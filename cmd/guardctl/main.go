@@ -66,14 +66,14 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "guardctl",
-		Short:         "Test and evaluate Gatekeeper policies offline",
+		Short:         "Test and evaluate Gatekeeper policies offline; report ITSG-33 compliance",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(newTestCmd(stdout, stderr), newEvalCmd(stdin, stdout), newBenchCmd(stdin, stdout),
-		newMutateCmd(stdin, stdout, stderr), newVersionCmd(stdout))
+		newMutateCmd(stdin, stdout, stderr), newReportCmd(stdout, stderr), newVersionCmd(stdout))
 	return root
 }
 

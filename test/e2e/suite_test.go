@@ -96,7 +96,9 @@ func newCluster(t *testing.T) (*cluster, error) {
 	root := repoRoot(t)
 	env := &envtest.Environment{
 		BinaryAssetsDirectory: controlPlaneDir(t),
-		CRDDirectoryPaths:     []string{filepath.Join(root, "manifests", "base", "crds")},
+		// Our CRDs, and the wg-policy PolicyReport CRDs (generated from
+		// pkg/policyreport) that the audit and the compliance report use.
+		CRDDirectoryPaths:     []string{filepath.Join(root, "manifests", "base", "crds"), filepath.Join(root, "test", "e2e", "testdata", "crds")},
 		ErrorIfCRDPathMissing: true,
 	}
 	// The webhook configurations are registered only once the webhook

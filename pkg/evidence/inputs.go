@@ -1,0 +1,290 @@
+// Package evidence reads what the compliance model assesses, from files or
+// from a cluster, and turns it into compliance.Evidence: constraint
+// templates and constraints, audit results (wg-policy PolicyReports), the
+// admission webhooks' configuration, Trivy image scans, kube-bench and
+// kube-hunter runs. Reading (files.go, cluster.go) fills Inputs; each
+// adapter (policies.go, policyreports.go, webhooks.go, trivy.go,
+// kubebench.go, kubehunter.go) converts one kind of input.
+package evidence
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/statcan/daaas-guard/pkg/compliance"
+	"github.com/statcan/daaas-guard/pkg/policy"
+)
+
+// Options tune how inputs become evidence.
+type Options struct {
+	// Now is the report's time, against which ages are measured.
+	Now time.Time
+	// WebhookTLSMinVersion is the lowest TLS version the admission
+	// webhook accepts ("1.2"; the webhook's own setting). Empty leaves it
+	// out of the report.
+	WebhookTLSMinVersion string
+	// SystemNamespaces may be left out of admission without a finding.
+	SystemNamespaces []string
+	// MaxScanAge and MaxDBAge bound the age of image scans and of the
+	// vulnerability database before they are reported as stale; 0
+	// disables the check.
+	MaxScanAge time.Duration
+	MaxDBAge   time.Duration
+}
+
+// DefaultOptions are the settings guardctl report starts from.
+func DefaultOptions(now time.Time) Options {
+	return Options{
+		Now:                  now,
+		WebhookTLSMinVersion: "1.2",
+		SystemNamespaces:     []string{"kube-system", "kube-public", "kube-node-lease", "daaas-guard"},
+		MaxScanAge:           7 * 24 * time.Hour,
+		MaxDBAge:             72 * time.Hour,
+	}
+}
+
+// Inputs are the decoded inputs of a report, before they become evidence.
+type Inputs struct {
+	Templates []*policy.Template
+	// TemplateOrigins says where each template was read.
+	TemplateOrigins map[*policy.Template]string
+	Constraints     []Constraint
+	Reports         []Report
+	Webhooks        []WebhookConfig
+	Trivy           []*TrivyReport
+	TrivyDB         *TrivyDB
+	Bench           []*BenchRun
+	Hunter          []*HunterRun
+	// Running lists the images the cluster runs; RunningKnown says
+	// whether it was read at all (files do not say what runs).
+	Running      []RunningImage
+	RunningKnown bool
+	// Origins lists, per source, the files or clusters read.
+	Origins map[compliance.Source][]string
+	// Warnings are problems that did not stop reading.
+	Warnings []string
+}
+
+// NewInputs returns empty inputs.
+func NewInputs() *Inputs {
+	return &Inputs{TemplateOrigins: map[*policy.Template]string{}, Origins: map[compliance.Source][]string{}}
+}
+
+func (in *Inputs) origin(s compliance.Source, origin string) {
+	for _, o := range in.Origins[s] {
+		if o == origin {
+			return
+		}
+	}
+	in.Origins[s] = append(in.Origins[s], origin)
+}
+
+// AddTemplate adds a decoded template read from origin.
+func (in *Inputs) AddTemplate(t *policy.Template, origin string) {
+	in.Templates = append(in.Templates, t)
+	in.TemplateOrigins[t] = origin
+	in.origin(compliance.SourcePolicy, origin)
+}
+
+// Merge adds other's inputs to in.
+func (in *Inputs) Merge(other *Inputs) error {
+	in.Templates = append(in.Templates, other.Templates...)
+	for t, o := range other.TemplateOrigins {
+		in.TemplateOrigins[t] = o
+	}
+	in.Constraints = append(in.Constraints, other.Constraints...)
+	in.Reports = append(in.Reports, other.Reports...)
+	in.Webhooks = append(in.Webhooks, other.Webhooks...)
+	in.Trivy = append(in.Trivy, other.Trivy...)
+	if other.TrivyDB != nil {
+		if in.TrivyDB != nil && in.TrivyDB.Origin != other.TrivyDB.Origin {
+			return fmt.Errorf("two Trivy DB metadata files, %s and %s: give the one the scans used", in.TrivyDB.Origin, other.TrivyDB.Origin)
+		}
+		in.TrivyDB = other.TrivyDB
+	}
+	in.Bench = append(in.Bench, other.Bench...)
+	in.Hunter = append(in.Hunter, other.Hunter...)
+	in.Running = append(in.Running, other.Running...)
+	in.RunningKnown = in.RunningKnown || other.RunningKnown
+	for _, s := range compliance.Sources {
+		for _, o := range other.Origins[s] {
+			in.origin(s, o)
+		}
+	}
+	in.Warnings = append(in.Warnings, other.Warnings...)
+	return nil
+}
+
+// Evidence converts the inputs into evidence, with what each source
+// contributed (and which sources gave nothing) and the warnings met.
+func (in *Inputs) Evidence(opts Options) ([]compliance.Evidence, []compliance.SourceInfo, []string) {
+	warnings := append([]string(nil), in.Warnings...)
+	var out []compliance.Evidence
+	var infos []compliance.SourceInfo
+
+	pol, w := PolicyEvidence(in.Templates, in.TemplateOrigins, in.Constraints)
+	out = append(out, pol...)
+	warnings = append(warnings, w...)
+	if len(in.Templates) > 0 {
+		versioned := 0
+		for _, t := range in.Templates {
+			if t.Annotations[AnnotationVersion] != "" {
+				versioned++
+			}
+		}
+		infos = append(infos, compliance.SourceInfo{Source: compliance.SourcePolicy, Origin: origins(in.Origins[compliance.SourcePolicy]),
+			Tool:   "Gatekeeper ConstraintTemplates",
+			Detail: fmt.Sprintf("%s (%d versioned), %s", plural(len(in.Templates), "template"), versioned, plural(len(in.Constraints), "constraint"))})
+	} else {
+		infos = append(infos, notProvided(compliance.SourcePolicy))
+	}
+
+	audit, latest := AuditEvidence(in.Reports, in.Templates)
+	out = append(out, audit...)
+	if len(in.Reports) > 0 {
+		results := 0
+		for _, r := range in.Reports {
+			results += len(r.Report.Results)
+		}
+		infos = append(infos, compliance.SourceInfo{Source: compliance.SourceAudit, Origin: origins(in.Origins[compliance.SourceAudit]),
+			Tool: "wg-policy PolicyReports (wgpolicyk8s.io/v1alpha2)", ProducedAt: latest,
+			Detail: fmt.Sprintf("%s, %s", plural(len(in.Reports), "report"), plural(results, "result"))})
+	} else {
+		infos = append(infos, notProvided(compliance.SourceAudit))
+	}
+
+	out = append(out, WebhookEvidence(in.Webhooks, opts)...)
+	if len(in.Webhooks) > 0 {
+		configs := map[string]bool{}
+		for _, w := range in.Webhooks {
+			configs[w.Kind+"/"+w.Config] = true
+		}
+		detail := fmt.Sprintf("%s in %s", plural(len(in.Webhooks), "webhook"), plural(len(configs), "configuration"))
+		if opts.WebhookTLSMinVersion != "" {
+			detail += "; serving TLS " + opts.WebhookTLSMinVersion + "+ (as configured for this report)"
+		}
+		infos = append(infos, compliance.SourceInfo{Source: compliance.SourceWebhookConfig, Origin: origins(in.Origins[compliance.SourceWebhookConfig]),
+			Tool: "admission webhook configurations", Detail: detail})
+	} else {
+		infos = append(infos, notProvided(compliance.SourceWebhookConfig))
+	}
+
+	out = append(out, BenchEvidence(in.Bench)...)
+	infos = append(infos, benchInfos(in.Bench)...)
+
+	out = append(out, HunterEvidence(in.Hunter)...)
+	if len(in.Hunter) > 0 {
+		findings := 0
+		for _, r := range in.Hunter {
+			findings += len(r.Findings)
+		}
+		infos = append(infos, compliance.SourceInfo{Source: compliance.SourceKubeHunter, Origin: origins(in.Origins[compliance.SourceKubeHunter]),
+			Tool:   "kube-hunter",
+			Detail: fmt.Sprintf("%s, %s; kube-hunter's JSON does not record its version", plural(len(in.Hunter), "run"), plural(findings, "finding"))})
+	} else {
+		infos = append(infos, notProvided(compliance.SourceKubeHunter))
+	}
+
+	var running []RunningImage
+	if in.RunningKnown {
+		running = in.Running
+	}
+	out = append(out, ScanEvidence(in.Trivy, in.TrivyDB, running, opts)...)
+	if len(in.Trivy) > 0 || in.TrivyDB != nil {
+		info := compliance.SourceInfo{Source: compliance.SourceImageScan, Origin: origins(in.Origins[compliance.SourceImageScan]), Tool: "trivy"}
+		var versions []string
+		var latestScan *time.Time
+		for _, r := range in.Trivy {
+			if r.Trivy != nil && r.Trivy.Version != "" {
+				versions = appendUnique(versions, r.Trivy.Version)
+			}
+			if r.CreatedAt != nil && (latestScan == nil || r.CreatedAt.After(*latestScan)) {
+				t := r.CreatedAt.UTC()
+				latestScan = &t
+			}
+		}
+		sort.Strings(versions)
+		info.Version = strings.Join(versions, ", ")
+		info.ProducedAt = latestScan
+		if in.TrivyDB != nil {
+			info.DBVersion = "trivy-db v" + strconv.Itoa(in.TrivyDB.Version)
+			t := in.TrivyDB.UpdatedAt.UTC()
+			info.DBUpdatedAt = &t
+		} else {
+			info.DBVersion = "not recorded (Trivy's JSON does not carry it; give the DB's metadata.json)"
+		}
+		info.Detail = plural(len(in.Trivy), "image") + " scanned"
+		if info.Version == "" && len(in.Trivy) > 0 {
+			info.Detail += "; the reports do not record Trivy's version"
+		}
+		if in.RunningKnown {
+			missing := len(unscanned(in.Trivy, in.Running))
+			info.Detail += fmt.Sprintf("; %d of %d running images scanned", len(in.Running)-missing, len(in.Running))
+		} else {
+			info.Detail += "; coverage of running images unknown (not read from a cluster)"
+		}
+		infos = append(infos, info)
+	} else {
+		infos = append(infos, notProvided(compliance.SourceImageScan))
+	}
+	return out, infos, warnings
+}
+
+func benchInfos(runs []*BenchRun) []compliance.SourceInfo {
+	if len(runs) == 0 {
+		return []compliance.SourceInfo{notProvided(compliance.SourceKubeBench)}
+	}
+	type group struct {
+		origins, versions, nodeTypes []string
+		checks                       int
+	}
+	groups := map[string]*group{}
+	for _, r := range runs {
+		bench := strings.Join(r.Benchmarks, ", ")
+		g := groups[bench]
+		if g == nil {
+			g = &group{}
+			groups[bench] = g
+		}
+		g.origins = appendUnique(g.origins, r.Origin)
+		for _, v := range r.KubernetesVersions {
+			g.versions = appendUnique(g.versions, v)
+		}
+		for _, n := range r.NodeTypes {
+			g.nodeTypes = appendUnique(g.nodeTypes, n)
+		}
+		g.checks += len(r.Checks)
+	}
+	var out []compliance.SourceInfo
+	for _, bench := range sortedKeys(groups) {
+		g := groups[bench]
+		out = append(out, compliance.SourceInfo{Source: compliance.SourceKubeBench, Origin: origins(g.origins), Tool: "kube-bench",
+			Benchmark: orNone(bench),
+			Detail: fmt.Sprintf("%s, %s; %s checks; Kubernetes %s as detected", plural(len(g.origins), "run"), plural(g.checks, "check"),
+				orNone(strings.Join(g.nodeTypes, ", ")), orNone(strings.Join(g.versions, ", ")))})
+	}
+	return out
+}
+
+func notProvided(s compliance.Source) compliance.SourceInfo {
+	return compliance.SourceInfo{Source: s, Detail: "not provided"}
+}
+
+// origins names the inputs of a source compactly.
+func origins(list []string) string {
+	if len(list) == 1 {
+		return list[0]
+	}
+	return fmt.Sprintf("%d inputs: %s", len(list), listSome(list))
+}
+
+// plural writes a count and a noun, in the plural unless the count is 1.
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}

@@ -1,0 +1,197 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	sigsyaml "sigs.k8s.io/yaml"
+
+	guardv1alpha1 "github.com/statcan/daaas-guard/api/v1alpha1"
+	"github.com/statcan/daaas-guard/pkg/compliance"
+)
+
+const reportTemplate = `apiVersion: templates.gatekeeper.sh/v1
+kind: ConstraintTemplate
+metadata:
+  name: e2ereportcheck
+  annotations:
+    metadata.gatekeeper.sh/title: "Report check"
+    metadata.gatekeeper.sh/version: 1.0.0
+    guard.statcan.gc.ca/controls: "AC-6,CM-7"
+    guard.statcan.gc.ca/severity: critical
+spec:
+  crd:
+    spec:
+      names:
+        kind: E2EReportCheck
+  targets:
+    - target: admission.k8s.gatekeeper.sh
+      code:
+        - engine: Rego
+          source:
+            version: v1
+            rego: |
+              package e2ereportcheck
+
+              violation contains {"msg": "never"} if {
+                input.review.object.kind == "NeverAKind"
+              }
+`
+
+const reportAudit = `apiVersion: wgpolicyk8s.io/v1alpha2
+kind: PolicyReport
+metadata:
+  name: e2e-audit
+  namespace: daaas-guard
+summary: {pass: 0, fail: 1, warn: 0, error: 0, skip: 0}
+results:
+  - policy: E2EReportCheck
+    rule: report-check
+    result: fail
+    resources:
+      - {apiVersion: v1, kind: Pod, namespace: daaas-guard, name: unscanned}
+    message: found by the audit
+`
+
+func object(t *testing.T, y string) *unstructured.Unstructured {
+	t.Helper()
+	u := &unstructured.Unstructured{}
+	if err := sigsyaml.Unmarshal([]byte(y), &u.Object); err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+// TestReport_FromTheCluster runs guardctl report against the real API
+// server: templates, constraints, the webhook configuration, PolicyReports
+// and pods are read through a kubeconfig, as an auditor would; the result
+// is then stored as a ComplianceReport, whose CRD must accept it.
+func TestReport_FromTheCluster(t *testing.T) {
+	c := startCluster(t)
+	if c.stopped {
+		t.Fatal("the webhook was stopped by an earlier test; this test must run before TestWebhook stops it")
+	}
+	ctx := context.Background()
+	template := object(t, reportTemplate)
+	if err := c.client.Create(ctx, template); err != nil {
+		t.Fatalf("creating the template: %v", err)
+	}
+	// The constraint's CRD exists once the webhook has reconciled the
+	// template.
+	constraint := object(t, `{"apiVersion": "constraints.gatekeeper.sh/v1beta1", "kind": "E2EReportCheck", "metadata": {"name": "report-check"}, "spec": {"enforcementAction": "deny"}}`)
+	eventually(t, 20*time.Second, func() error { return c.client.Create(ctx, constraint.DeepCopy()) })
+	audit := object(t, reportAudit)
+	pod := pod(guardNamespace, "unscanned", false)
+	pod.Spec.Containers[0].Image = "k8scc01covidacr.azurecr.io/unscanned:1"
+	for _, o := range []client.Object{audit, pod} {
+		if err := c.client.Create(ctx, o); err != nil {
+			t.Fatalf("creating %s: %v", o.GetName(), err)
+		}
+	}
+	t.Cleanup(func() {
+		for _, o := range []client.Object{pod, audit, constraint, template} {
+			_ = c.client.Delete(ctx, o)
+		}
+	})
+
+	user, err := c.env.AddUser(envtest.User{Name: "auditor", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc, err := user.KubeConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(kubeconfig, kc, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	trivy := filepath.Join(repoRoot(t), "pkg", "evidence", "testdata", "evidence", "scans", "trivy-pipeline-base.json")
+	cmd := exec.Command(buildGuardctl(t), "report", "--kubeconfig", kubeconfig, "--cluster-name", "e2e", "--trivy", trivy, "--format", "json")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("guardctl report: %v\n%s", err, stderr.String())
+	}
+	report, err := compliance.ReadReport("guardctl report", stdout.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	found := map[string]string{}
+	for _, ctl := range report.Controls {
+		for _, e := range ctl.Evidence {
+			var subjects []string
+			for _, s := range e.Subjects {
+				subjects = append(subjects, s.String())
+			}
+			found[string(e.Source)+" "+e.ID+" "+strings.Join(subjects, ",")] = string(e.Result) + " from " + e.Origin
+		}
+	}
+	for key, want := range map[string]string{
+		"policy E2EReportCheck E2EReportCheck report-check":                                                                  "pass from cluster",
+		"audit E2EReportCheck Pod daaas-guard/unscanned":                                                                     "fail from cluster",
+		"webhook-config failure-policy ValidatingWebhookConfiguration daaas-guard-validating#validation.guard.statcan.gc.ca": "pass from cluster",
+		"image-scan unscanned Image k8scc01covidacr.azurecr.io/unscanned:1":                                                  "fail from cluster",
+		"image-scan VULN-CRITICAL Image k8scc01covidacr.azurecr.io/pipeline-base:3.9":                                        "fail from " + trivy,
+	} {
+		if got := found[key]; got != want {
+			t.Errorf("evidence %q: %q, want %q", key, got, want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("evidence found: %v\nstderr: %s", found, stderr.String())
+	}
+	if report.Cluster != "e2e" {
+		t.Errorf("cluster %q", report.Cluster)
+	}
+
+	// The summary goes to etcd as a ComplianceReport.
+	scheme := runtime.NewScheme()
+	if err := guardv1alpha1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	if err := corev1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	gc, err := client.New(c.cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cr := &guardv1alpha1.ComplianceReport{ObjectMeta: metav1.ObjectMeta{Name: "cluster"}, Spec: guardv1alpha1.ComplianceReportSpec{ClusterName: "e2e"}}
+	if err := gc.Create(ctx, cr); err != nil {
+		t.Fatalf("creating the ComplianceReport: %v", err)
+	}
+	t.Cleanup(func() { _ = gc.Delete(ctx, cr) })
+	if cr.Spec.Schedule != "0 */6 * * *" {
+		t.Errorf("schedule defaulted to %q", cr.Spec.Schedule)
+	}
+	cr.Status = report.CRStatus()
+	cr.Status.ObservedGeneration = cr.Generation
+	cr.Status.Conditions = []metav1.Condition{{Type: "Ready", Status: metav1.ConditionTrue, Reason: "Refreshed", Message: "report built", LastTransitionTime: metav1.Now()}}
+	if err := gc.Status().Update(ctx, cr); err != nil {
+		t.Fatalf("writing the status: %v", err)
+	}
+	var back guardv1alpha1.ComplianceReport
+	if err := gc.Get(ctx, client.ObjectKey{Name: "cluster"}, &back); err != nil {
+		t.Fatal(err)
+	}
+	if back.Status.Summary != cr.Status.Summary || len(back.Status.Controls) != len(report.Controls) || back.Status.Cluster != "e2e" {
+		t.Errorf("stored status %+v", back.Status.Summary)
+	}
+	raw, _ := sigsyaml.Marshal(back)
+	t.Logf("ComplianceReport: %d bytes as YAML; %d satisfied, %d partially, %d not satisfied, %d not assessed",
+		len(raw), back.Status.Summary.Satisfied, back.Status.Summary.Partially, back.Status.Summary.NotSatisfied, back.Status.Summary.NotAssessed)
+}
