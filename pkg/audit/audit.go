@@ -12,6 +12,7 @@ import (
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -50,6 +51,7 @@ type Auditor struct {
 
 	mu         sync.Mutex // one pass at a time
 	reportsOff atomic.Bool
+	forbidden  sync.Map // GVKs under "*" the scanner may not list, logged once
 	last       atomic.Pointer[Summary]
 }
 
@@ -249,6 +251,14 @@ func (a *Auditor) RunOnce(ctx context.Context) (*Summary, error) {
 		if err := a.auditKind(ctx, p, k, namespaces, set); err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
+			}
+			if apierrors.IsForbidden(err) && !k.named {
+				// Reached only through "*": the RBAC decides what that
+				// covers (manifests/base/audit.yaml).
+				if _, logged := a.forbidden.LoadOrStore(k.gvk, true); !logged {
+					a.log.Info("kind not audited: the scanner may not list it", "group", k.gvk.Group, "kind", k.gvk.Kind)
+				}
+				continue
 			}
 			p.problem("%s: %v", k.gvk.GroupKind(), err)
 			a.log.Error(err, "kind not audited", "group", k.gvk.Group, "version", k.gvk.Version, "kind", k.gvk.Kind)

@@ -26,6 +26,9 @@ type auditKind struct {
 	gvk        schema.GroupVersionKind
 	resource   string
 	namespaced bool
+	// named: a constraint or an ExpansionTemplate names the kind itself,
+	// rather than through "*".
+	named bool
 }
 
 // underWildcard are the kinds "*" does not bring in: Secrets (the audit
@@ -92,19 +95,20 @@ func resolveKinds(resources []*metav1.APIResourceList, want []match.Kinds, set *
 			if seen[gvk.GroupKind()] {
 				continue
 			}
-			selected := set != nil && set.AppliesTo(gvk)
+			named := set != nil && set.AppliesTo(gvk)
+			selected := named
 			for _, k := range want {
-				ok, named := accepts(k, gvk.GroupKind())
-				if ok && (named || !underWildcard[gvk.GroupKind()]) {
+				ok, byName := accepts(k, gvk.GroupKind())
+				if ok && (byName || !underWildcard[gvk.GroupKind()]) {
 					selected = true
-					break
+					named = named || byName
 				}
 			}
 			if !selected {
 				continue
 			}
 			seen[gvk.GroupKind()] = true
-			out = append(out, auditKind{gvk: gvk, resource: r.Name, namespaced: r.Namespaced})
+			out = append(out, auditKind{gvk: gvk, resource: r.Name, namespaced: r.Namespaced, named: named})
 		}
 	}
 	slices.SortFunc(out, func(a, b auditKind) int {
