@@ -1,0 +1,47 @@
+package main
+
+import (
+	"flag"
+	"strings"
+	"time"
+
+	"github.com/statcan/daaas-guard/pkg/audit"
+)
+
+// defaultNamespace is the namespace manifests/base deploys the suite in.
+const defaultNamespace = "daaas-guard"
+
+// auditFlags are the flags of the audit of existing resources (pkg/audit).
+type auditFlags struct {
+	o        audit.Options
+	enabled  bool
+	reports  string
+	excluded listFlag
+}
+
+func (f *auditFlags) bind(fs *flag.FlagSet) {
+	fs.BoolVar(&f.enabled, "audit", true, "audit existing resources against every constraint")
+	fs.DurationVar(&f.o.Interval, "audit-interval", audit.DefaultInterval, "time between the starts of audit passes; the first runs once the policies are loaded")
+	fs.Int64Var(&f.o.ChunkSize, "audit-chunk-size", audit.DefaultChunkSize, "objects per list call during an audit")
+	fs.IntVar(&f.o.MaxViolations, "audit-max-violations", audit.DefaultMaxViolations, "violations listed in each constraint's status (totalViolations counts all)")
+	fs.IntVar(&f.o.MaxReportResults, "audit-max-report-results", audit.DefaultMaxReportResults, "results listed in each PolicyReport (its summary counts all)")
+	fs.StringVar(&f.reports, "audit-reports", string(audit.ReportFailures), "PolicyReports: failures, all (also pass counts) or none")
+	fs.Var(&f.excluded, "audit-excluded-namespace", "namespace (glob) never audited, besides the scanner's own and the Config's (repeatable)")
+}
+
+// options returns the audit's options once the flags are parsed.
+func (f *auditFlags) options(namespace string) audit.Options {
+	o := f.o
+	o.Namespace = namespace
+	if o.Namespace == "" {
+		// The manifests' namespace, where the Config also lives; the
+		// Deployment does not set POD_NAMESPACE yet.
+		o.Namespace = defaultNamespace
+	}
+	o.Reports = audit.ReportMode(strings.TrimSpace(f.reports))
+	o.ExcludedNamespaces = f.excluded
+	if o.Interval == 0 {
+		o.Interval = time.Duration(-1) // 0 is the default in Options; say what was asked
+	}
+	return o
+}
