@@ -345,7 +345,9 @@ func (a *Auditor) auditKind(ctx context.Context, p *pass, k auditKind, namespace
 		for i := range list.Items {
 			u := &list.Items[i]
 			ns := u.GetNamespace()
-			if a.excludedNamespace(ns) {
+			if a.excludedNamespace(ns) || (isNamespace(k) && a.excludedNamespace(u.GetName())) {
+				// An excluded namespace's own object is excluded too, as
+				// Gatekeeper's process excluder does.
 				continue
 			}
 			// The list response leaves apiVersion and kind off its items
@@ -370,6 +372,8 @@ func (a *Auditor) auditKind(ctx context.Context, p *pass, k auditKind, namespace
 	}
 	return nil
 }
+
+func isNamespace(k auditKind) bool { return k.gvk.Group == "" && k.gvk.Kind == "Namespace" }
 
 // review audits one object as the webhook would review its creation, with
 // no user and no operation (as Gatekeeper's audit does), and records the

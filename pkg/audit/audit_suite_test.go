@@ -283,7 +283,9 @@ func TestAudit_PreExistingObjects(t *testing.T) {
 
 	// The cluster before any constraint exists.
 	for _, ns := range []*corev1.Namespace{
-		{ObjectMeta: metav1.ObjectMeta{Name: "daaas-guard"}},
+		// The suite's own namespace object is not audited either.
+		{ObjectMeta: metav1.ObjectMeta{Name: "daaas-guard", Labels: map[string]string{"finance.statcan.gc.ca/workload-id": "TBD"}}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "team-x"}},
 		{ObjectMeta: metav1.ObjectMeta{Name: "team-a"}},
 		{ObjectMeta: metav1.ObjectMeta{Name: "team-b"}},
 		{ObjectMeta: metav1.ObjectMeta{Name: "team-c", Labels: map[string]string{"finance.statcan.gc.ca/workload-id": "TBD"}}},
@@ -296,6 +298,7 @@ func TestAudit_PreExistingObjects(t *testing.T) {
 		privilegedPod("team-a", "web-2"), privilegedPod("team-a", "web-0"), privilegedPod("team-a", "web-1"),
 		privilegedPod("team-b", "job"),
 		privilegedPod("daaas-guard", "own"), // the suite's namespace is never audited
+		privilegedPod("team-x", "excluded"), // excluded from audit by the Config
 	} {
 		if err := c.Create(ctx, p); err != nil {
 			t.Fatal(err)
@@ -304,6 +307,18 @@ func TestAudit_PreExistingObjects(t *testing.T) {
 	fine := privilegedPod("team-a", "fine")
 	fine.Spec.Containers[0].SecurityContext = nil
 	if err := c.Create(ctx, fine); err != nil {
+		t.Fatal(err)
+	}
+
+	cfg := &unstructured.Unstructured{Object: map[string]interface{}{
+		"apiVersion": "config.gatekeeper.sh/v1alpha1", "kind": "Config",
+		"metadata": map[string]interface{}{"name": "config", "namespace": "daaas-guard"},
+		"spec": map[string]interface{}{"match": []interface{}{
+			map[string]interface{}{"excludedNamespaces": []interface{}{"team-x*"}, "processes": []interface{}{"audit"}},
+			map[string]interface{}{"excludedNamespaces": []interface{}{"team-a"}, "processes": []interface{}{"webhook"}},
+		}},
+	}}
+	if err := c.Create(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
 
@@ -350,7 +365,7 @@ func TestAudit_PreExistingObjects(t *testing.T) {
 	}
 	first := status(t, c, "PSPPrivilegedContainer", "no-privileged")
 	if got := first["totalViolations"]; got != int64(4) {
-		t.Errorf("totalViolations = %v, want 4 (3 in team-a, 1 in team-b, none in daaas-guard)", got)
+		t.Errorf("totalViolations = %v, want 4 (3 in team-a, 1 in team-b, none in daaas-guard or team-x)", got)
 	}
 	if diff := cmp.Diff(wantViolations, first["violations"]); diff != "" {
 		t.Errorf("violations (-want +got):\n%s", diff)
@@ -401,7 +416,7 @@ func TestAudit_PreExistingObjects(t *testing.T) {
 	if rep.Labels[LabelManagedBy] != ManagedBy {
 		t.Errorf("labels = %v", rep.Labels)
 	}
-	for _, ns := range []string{"daaas-guard"} {
+	for _, ns := range []string{"daaas-guard", "team-x"} {
 		err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: ReportName}, &policyreport.PolicyReport{})
 		if !apierrors.IsNotFound(err) {
 			t.Errorf("report in %s: %v, want none", ns, err)

@@ -88,6 +88,7 @@ func (r *ConfigReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		}
 	}
 	r.Exemptions.SetConfigExcluded(excluded)
+	r.Tracker.observe(configKey)
 
 	want := map[schema.GroupVersionKind]bool{}
 	for _, g := range cfg.Spec.Sync.SyncOnly {
