@@ -119,7 +119,7 @@ func TestReport_FromTheCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	trivy := filepath.Join(repoRoot(t), "pkg", "evidence", "testdata", "evidence", "scans", "trivy-pipeline-base.json")
-	cmd := exec.Command(buildGuardctl(t), "report", "--kubeconfig", kubeconfig, "--cluster-name", "e2e", "--trivy", trivy, "--format", "json")
+	cmd := exec.Command(filepath.Join(build(t, "./cmd/guardctl"), "guardctl"), "report", "--kubeconfig", kubeconfig, "--cluster-name", "e2e", "--trivy", trivy, "--format", "json")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
