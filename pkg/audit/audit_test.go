@@ -1,10 +1,16 @@
 package audit
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/go-logr/logr/funcr"
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apimachinery/pkg/api/meta"
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
@@ -322,5 +328,24 @@ func TestOptions_Validate(t *testing.T) {
 				t.Errorf("error = %v, want it to mention %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// Without the wg-policy CRDs the audit writes no reports and says so
+// once, not on every pass, and the pass is not counted as partial.
+func TestPublish_NoPolicyReportCRDsLogsOnce(t *testing.T) {
+	var lines []string
+	log := funcr.New(func(prefix, args string) { lines = append(lines, args) }, funcr.Options{})
+	a := &Auditor{o: Options{Namespace: "x"}.withDefaults(), mapper: meta.NewDefaultRESTMapper(nil),
+		metrics: newMetrics(prometheus.NewRegistry()), log: log}
+	for range 3 {
+		p := &pass{constraints: map[string]*constraintAcc{}, reports: map[string]*reportAcc{"team-a": newReportAcc(10)}}
+		a.publish(context.Background(), p, time.Unix(1700000000, 0))
+		if len(p.summary.Problems) > 0 {
+			t.Errorf("problems: %v", p.summary.Problems)
+		}
+	}
+	if len(lines) != 1 || !strings.Contains(lines[0], "PolicyReports not written") {
+		t.Errorf("log lines = %q, want one saying PolicyReports are not written", lines)
 	}
 }

@@ -16,7 +16,27 @@
 // or with "*", means every kind the API server can list, except Secrets
 // (their data is never read unless a constraint names Secret itself),
 // Events (transient) and the audit's own PolicyReports. A kind the
-// scanner may not list is logged once per pass and skipped.
+// scanner may not list is skipped: logged once if only "*" reached it,
+// and a problem of the pass if a constraint named it.
+//
+// Objects are reviewed as Gatekeeper's audit reviews them: the stored
+// object with no operation and no user, at the audit enforcement point
+// (scoped constraints report only if they list audit.gatekeeper.sh), with
+// its Namespace for namespaceSelector, through ExpansionTemplates (results
+// on the workload), and with data.inventory synced as the Config says.
+// Namespaces excluded for the audit process by the Config, the suite's
+// own and Options.ExcludedNamespaces are skipped, their Namespace objects
+// too.
+//
+// Reports: a result's policy is the constraint kind (the template, which
+// pkg/evidence maps to controls), its rule the constraint name; deny gives
+// fail, warn gives warn (not scored), dryrun gives fail with
+// properties.enforcementAction=dryrun (the object does violate the
+// policy, which is only not enforced at admission). Severity is the
+// template's guard.statcan.gc.ca/severity, category "ITSG-33 " and its
+// guard.statcan.gc.ca/controls. The wg-policy CRDs belong to the platform
+// (Policy Reporter, Kyverno): when they are absent the audit writes only
+// constraint status, and says so once in its log.
 package audit
 
 import (
