@@ -387,7 +387,7 @@ func (a *Auditor) review(ctx context.Context, p *pass, u *unstructured.Unstructu
 	gvk := u.GroupVersionKind()
 	ref := corev1.ObjectReference{APIVersion: u.GetAPIVersion(), Kind: gvk.Kind, Namespace: u.GetNamespace(), Name: u.GetName(), UID: u.GetUID()}
 	rep := p.reports[u.GetNamespace()]
-	if rep == nil && (len(resp.Results) > 0 || a.o.Reports == ReportAll) {
+	if rep == nil && a.o.Reports != ReportNone && (len(resp.Results) > 0 || a.o.Reports == ReportAll) {
 		rep = newReportAcc(a.o.MaxReportResults)
 		p.reports[u.GetNamespace()] = rep
 	}
@@ -408,7 +408,9 @@ func (a *Auditor) review(ctx context.Context, p *pass, u *unstructured.Unstructu
 		c.violations.add(Violation{Group: gvk.Group, Version: gvk.Version, Kind: gvk.Kind, Namespace: u.GetNamespace(),
 			Name: u.GetName(), Message: r.Message, EnforcementAction: act})
 		p.summary.Violations++
-		rep.add(finding{kind: r.Kind, constraint: r.Constraint, action: act, message: r.Message, ref: ref})
+		if rep != nil {
+			rep.add(finding{kind: r.Kind, constraint: r.Constraint, action: act, message: r.Message, ref: ref})
+		}
 	}
 	return err
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/go-logr/logr"
+	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -71,15 +72,10 @@ func (p *pagedPods) List(_ context.Context, obj client.ObjectList, opts ...clien
 	return nil
 }
 
-// TestAuditKind_ChunkedAndBoundedMemory audits 6000 violating pods (about
-// 2 KB each, 12 MB in all) in pages of 100: every list call asks for one
-// page, every violation is counted, and the live heap after the last page
-// is within a few MB of the heap after the first pages: the pass holds a
-// page and the capped results, not the cluster.
-func TestAuditKind_ChunkedAndBoundedMemory(t *testing.T) {
-	if testing.Short() {
-		t.Skip("reviews 6000 objects")
-	}
+// privilegedEngine is an audit engine with the library's privileged
+// containers template and a constraint on Pods.
+func privilegedEngine(t *testing.T) (*policy.Engine, *unstructured.Unstructured) {
+	t.Helper()
 	ctx := context.Background()
 	e, err := policy.New(policy.WithEnforcementPoints(policy.EnforcementPointAudit))
 	if err != nil {
@@ -100,6 +96,63 @@ func TestAuditKind_ChunkedAndBoundedMemory(t *testing.T) {
 	if err := e.AddConstraint(ctx, c, nil); err != nil {
 		t.Fatal(err)
 	}
+	return e, c
+}
+
+// Report modes decide which namespaces get a report and whether passes
+// are counted; constraint totals do not depend on them.
+func TestReview_ReportModes(t *testing.T) {
+	e, c := privilegedEngine(t)
+	pod := func(ns, name string, privileged bool) *unstructured.Unstructured {
+		return &unstructured.Unstructured{Object: map[string]interface{}{"apiVersion": "v1", "kind": "Pod",
+			"metadata": map[string]interface{}{"namespace": ns, "name": name},
+			"spec": map[string]interface{}{"containers": []interface{}{map[string]interface{}{"name": "main", "image": "app:1",
+				"securityContext": map[string]interface{}{"privileged": privileged}}}}}}
+	}
+	objs := []*unstructured.Unstructured{pod("a", "p1", true), pod("a", "p2", false), pod("b", "p3", false)}
+	tests := []struct {
+		mode ReportMode
+		want map[string][3]int // namespace -> fail, warn, pass
+	}{
+		{ReportFailures, map[string][3]int{"a": {1, 0, 1}}},
+		{ReportAll, map[string][3]int{"a": {1, 0, 1}, "b": {0, 0, 1}}},
+		{ReportNone, map[string][3]int{}},
+	}
+	for _, tc := range tests {
+		t.Run(string(tc.mode), func(t *testing.T) {
+			a := &Auditor{o: Options{Namespace: "daaas-guard", Reports: tc.mode}.withDefaults(), engine: e}
+			p := &pass{constraints: map[string]*constraintAcc{}, reports: map[string]*reportAcc{}}
+			p.constraints[constraintKey(c.GetKind(), c.GetName())] = &constraintAcc{obj: c, violations: newCapped(20, compareViolations)}
+			for _, o := range objs {
+				if err := a.review(context.Background(), p, o, nil, nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got := map[string][3]int{}
+			for ns, r := range p.reports {
+				got[ns] = [3]int{r.fail, r.warn, r.pass}
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("reports (-want +got):\n%s", diff)
+			}
+			if total := p.constraints[constraintKey(c.GetKind(), c.GetName())].violations.total; total != 1 {
+				t.Errorf("constraint total = %d, want 1", total)
+			}
+		})
+	}
+}
+
+// TestAuditKind_ChunkedAndBoundedMemory audits 6000 violating pods (about
+// 2 KB each, 12 MB in all) in pages of 100: every list call asks for one
+// page, every violation is counted, and the live heap after the last page
+// is within a few MB of the heap after the first pages: the pass holds a
+// page and the capped results, not the cluster.
+func TestAuditKind_ChunkedAndBoundedMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("reviews 6000 objects")
+	}
+	ctx := context.Background()
+	e, c := privilegedEngine(t)
 
 	const n, chunk, namespaces = 6000, 100, 30
 	reader := &pagedPods{n: n, namespaces: namespaces, heapAt: map[int]uint64{5: 0, n/chunk - 1: 0}}
