@@ -74,7 +74,7 @@ func (p *pagedPods) List(_ context.Context, obj client.ObjectList, opts ...clien
 
 // privilegedEngine is an audit engine with the library's privileged
 // containers template and a constraint on Pods.
-func privilegedEngine(t *testing.T) (*policy.Engine, *unstructured.Unstructured) {
+func privilegedEngine(t testing.TB) (*policy.Engine, *unstructured.Unstructured) {
 	t.Helper()
 	ctx := context.Background()
 	e, err := policy.New(policy.WithEnforcementPoints(policy.EnforcementPointAudit))
