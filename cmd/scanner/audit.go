@@ -2,8 +2,8 @@ package main
 
 import (
 	"flag"
+	"fmt"
 	"strings"
-	"time"
 
 	"github.com/statcan/daaas-guard/pkg/audit"
 )
@@ -30,7 +30,7 @@ func (f *auditFlags) bind(fs *flag.FlagSet) {
 }
 
 // options returns the audit's options once the flags are parsed.
-func (f *auditFlags) options(namespace string) audit.Options {
+func (f *auditFlags) options(namespace string) (audit.Options, error) {
 	o := f.o
 	o.Namespace = namespace
 	if o.Namespace == "" {
@@ -40,8 +40,13 @@ func (f *auditFlags) options(namespace string) audit.Options {
 	}
 	o.Reports = audit.ReportMode(strings.TrimSpace(f.reports))
 	o.ExcludedNamespaces = f.excluded
-	if o.Interval == 0 {
-		o.Interval = time.Duration(-1) // 0 is the default in Options; say what was asked
+	// Zero means "default" in audit.Options; on the command line it is a
+	// mistake.
+	if o.Interval <= 0 {
+		return o, fmt.Errorf("--audit-interval: must be positive, got %v", o.Interval)
 	}
-	return o
+	if o.ChunkSize <= 0 || o.MaxViolations <= 0 || o.MaxReportResults <= 0 {
+		return o, fmt.Errorf("--audit-chunk-size, --audit-max-violations and --audit-max-report-results must be positive")
+	}
+	return o, nil
 }

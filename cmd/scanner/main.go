@@ -66,9 +66,12 @@ func main() {
 		os.Exit(1)
 	}
 	if audits.enabled {
-		ao := audits.options(namespace)
-		ao.Log = log.WithName("audit")
-		if _, err := audit.Setup(mgr, ao); err != nil {
+		ao, err := audits.options(namespace)
+		if err == nil {
+			ao.Log = log.WithName("audit")
+			_, err = audit.Setup(mgr, ao)
+		}
+		if err != nil {
 			log.Error(err, "setting up the audit")
 			os.Exit(1)
 		}
