@@ -12,13 +12,17 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/statcan/daaas-guard/pkg/admission"
+	"github.com/statcan/daaas-guard/pkg/compliance"
+	"github.com/statcan/daaas-guard/pkg/evidence"
 	"github.com/statcan/daaas-guard/pkg/manifest"
 	"github.com/statcan/daaas-guard/pkg/policy"
+	"github.com/statcan/daaas-guard/pkg/policyreport"
 )
 
 // pagedPods serves n privileged pods across namespaces, a page at a time
@@ -187,5 +191,37 @@ func TestAuditKind_ChunkedAndBoundedMemory(t *testing.T) {
 	// capped results (20 + 30*50 findings) are well under 2 MB.
 	if growth > 4e6 {
 		t.Errorf("live heap grew by %.1f MB over the listing: memory is not bounded by the page size", float64(growth)/1e6)
+	}
+}
+
+// The reports are what pkg/evidence reads as audit evidence: each result
+// is tied to its template (by the policy, the constraint kind), so it
+// bears on the template's controls, with the resource as its subject.
+func TestReports_ReadAsAuditEvidence(t *testing.T) {
+	e, c := privilegedEngine(t)
+	a := &Auditor{o: Options{Namespace: "daaas-guard"}.withDefaults(), engine: e}
+	p := &pass{constraints: map[string]*constraintAcc{}, reports: map[string]*reportAcc{}}
+	p.constraints[constraintKey(c.GetKind(), c.GetName())] = &constraintAcc{obj: c, violations: newCapped(20, compareViolations)}
+	pod := &unstructured.Unstructured{Object: map[string]interface{}{"apiVersion": "v1", "kind": "Pod",
+		"metadata": map[string]interface{}{"namespace": "team-a", "name": "web"},
+		"spec": map[string]interface{}{"containers": []interface{}{map[string]interface{}{"name": "main", "image": "app:1",
+			"securityContext": map[string]interface{}{"privileged": true}}}}}}
+	if err := a.review(context.Background(), p, pod, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	sum, results := p.reports["team-a"].build(func(kind string) templateMeta { return metaOf(e.Template(kind)) }, metav1.Timestamp{Seconds: 1700000000}, false)
+	rep := &policyreport.PolicyReport{Summary: sum, Results: results}
+	got, latest := evidence.AuditEvidence([]evidence.Report{{Report: rep, Origin: "cluster"}}, e.Templates())
+	if latest == nil || latest.Unix() != 1700000000 {
+		t.Errorf("latest = %v", latest)
+	}
+	if len(got) != 2 { // the result and the audit-run piece
+		t.Fatalf("evidence: %+v", got)
+	}
+	ev := got[0]
+	if ev.Source != compliance.SourceAudit || ev.ID != "PSPPrivilegedContainer" || ev.Result != compliance.ResultFail ||
+		ev.Severity != compliance.ParseSeverity("critical") || ev.Labels[evidence.AnnotationControls] != "AC-6,CM-7,SC-39" ||
+		len(ev.Subjects) != 1 || ev.Subjects[0].Name != "web" || ev.Subjects[0].Namespace != "team-a" {
+		t.Errorf("evidence: %+v", ev)
 	}
 }
