@@ -2,8 +2,8 @@
 // image verdicts for the images pipeline runs use, kube-bench and
 // kube-hunter report summaries, audits of existing resources and ITSG-33
 // compliance reports. This build runs the kube-bench and kube-hunter scans
-// (pkg/clusterscan) in a controller-runtime manager with leader election,
-// health, readiness and metrics.
+// (pkg/clusterscan) and the audit (pkg/audit) in a controller-runtime
+// manager with leader election, health, readiness and metrics.
 package main
 
 import (
@@ -18,6 +18,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/statcan/daaas-guard/api/v1alpha1"
+	"github.com/statcan/daaas-guard/pkg/audit"
 	"github.com/statcan/daaas-guard/pkg/clusterscan"
 )
 
@@ -30,6 +31,8 @@ func main() {
 	flag.StringVar(&metricsAddr, "metrics-addr", ":8080", "address of /metrics (0 disables it)")
 	var scans clusterScanFlags
 	scans.bind(flag.CommandLine)
+	var audits auditFlags
+	audits.bind(flag.CommandLine)
 	zopts := zap.Options{}
 	zopts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -61,6 +64,17 @@ func main() {
 	if err != nil {
 		log.Error(err, "setting up the kube-bench and kube-hunter scans")
 		os.Exit(1)
+	}
+	if audits.enabled {
+		ao, err := audits.options(namespace)
+		if err == nil {
+			ao.Log = log.WithName("audit")
+			_, err = audit.Setup(mgr, ao)
+		}
+		if err != nil {
+			log.Error(err, "setting up the audit")
+			os.Exit(1)
+		}
 	}
 	_ = mgr.AddHealthzCheck("ping", healthz.Ping)
 	_ = mgr.AddReadyzCheck("ping", healthz.Ping)

@@ -32,7 +32,10 @@ type ConstraintReconciler struct {
 	Tracker *Tracker
 	Metrics *Metrics
 	PodID   string
-	Log     logr.Logger
+	// ReadOnly loads constraints without writing status.byPod (the
+	// audit's mode: the webhook reports enforcement).
+	ReadOnly bool
+	Log      logr.Logger
 
 	mgr     manager.Manager
 	ctrl    controller.Controller
@@ -95,6 +98,9 @@ func (r *ConstraintReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	}
 	r.Metrics.constraintResult(key, addErr == nil)
 	r.Tracker.observe(constraintKey(kind, name))
+	if r.ReadOnly {
+		return ctrl.Result{}, nil
+	}
 
 	entry := map[string]interface{}{
 		"id":                 r.PodID,

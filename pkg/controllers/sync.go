@@ -35,7 +35,10 @@ type ConfigReconciler struct {
 	Exemptions *admission.Exemptions
 	Tracker    *Tracker
 	Namespace  string
-	Log        logr.Logger
+	// Process is the Config process whose excluded namespaces go to
+	// Exemptions: webhook (the default) or audit.
+	Process string
+	Log     logr.Logger
 
 	mu     sync.Mutex
 	synced map[schema.GroupVersionKind]*syncedKind
@@ -69,23 +72,25 @@ func (r *ConfigReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		return ctrl.Result{}, err
 	}
 
-	var webhookExcluded, syncExcluded []match.Glob
+	process := r.Process
+	if process == "" {
+		process = configv1alpha1.ProcessWebhook
+	}
+	var excluded, syncExcluded []match.Glob
 	for _, m := range cfg.Spec.Match {
 		for _, p := range m.Processes {
 			for _, ns := range m.ExcludedNamespaces {
-				switch p {
-				case configv1alpha1.ProcessAll:
-					webhookExcluded = append(webhookExcluded, match.Glob(ns))
-					syncExcluded = append(syncExcluded, match.Glob(ns))
-				case configv1alpha1.ProcessWebhook:
-					webhookExcluded = append(webhookExcluded, match.Glob(ns))
-				case configv1alpha1.ProcessSync:
+				if p == configv1alpha1.ProcessAll || p == process {
+					excluded = append(excluded, match.Glob(ns))
+				}
+				if p == configv1alpha1.ProcessAll || p == configv1alpha1.ProcessSync {
 					syncExcluded = append(syncExcluded, match.Glob(ns))
 				}
 			}
 		}
 	}
-	r.Exemptions.SetConfigExcluded(webhookExcluded)
+	r.Exemptions.SetConfigExcluded(excluded)
+	r.Tracker.observe(configKey)
 
 	want := map[schema.GroupVersionKind]bool{}
 	for _, g := range cfg.Spec.Sync.SyncOnly {

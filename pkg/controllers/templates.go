@@ -39,7 +39,11 @@ type TemplateReconciler struct {
 	Metrics     *Metrics
 	// PodID names this replica in status.byPod.
 	PodID string
-	Log   logr.Logger
+	// ReadOnly compiles templates and watches their constraints but writes
+	// nothing: no status, no CRDs. The audit runs this way beside the
+	// webhook, which owns both.
+	ReadOnly bool
+	Log      logr.Logger
 
 	mu    sync.Mutex
 	kinds map[string]string // template name -> constraint kind
@@ -77,6 +81,9 @@ func (r *TemplateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		log.Info("template cannot be used", "error", err.Error())
 		r.Metrics.templateResult(req.Name, false)
 		r.Tracker.observe(templateKey(req.Name))
+		if r.ReadOnly {
+			return ctrl.Result{}, nil
+		}
 		return ctrl.Result{}, r.writeStatus(ctx, u, false, templateErrors(err))
 	}
 	r.mu.Lock()
@@ -87,6 +94,9 @@ func (r *TemplateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		_ = r.Engine.RemoveTemplate(ctx, previous)
 	}
 
+	if r.ReadOnly {
+		return r.watchWhenServed(ctx, req.Name, t.Kind, log)
+	}
 	crd, err := r.Engine.CRD(ctx, t)
 	if err != nil {
 		r.Tracker.observe(templateKey(req.Name))
@@ -116,6 +126,24 @@ func (r *TemplateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	r.Tracker.observe(templateKey(req.Name))
 	log.V(1).Info("template loaded", "kind", t.Kind)
 	return ctrl.Result{}, r.writeStatus(ctx, u, true, nil)
+}
+
+// watchWhenServed is the read-only end of Reconcile: the template counts
+// as loaded once compiled (readiness must not wait for a webhook that may
+// be down), and its constraints are watched once the webhook's CRD is
+// established; until then it is checked again every few seconds.
+func (r *TemplateReconciler) watchWhenServed(ctx context.Context, name, kind string, log logr.Logger) (ctrl.Result, error) {
+	r.Metrics.templateResult(name, true)
+	r.Tracker.observe(templateKey(name))
+	established, err := r.established(ctx, strings.ToLower(kind)+".constraints.gatekeeper.sh")
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if !established {
+		log.V(1).Info("waiting for the constraint CRD", "kind", kind)
+		return ctrl.Result{RequeueAfter: 2 * time.Second}, nil
+	}
+	return ctrl.Result{}, r.Constraints.Watch(ctx, kind)
 }
 
 func (r *TemplateReconciler) established(ctx context.Context, name string) (bool, error) {
@@ -149,6 +177,9 @@ func (r *TemplateReconciler) remove(ctx context.Context, name string, log logr.L
 	}
 	if err := r.Engine.RemoveTemplate(ctx, kind); err != nil {
 		return err
+	}
+	if r.ReadOnly {
+		return nil
 	}
 	crd := &apiextensionsv1.CustomResourceDefinition{}
 	crd.Name = strings.ToLower(kind) + ".constraints.gatekeeper.sh"

@@ -29,8 +29,9 @@ func ConstraintGVK(kind string) schema.GroupVersionKind {
 }
 
 // Tracker records what existed at start-up and reports ready once each of
-// those templates, constraints and synced kinds has been processed (loaded,
-// or found broken and reported in its status). Gatekeeper users have met
+// those templates, constraints and synced kinds, and the Config's
+// exclusions, has been processed (loaded, or found broken and reported in
+// its status). Gatekeeper users have met
 // constraints that exist but are not yet enforced after a restart; readiness
 // closes that window.
 type Tracker struct {
@@ -48,6 +49,9 @@ func NewTracker() *Tracker {
 func templateKey(name string) string             { return "template/" + name }
 func constraintKey(kind, name string) string     { return "constraint/" + kind + "/" + name }
 func dataKey(gvk schema.GroupVersionKind) string { return "data/" + gvk.String() }
+
+// configKey stands for the Config's exclusions being applied.
+const configKey = "config"
 
 // expect adds a key to wait for, unless it was already observed (the
 // controllers may be faster than the start-up listing).
@@ -130,6 +134,7 @@ func (t *Tracker) Populate(ctx context.Context, reader client.Reader, namespace 
 	cfg := &configv1alpha1.Config{}
 	err := reader.Get(ctx, client.ObjectKey{Namespace: namespace, Name: configv1alpha1.ConfigName}, cfg)
 	if err == nil {
+		t.expect(configKey)
 		for _, g := range cfg.Spec.Sync.SyncOnly {
 			t.expect(dataKey(schema.GroupVersionKind{Group: g.Group, Version: g.Version, Kind: g.Kind}))
 		}

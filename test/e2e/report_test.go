@@ -65,21 +65,6 @@ results:
     message: found by the audit
 `
 
-// reportGuardctl builds guardctl for this test; it is kept here, apart
-// from the other tests' build helpers, so that this file depends only on
-// the harness in suite_test.go.
-func reportGuardctl(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "guardctl")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/guardctl")
-	cmd.Dir = repoRoot(t)
-	cmd.Env = append(os.Environ(), "GOEXPERIMENT=jsonv2")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building guardctl: %v\n%s", err, out)
-	}
-	return bin
-}
-
 func object(t *testing.T, y string) *unstructured.Unstructured {
 	t.Helper()
 	u := &unstructured.Unstructured{}
@@ -134,7 +119,7 @@ func TestReport_FromTheCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	trivy := filepath.Join(repoRoot(t), "pkg", "evidence", "testdata", "evidence", "scans", "trivy-pipeline-base.json")
-	cmd := exec.Command(reportGuardctl(t), "report", "--kubeconfig", kubeconfig, "--cluster-name", "e2e", "--trivy", trivy, "--format", "json")
+	cmd := exec.Command(filepath.Join(build(t, "./cmd/guardctl"), "guardctl"), "report", "--kubeconfig", kubeconfig, "--cluster-name", "e2e", "--trivy", trivy, "--format", "json")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {

@@ -1,0 +1,118 @@
+package audit
+
+import (
+	"cmp"
+	"fmt"
+	"slices"
+	"strings"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/statcan/daaas-guard/pkg/expansion"
+	"github.com/statcan/daaas-guard/pkg/match"
+)
+
+// Discoverer lists the API server's resources in their preferred
+// versions; discovery.DiscoveryInterface is one.
+type Discoverer interface {
+	ServerPreferredResources() ([]*metav1.APIResourceList, error)
+}
+
+// auditKind is one kind a pass lists.
+type auditKind struct {
+	gvk        schema.GroupVersionKind
+	resource   string
+	namespaced bool
+	// named: a constraint or an ExpansionTemplate names the kind itself,
+	// rather than through "*".
+	named bool
+}
+
+// underWildcard are the kinds "*" does not bring in: Secrets (the audit
+// does not read secret data unless a constraint names Secret), Events
+// (transient, numerous) and the audit's own reports.
+var underWildcard = map[schema.GroupKind]bool{
+	{Group: "", Kind: "Secret"}:                            true,
+	{Group: "", Kind: "Event"}:                             true,
+	{Group: "events.k8s.io", Kind: "Event"}:                true,
+	{Group: "wgpolicyk8s.io", Kind: "PolicyReport"}:        true,
+	{Group: "wgpolicyk8s.io", Kind: "ClusterPolicyReport"}: true,
+}
+
+// kindsOf returns the match.kinds entries of the constraints; a
+// constraint without any stands for every kind.
+func kindsOf(constraints []*unstructured.Unstructured) ([]match.Kinds, error) {
+	var out []match.Kinds
+	for _, c := range constraints {
+		raw, _, _ := unstructured.NestedFieldNoCopy(c.Object, "spec", "match")
+		m := match.Match{}
+		if mm, ok := raw.(map[string]interface{}); ok {
+			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(mm, &m); err != nil {
+				return nil, fmt.Errorf("%s %q: spec.match: %w", c.GetKind(), c.GetName(), err)
+			}
+		}
+		if len(m.Kinds) == 0 {
+			out = append(out, match.Kinds{})
+			continue
+		}
+		out = append(out, m.Kinds...)
+	}
+	return out, nil
+}
+
+// accepts reports whether an entry accepts gk, and whether it names the
+// kind itself rather than through "*" or an empty list.
+func accepts(k match.Kinds, gk schema.GroupKind) (ok, named bool) {
+	if !listAccepts(k.APIGroups, gk.Group) || !listAccepts(k.Kinds, gk.Kind) {
+		return false, false
+	}
+	return true, slices.Contains(k.Kinds, gk.Kind)
+}
+
+func listAccepts(list []string, v string) bool {
+	return len(list) == 0 || slices.Contains(list, match.Wildcard) || slices.Contains(list, v)
+}
+
+// resolveKinds picks, from the server's listable resources, those the
+// constraints' kinds select and those expansion derives objects from,
+// sorted by group, version and kind.
+func resolveKinds(resources []*metav1.APIResourceList, want []match.Kinds, set *expansion.Set) []auditKind {
+	seen := map[schema.GroupKind]bool{}
+	var out []auditKind
+	for _, list := range resources {
+		gv, err := schema.ParseGroupVersion(list.GroupVersion)
+		if err != nil {
+			continue
+		}
+		for _, r := range list.APIResources {
+			if strings.Contains(r.Name, "/") || !slices.Contains(r.Verbs, "list") {
+				continue
+			}
+			gvk := gv.WithKind(r.Kind)
+			if seen[gvk.GroupKind()] {
+				continue
+			}
+			named := set != nil && set.AppliesTo(gvk)
+			selected := named
+			for _, k := range want {
+				ok, byName := accepts(k, gvk.GroupKind())
+				if ok && (byName || !underWildcard[gvk.GroupKind()]) {
+					selected = true
+					named = named || byName
+				}
+			}
+			if !selected {
+				continue
+			}
+			seen[gvk.GroupKind()] = true
+			out = append(out, auditKind{gvk: gvk, resource: r.Name, namespaced: r.Namespaced, named: named})
+		}
+	}
+	slices.SortFunc(out, func(a, b auditKind) int {
+		return cmp.Or(cmp.Compare(a.gvk.Group, b.gvk.Group), cmp.Compare(a.gvk.Version, b.gvk.Version), cmp.Compare(a.gvk.Kind, b.gvk.Kind))
+	})
+	return out
+}
