@@ -77,6 +77,7 @@ func main() {
 type stack struct {
 	env     *localenv.Env
 	webhook *localenv.Process
+	scanner *localenv.Process
 	// alice is a data scientist's client: impersonation of a user with the
 	// edit role in her profile namespace, as Kubeflow grants it.
 	alice       client.Client
@@ -88,7 +89,10 @@ type stack struct {
 func start(ctx context.Context, o options, work string, say func(string, ...any)) (*stack, error) {
 	s := &stack{work: work}
 	t0 := time.Now()
-	env, err := localenv.Start(ctx, localenv.Options{Root: o.root, WorkDir: work})
+	env, err := localenv.Start(ctx, localenv.Options{Root: o.root, WorkDir: work,
+		// Policy Reporter's CRDs, which the platform has: the audit writes
+		// PolicyReports.
+		CRDDirs: []string{filepath.Join(o.root, "test", "e2e", "testdata", "crds")}})
 	if err != nil {
 		return nil, err
 	}
@@ -102,7 +106,10 @@ func start(ctx context.Context, o options, work string, say func(string, ...any)
 	if err := env.ApplyClusterState(ctx, filepath.Join(profile, "workloads", "inventory.yaml"), "alice", gpuNamespace); err != nil {
 		return s, err
 	}
-	say("namespaces alice and %s (Kubeflow profiles, the second GPU-enabled) with their network policies, volumes and a running notebook pod, as before the suite was installed", gpuNamespace)
+	if err := createLegacyNotebook(ctx, env.Client, filepath.Join(profile, "workloads")); err != nil {
+		return s, err
+	}
+	say("namespaces alice and %s (Kubeflow profiles, the second GPU-enabled) with their network policies, volumes and running notebook pods, one of them running as root, as before the suite was installed", gpuNamespace)
 
 	kubeconfig, err := env.ServiceAccountKubeconfig(ctx, localenv.Namespace, "daaas-guard-webhook")
 	if err != nil {
@@ -150,6 +157,11 @@ func start(ctx context.Context, o options, work string, say func(string, ...any)
 		return s, err
 	}
 	say("platform profile %s applied (%s) and enforced, mutation active, in %s", rel(profile), counts, time.Since(t0).Round(100*time.Millisecond))
+
+	if s.scanner, err = startScanner(ctx, env, o); err != nil {
+		return s, err
+	}
+	say("scanner running as its service account (log: %s): audits existing objects every %s", rel(s.scanner.Log), auditInterval)
 	return s, nil
 }
 

@@ -113,6 +113,7 @@ func runDemo(o options) (err error) {
 		stepPrivilegedNotebook,
 		stepGPUPipeline,
 		stepVaultPipeline,
+		stepAudit,
 	}
 	for _, step := range steps {
 		if err := ctx.Err(); err != nil {

@@ -46,6 +46,9 @@ type Options struct {
 	// WorkDir receives kubeconfigs, certificates and process logs; it must
 	// exist.
 	WorkDir string
+	// CRDDirs are installed besides manifests/base/crds: CRDs the
+	// platform has from other projects (wg-policy PolicyReports).
+	CRDDirs []string
 	Log     logr.Logger
 }
 
@@ -69,7 +72,8 @@ type Env struct {
 }
 
 // Start starts the control plane and installs the CRDs, the namespace, the
-// service accounts and the RBAC of manifests/base.
+// service accounts and the RBAC of manifests/base (webhook, scanner, audit,
+// cluster scans).
 func Start(ctx context.Context, o Options) (*Env, error) {
 	if o.BinDir == "" {
 		o.BinDir = filepath.Join(o.Root, "hack", "controlplane", "bin")
@@ -82,7 +86,7 @@ func Start(ctx context.Context, o Options) (*Env, error) {
 	base := filepath.Join(o.Root, "manifests", "base")
 	e := &Env{opts: o, env: &envtest.Environment{
 		BinaryAssetsDirectory: o.BinDir,
-		CRDDirectoryPaths:     []string{filepath.Join(base, "crds")},
+		CRDDirectoryPaths:     append([]string{filepath.Join(base, "crds")}, o.CRDDirs...),
 		ErrorIfCRDPathMissing: true,
 	}}
 	cfg, err := e.env.Start()
@@ -114,7 +118,7 @@ func (e *Env) setUp(ctx context.Context, base string) error {
 	if err := e.Client.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("creating namespace %s: %w", Namespace, err)
 	}
-	for _, f := range []string{"serviceaccounts.yaml", "rbac.yaml"} {
+	for _, f := range []string{"serviceaccounts.yaml", "rbac.yaml", "audit.yaml", "clusterscan.yaml"} {
 		if err := e.ApplyFile(ctx, filepath.Join(base, f)); err != nil {
 			return err
 		}

@@ -62,6 +62,9 @@ func TestDemo(t *testing.T) {
 		"initContainers: init, kfp-launcher, vault-agent-init",
 		"vault.hashicorp.com/agent-inject-status: injected",
 		`annotation vault.hashicorp.com/agent-limits-cpu: "lots" is not a resource quantity`,
+		`fail PSPAllowedUsers/non-root-users-and-groups (high): container "analysis" runs as root`,
+		"✓ found by the audit",
+		"AU-6   satisfied", // the audit's PolicyReports are evidence
 		"RA-5   not-satisfied        Vulnerability Scanning", // the pods' images are not scanned
 		"✓ written to",
 		"All steps behaved as expected",
