@@ -64,7 +64,9 @@ lint: fmt-check vet
 ## bench: engine benchmarks (ratios to a baseline in the same run), then the
 ## webhook under load on the local control plane (long; not part of test)
 bench: build controlplane
-	$(GO) test -run '^$$' -bench . -benchmem -count=5 ./pkg/... | $(GO) run ./hack/benchratio
+	$(GO) test -run '^$$' -bench . -skip '^BenchmarkScale$$' -benchmem -count=5 ./pkg/... | $(GO) run ./hack/benchratio
+	# The scanner at scale: 10,000 pods over 1,000 images, once (minutes).
+	$(GO) test -run '^$$' -bench '^BenchmarkScale$$' -benchtime 1x -timeout 30m -v ./pkg/scan
 	$(BIN)/guardctl bench -p policies/profiles/daaas --data policies/profiles/daaas/workloads/inventory.yaml pkg/policy/testdata/bench/pipeline_pod.yaml
 	$(GO) run ./hack/loadtest
 

@@ -83,6 +83,19 @@ type Index struct {
 	byDigest sync.Map // "sha256:..." -> *Verdict
 	byTag    sync.Map // "registry/repository:tag" -> "sha256:..."
 	synced   atomic.Pointer[func() bool]
+	// keys memoises image strings as pod specs write them to their lookup
+	// key (a digest, or a normalised tag): parsing a reference costs
+	// microseconds and 10-30 allocations, and pods repeat the same few
+	// images. Bounded by maxKeys; past it, lookups parse every time.
+	keys  sync.Map // image -> lookupKey
+	nkeys atomic.Int64
+}
+
+// maxKeys bounds the memo of parsed image strings (~200 bytes each).
+const maxKeys = 1 << 16
+
+type lookupKey struct {
+	digest, tag string
 }
 
 // New returns an empty index; Attach keeps it in step with the cluster.
@@ -124,18 +137,29 @@ func (ix *Index) Delete(is *v1alpha1.ImageScan) {
 // tag to. An unparsable reference is an error; an unknown image is
 // (nil, nil): unscanned.
 func (ix *Index) Lookup(image string) (*Verdict, error) {
+	if k, ok := ix.keys.Load(image); ok {
+		return ix.lookup(k.(lookupKey)), nil
+	}
 	ref, err := images.Parse(image)
 	if err != nil {
 		return nil, err
 	}
-	return ix.LookupRef(ref), nil
+	k := lookupKey{digest: ref.Digest}
+	if k.digest == "" {
+		k.tag = ref.TagName()
+	}
+	if ix.nkeys.Load() < maxKeys {
+		if _, loaded := ix.keys.LoadOrStore(image, k); !loaded {
+			ix.nkeys.Add(1)
+		}
+	}
+	return ix.lookup(k), nil
 }
 
-// LookupRef is Lookup for a parsed reference.
-func (ix *Index) LookupRef(ref images.Ref) *Verdict {
-	digest := ref.Digest
+func (ix *Index) lookup(k lookupKey) *Verdict {
+	digest := k.digest
 	if digest == "" {
-		d, ok := ix.byTag.Load(ref.TagName())
+		d, ok := ix.byTag.Load(k.tag)
 		if !ok {
 			return nil
 		}
@@ -146,6 +170,14 @@ func (ix *Index) LookupRef(ref images.Ref) *Verdict {
 		return nil
 	}
 	return v.(*Verdict)
+}
+
+// LookupRef is Lookup for a parsed reference.
+func (ix *Index) LookupRef(ref images.Ref) *Verdict {
+	if ref.Digest != "" {
+		return ix.lookup(lookupKey{digest: ref.Digest})
+	}
+	return ix.lookup(lookupKey{tag: ref.TagName()})
 }
 
 // Len counts the verdicts held.
