@@ -67,7 +67,9 @@ lint: fmt-check vet
 ## bench: engine benchmarks (ratios to a baseline in the same run), then the
 ## webhook under load on the local control plane (long; not part of test)
 bench: build controlplane
-	$(GO) test -run '^$$' -bench . -benchmem -count=5 ./pkg/... | $(GO) run ./hack/benchratio
+	$(GO) test -run '^$$' -bench . -skip '^BenchmarkScale$$' -benchmem -count=5 ./pkg/... | $(GO) run ./hack/benchratio
+	# The scanner at scale: 10,000 pods over 1,000 images, once (minutes).
+	$(GO) test -run '^$$' -bench '^BenchmarkScale$$' -benchtime 1x -timeout 30m -v ./pkg/scan
 	$(BIN)/guardctl bench -p policies/profiles/daaas --data policies/profiles/daaas/workloads/inventory.yaml pkg/policy/testdata/bench/pipeline_pod.yaml
 	$(GO) run ./hack/loadtest
 
@@ -85,6 +87,8 @@ fuzz:
 	$(GO) test ./pkg/kubehunter -run '^$$' -fuzz '^FuzzParseStarboard$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
 	$(GO) test ./pkg/evidence -run '^$$' -fuzz '^FuzzAddFile$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
 	$(GO) test ./pkg/compliance -run '^$$' -fuzz '^FuzzParseModel$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
+	$(GO) test ./pkg/scan/report -run '^$$' -fuzz '^FuzzParseTrivyJSON$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
+	$(GO) test ./pkg/scan/registry -run '^$$' -fuzz '^FuzzParseDockerConfig$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
 
 ## fixtures-kubebench: regenerate pkg/kubebench/testdata from a real
 ## kube-bench run on a local control plane (root, openssl, curl, jq; ~10 min cold)

@@ -1,34 +1,55 @@
-// Command scanner is daaas-guard's scanning and audit controller: Trivy
-// image verdicts for the images pipeline runs use, kube-bench and
-// kube-hunter report summaries, audits of existing resources and ITSG-33
-// compliance reports. This build runs the kube-bench and kube-hunter scans
-// (pkg/clusterscan) and the audit (pkg/audit) in a controller-runtime
-// manager with leader election, health, readiness and metrics.
+// Command scanner is daaas-guard's scanning and audit controller: it keeps
+// an ImageScan verdict (guard.statcan.gc.ca) for every image digest pods,
+// Argo Workflows and Tekton PipelineRuns run, scanning each digest once with
+// Trivy in-process against an offline vulnerability database and ingesting
+// Starboard VulnerabilityReports and Trivy JSON reports; runs kube-bench and
+// kube-hunter and keeps their summaries (pkg/clusterscan); and audits
+// existing resources against every constraint (pkg/audit). It serves
+// /healthz, /readyz and /metrics; one replica at a time works (leader
+// election).
 package main
 
 import (
 	"flag"
 	"os"
+	"time"
 
-	"k8s.io/apimachinery/pkg/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
-	"github.com/statcan/daaas-guard/api/v1alpha1"
 	"github.com/statcan/daaas-guard/pkg/audit"
 	"github.com/statcan/daaas-guard/pkg/clusterscan"
+	"github.com/statcan/daaas-guard/pkg/scan"
+	"github.com/statcan/daaas-guard/pkg/scanner"
 )
 
 func main() {
-	var namespace, healthAddr, metricsAddr string
-	var leaderElect bool
-	flag.StringVar(&namespace, "namespace", os.Getenv("POD_NAMESPACE"), "namespace the scanner runs in, for its leader-election Lease (default $POD_NAMESPACE)")
-	flag.BoolVar(&leaderElect, "leader-elect", true, "let one replica at a time run the scans")
-	flag.StringVar(&healthAddr, "health-addr", ":8081", "address of /healthz and /readyz")
-	flag.StringVar(&metricsAddr, "metrics-addr", ":8080", "address of /metrics (0 disables it)")
+	cfg := scanner.Config{}
+	var scanImages bool
+	flag.BoolVar(&scanImages, "scan-images", true, "scan images with Trivy (needs --db-dir); off, the scanner only audits and runs kube-bench and kube-hunter")
+	flag.StringVar(&cfg.Namespace, "namespace", os.Getenv("POD_NAMESPACE"), "namespace the scanner runs in, for its leader-election Lease (default $POD_NAMESPACE)")
+	flag.BoolVar(&cfg.LeaderElection, "leader-elect", true, "let one replica at a time scan")
+	flag.StringVar(&cfg.DBDir, "db-dir", "/var/lib/trivy/db", "directory of Trivy's offline vulnerability database (trivy.db and metadata.json, as in <trivy cache>/db); never downloaded by the scanner")
+	flag.DurationVar(&cfg.DBCheckInterval, "db-check-interval", time.Minute, "how often the database is checked for a rebuild (its metadata's UpdatedAt)")
+	flag.StringVar(&cfg.CacheDir, "cache-dir", "", "directory for Trivy's layer-analysis cache, kept across scans and restarts (default: in memory, per scan)")
+	flag.StringVar(&cfg.ReportDir, "report-dir", "", "keep each scan's full Trivy JSON here and serve it on the metrics address under /reports/sha256-<hex>.json")
+	flag.StringVar(&cfg.TrivyReportDir, "ingest-trivy-reports", "", "directory of Trivy JSON reports (trivy image -f json) to read into ImageScans")
+	flag.DurationVar(&cfg.TrivyReportInterval, "ingest-interval", 5*time.Minute, "how often --ingest-trivy-reports is read again")
+	flag.BoolVar(&cfg.Starboard, "ingest-starboard", true, "read Starboard VulnerabilityReports into ImageScans when their CRD exists")
+	flag.BoolVar(&cfg.Workloads, "watch-workloads", true, "discover images from Argo Workflows and Tekton PipelineRuns when their CRDs exist")
+	flag.BoolVar(&cfg.PullSecrets, "pull-secrets", true, "read pods' image pull secrets to resolve and pull private images")
+	flag.IntVar(&cfg.Concurrency, "concurrency", scan.DefaultConcurrency, "scans running at once")
+	flag.DurationVar(&cfg.TTL, "rescan-after", scan.DefaultTTL, "a verdict's lifetime before a rescan, less up to --rescan-jitter")
+	flag.Float64Var(&cfg.Jitter, "rescan-jitter", scan.DefaultJitter, "fraction of --rescan-after taken off at random per image, to spread rescans")
+	flag.DurationVar(&cfg.RetryAfter, "retry-after", scan.DefaultRetryAfter, "when a failed scan is tried again")
+	flag.DurationVar(&cfg.ScanTimeout, "scan-timeout", scan.DefaultScanTimeout, "limit for pulling and scanning one image")
+	flag.DurationVar(&cfg.ResolveTTL, "resolve-ttl", scan.DefaultResolveTTL, "how long a tag's digest is trusted before the registry is asked again")
+	flag.Int64Var(&cfg.MaxImageSize, "max-image-size", 0, "refuse images larger than this many uncompressed bytes (0: no limit)")
+	flag.StringVar(&cfg.Platform, "platform", "linux/amd64", "platform scanned in multi-platform images")
+	flag.StringVar(&cfg.HealthAddr, "health-addr", ":8081", "address of /healthz and /readyz")
+	flag.StringVar(&cfg.MetricsAddr, "metrics-addr", ":8080", "address of /metrics (0 disables it)")
+	flag.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", 30*time.Second, "time running work gets to stop on shutdown")
 	var scans clusterScanFlags
 	scans.bind(flag.CommandLine)
 	var audits auditFlags
@@ -39,22 +60,22 @@ func main() {
 
 	log := zap.New(zap.UseFlagOptions(&zopts)).WithName("scanner")
 	ctrl.SetLogger(log)
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		panic(err)
-	}
-	if err := v1alpha1.AddToScheme(scheme); err != nil {
-		panic(err)
-	}
-	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
-		Scheme: scheme, Logger: log,
-		HealthProbeBindAddress: healthAddr,
-		Metrics:                metricsserver.Options{BindAddress: metricsAddr},
-		LeaderElection:         leaderElect, LeaderElectionID: "daaas-guard-scanner", LeaderElectionNamespace: namespace,
-	})
+	cfg.Log = log
+
+	mgr, err := scanner.NewManager(ctrl.GetConfigOrDie(), cfg)
 	if err != nil {
 		log.Error(err, "creating the manager")
 		os.Exit(1)
+	}
+	var s *scanner.Scanner
+	if scanImages {
+		if s, err = scanner.Setup(mgr, cfg); err != nil {
+			log.Error(err, "setting up the image scans")
+			os.Exit(1)
+		}
+	} else {
+		_ = mgr.AddHealthzCheck("ping", healthz.Ping)
+		_ = mgr.AddReadyzCheck("ping", healthz.Ping)
 	}
 	opts, err := scans.options()
 	if err == nil {
@@ -66,7 +87,7 @@ func main() {
 		os.Exit(1)
 	}
 	if audits.enabled {
-		ao, err := audits.options(namespace)
+		ao, err := audits.options(cfg.Namespace)
 		if err == nil {
 			ao.Log = log.WithName("audit")
 			_, err = audit.Setup(mgr, ao)
@@ -76,9 +97,13 @@ func main() {
 			os.Exit(1)
 		}
 	}
-	_ = mgr.AddHealthzCheck("ping", healthz.Ping)
-	_ = mgr.AddReadyzCheck("ping", healthz.Ping)
-	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
+	err = mgr.Start(ctrl.SetupSignalHandler())
+	if s != nil {
+		if cerr := s.Engine.Close(); cerr != nil {
+			log.Error(cerr, "closing the vulnerability database")
+		}
+	}
+	if err != nil {
 		log.Error(err, "scanner stopped")
 		os.Exit(1)
 	}

@@ -130,7 +130,7 @@ func newCluster(t *testing.T) (*cluster, error) {
 	// The webhook runs as its own service account with the RBAC the
 	// manifests grant, so the tests also prove that RBAC is enough, and the
 	// webhook configuration's matchConditions exempt it as in a cluster.
-	for _, f := range []string{"serviceaccounts.yaml", "rbac.yaml"} {
+	for _, f := range []string{"serviceaccounts.yaml", "rbac.yaml", "rbac-scanner.yaml"} {
 		docs, err := manifest.ReadFile(filepath.Join(root, "manifests", "base", f), manifest.Options{})
 		if err != nil {
 			return nil, err
@@ -221,6 +221,7 @@ func (c *cluster) stopWebhook(t testing.TB) {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	stopScanner()
 	if shared != nil {
 		if !shared.stopped {
 			shared.cancel()
