@@ -1,0 +1,71 @@
+package controllers
+
+import (
+	"context"
+	"testing"
+
+	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+
+	configv1alpha1 "github.com/statcan/daaas-guard/api/config/v1alpha1"
+	"github.com/statcan/daaas-guard/pkg/admission"
+)
+
+// unservedCache is a cache whose API server serves no kind at all; only
+// GetInformer is called by the reconciler.
+type unservedCache struct {
+	cache.Cache
+	asked int
+}
+
+func (c *unservedCache) GetInformer(_ context.Context, obj client.Object, _ ...cache.InformerGetOption) (cache.Informer, error) {
+	c.asked++
+	gvk := obj.GetObjectKind().GroupVersionKind()
+	return nil, &meta.NoKindMatchError{GroupKind: gvk.GroupKind(), SearchedVersions: []string{gvk.Version}}
+}
+
+// A syncOnly kind whose CRD is not installed yet must be tried again later,
+// not forgotten until the Config changes.
+func TestConfigReconciler_RetriesKindsNotServedYet(t *testing.T) {
+	scheme := runtime.NewScheme()
+	if err := configv1alpha1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	cfg := &configv1alpha1.Config{
+		ObjectMeta: metav1.ObjectMeta{Name: configv1alpha1.ConfigName, Namespace: "daaas-guard"},
+		Spec: configv1alpha1.ConfigSpec{Sync: configv1alpha1.SyncSpec{SyncOnly: []configv1alpha1.GVK{
+			{Group: "security.istio.io", Version: "v1", Kind: "AuthorizationPolicy"},
+		}}},
+	}
+	c := &unservedCache{}
+	r := &ConfigReconciler{
+		Client:     fake.NewClientBuilder().WithScheme(scheme).WithObjects(cfg).Build(),
+		Cache:      c,
+		Exemptions: &admission.Exemptions{Own: "daaas-guard"},
+		Tracker:    NewTracker(),
+		Namespace:  "daaas-guard",
+		Log:        logr.Discard(),
+		synced:     map[schema.GroupVersionKind]*syncedKind{},
+	}
+	req := ctrl.Request{NamespacedName: types.NamespacedName{Namespace: "daaas-guard", Name: configv1alpha1.ConfigName}}
+	for attempt := 1; attempt <= 2; attempt++ {
+		res, err := r.Reconcile(context.Background(), req)
+		if err != nil {
+			t.Fatalf("attempt %d: %v", attempt, err)
+		}
+		if res.RequeueAfter != syncRetry {
+			t.Fatalf("attempt %d: RequeueAfter = %v, want %v", attempt, res.RequeueAfter, syncRetry)
+		}
+		if c.asked != attempt {
+			t.Fatalf("attempt %d: the informer was asked for %d times", attempt, c.asked)
+		}
+	}
+}
