@@ -4,7 +4,8 @@
 // Trivy in-process against an offline vulnerability database and ingesting
 // Starboard VulnerabilityReports and Trivy JSON reports; runs kube-bench and
 // kube-hunter and keeps their summaries (pkg/clusterscan); and audits
-// existing resources against every constraint (pkg/audit). It serves
+// existing resources against every constraint (pkg/audit); and refreshes
+// ComplianceReports on their schedules (pkg/compliance/refresh). It serves
 // /healthz, /readyz and /metrics; one replica at a time works (leader
 // election).
 package main
@@ -20,6 +21,7 @@ import (
 
 	"github.com/statcan/daaas-guard/pkg/audit"
 	"github.com/statcan/daaas-guard/pkg/clusterscan"
+	"github.com/statcan/daaas-guard/pkg/compliance/refresh"
 	"github.com/statcan/daaas-guard/pkg/scan"
 	"github.com/statcan/daaas-guard/pkg/scanner"
 )
@@ -50,6 +52,8 @@ func main() {
 	flag.StringVar(&cfg.HealthAddr, "health-addr", ":8081", "address of /healthz and /readyz")
 	flag.StringVar(&cfg.MetricsAddr, "metrics-addr", ":8080", "address of /metrics (0 disables it)")
 	flag.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", 30*time.Second, "time running work gets to stop on shutdown")
+	var complianceReports bool
+	flag.BoolVar(&complianceReports, "compliance-reports", true, "refresh ComplianceReports on their schedules from the cluster's evidence")
 	var scans clusterScanFlags
 	scans.bind(flag.CommandLine)
 	var audits auditFlags
@@ -94,6 +98,12 @@ func main() {
 		}
 		if err != nil {
 			log.Error(err, "setting up the audit")
+			os.Exit(1)
+		}
+	}
+	if complianceReports {
+		if err := refresh.Setup(mgr, refresh.Options{Log: log.WithName("compliance")}); err != nil {
+			log.Error(err, "setting up the compliance report refresh")
 			os.Exit(1)
 		}
 	}

@@ -123,7 +123,7 @@ func runDemo(o options) (err error) {
 			return err
 		}
 	}
-	return stepReport(out, s, o)
+	return stepReport(ctx, out, s, o)
 }
 
 func stepCompliantNotebook(ctx context.Context, out *output, s *stack, workloads string) error {
