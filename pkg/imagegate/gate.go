@@ -137,13 +137,13 @@ func (g *Gate) Review(s Subject) Result {
 			res.Denies = append(res.Denies, fmt.Sprintf("%s container %s: %v", Source, c.Name, err))
 			continue
 		}
-		ref, _ := images.Parse(c.Image) // parsed by Lookup already
 		if v == nil || !v.Scanned {
 			unscanned = true
+			ref, _ := images.Parse(c.Image) // Lookup parsed it already
 			g.unscanned(&res, p, s, c, ref)
 			continue
 		}
-		if g.judge(&res, p, exceptions, s, c, ref, v, now) {
+		if g.judge(&res, p, exceptions, s, c, v, now) {
 			excepted = true
 		}
 	}
@@ -194,7 +194,7 @@ func (g *Gate) unscanned(res *Result, p *Policy, s Subject, c images.Container, 
 
 // judge denies an image whose findings at or above the policy's severity
 // are not all excepted. It reports whether an exception was used.
-func (g *Gate) judge(res *Result, p *Policy, exceptions []*Exception, s Subject, c images.Container, ref images.Ref, v *verdict.Verdict, now time.Time) bool {
+func (g *Gate) judge(res *Result, p *Policy, exceptions []*Exception, s Subject, c images.Container, v *verdict.Verdict, now time.Time) bool {
 	counts := v.Vulnerabilities
 	if p.FixableOnly {
 		counts = v.Fixable
@@ -208,10 +208,7 @@ func (g *Gate) judge(res *Result, p *Policy, exceptions []*Exception, s Subject,
 	if total == 0 {
 		return false
 	}
-	repo := ref.Repository
-	if repo == "" {
-		repo = v.Repository
-	}
+	repo := v.Repository // normalised by the scanner
 	var open []string
 	var used []string
 	var expired []string

@@ -130,3 +130,29 @@ func FuzzReviewRequest(f *testing.F) {
 
 // fuzzPolicy denies unscanned images, so the fuzzer reaches every branch.
 var fuzzPolicy = v1alpha1.ImagePolicySpec{DefaultUnscanned: v1alpha1.UnscannedDeny, MinimumSeverity: v1alpha1.SeverityHigh}
+
+// BenchmarkReviewRequest is the gate's own cost on an Argo pipeline pod
+// whose image is denied (the costliest path: message built), against
+// decoding the same request's pod alone (baseline).
+func BenchmarkReviewRequest(b *testing.B) {
+	argo := map[string]string{"workflows.argoproj.io/workflow": "wf"}
+	req := request(b, admissionv1.Create, "", "Pod", pod(argo, repo+"@"+vulnDigest, repo+"@"+fixedDigest), nil)
+	g := New(Config{Verdicts: verdicts()})
+	b.Run("decode-pod", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			p := &corev1.Pod{}
+			if err := json.Unmarshal(req.Object.Raw, p); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("gate", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if d, _ := g.ReviewRequest(context.Background(), req, nil); len(d) != 1 {
+				b.Fatal(d)
+			}
+		}
+	})
+}
