@@ -18,9 +18,11 @@ import (
 // from the cache, so edits apply without a restart. An invalid policy is
 // logged and the previous one stays in force; an invalid exception is
 // logged and skipped (the CRD schema rejects most mistakes before that).
+// The policy's status says whether it was applied (status.error,
+// observedGeneration), written through status when not nil.
 // The returned function reports whether both informers have synced.
-func (g *Gate) Attach(ctx context.Context, c cache.Cache) (func() bool, error) {
-	reload := func() { g.reload(ctx, c) }
+func (g *Gate) Attach(ctx context.Context, c cache.Cache, status client.StatusClient) (func() bool, error) {
+	reload := func() { g.reload(ctx, c, status) }
 	handler := toolscache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { reload() },
 		UpdateFunc: func(any, any) { reload() },
@@ -41,7 +43,7 @@ func (g *Gate) Attach(ctx context.Context, c cache.Cache) (func() bool, error) {
 	return func() bool { return synced[0]() && synced[1]() }, nil
 }
 
-func (g *Gate) reload(ctx context.Context, c client.Reader) {
+func (g *Gate) reload(ctx context.Context, c client.Reader, status client.StatusClient) {
 	log := g.cfg.Log
 	pol := &v1alpha1.ImagePolicy{}
 	switch err := c.Get(ctx, client.ObjectKey{Name: v1alpha1.ImagePolicyName}, pol); {
@@ -51,10 +53,19 @@ func (g *Gate) reload(ctx context.Context, c client.Reader) {
 		g.SetPolicy(nil)
 	default:
 		p, err := CompilePolicy(&pol.Spec)
+		want := v1alpha1.ImagePolicyStatus{ObservedGeneration: pol.Generation}
 		if err != nil {
 			log.Error(err, "ImagePolicy default is invalid; keeping the previous policy")
+			want.Error = "not applied, the previous policy stays in force: " + err.Error()
 		} else {
 			g.SetPolicy(p)
+		}
+		if status != nil && pol.Status != want {
+			pol.Status = want
+			// The update event comes back here and finds the status current.
+			if err := status.Status().Update(ctx, pol); err != nil {
+				log.Error(err, "writing the ImagePolicy's status")
+			}
 		}
 	}
 	list := &v1alpha1.ImageExceptionList{}

@@ -242,7 +242,7 @@ func Setup(mgr manager.Manager, cfg Config) (*Webhook, error) {
 	}
 	w.ImageGate = imagegate.New(imagegate.Config{Verdicts: w.Verdicts, Scans: imageWriter, Usage: imageWriter,
 		Metrics: imageMetrics, Log: log.WithName("imagegate")})
-	if w.imageSynced, err = w.ImageGate.Attach(context.Background(), mgr.GetCache()); err != nil {
+	if w.imageSynced, err = w.ImageGate.Attach(context.Background(), mgr.GetCache(), mgr.GetClient()); err != nil {
 		return nil, err
 	}
 
