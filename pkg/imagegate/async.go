@@ -153,3 +153,7 @@ func (w *Writer) flush(ctx context.Context) {
 		}
 	}
 }
+
+// NeedLeaderElection is false: every webhook replica writes the scan
+// requests and exception use of the admissions it answered.
+func (w *Writer) NeedLeaderElection() bool { return false }
