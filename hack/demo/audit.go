@@ -33,10 +33,10 @@ func createLegacyNotebook(ctx context.Context, c client.Client, workloads string
 	return c.Create(ctx, pod)
 }
 
-// startScanner runs the scanner under its service account: the audit; no
-// kube-bench or kube-hunter Jobs (there are no nodes to run them on) and,
-// for now, no image scans (they need an offline vulnerability database).
-func startScanner(ctx context.Context, env *localenv.Env, o options) (*localenv.Process, error) {
+// startScanner runs the scanner under its service account: the audit and
+// image scans over the demo's offline vulnerability database; no
+// kube-bench or kube-hunter Jobs (there are no nodes to run them on).
+func startScanner(ctx context.Context, env *localenv.Env, o options, dbDir string) (*localenv.Process, error) {
 	kubeconfig, err := env.ServiceAccountKubeconfig(ctx, localenv.Namespace, "daaas-guard-scanner")
 	if err != nil {
 		return nil, err
@@ -48,7 +48,7 @@ func startScanner(ctx context.Context, env *localenv.Env, o options) (*localenv.
 	p, err := env.StartProcess("scanner", filepath.Join(o.bin, "scanner"), kubeconfig, health,
 		"--namespace="+localenv.Namespace, "--leader-elect=false", "--health-addr="+health, "--metrics-addr=0",
 		"--audit-interval="+auditInterval.String(), "--kube-bench-interval=0", "--kube-hunter-interval=0",
-		"--scan-images=false") // image verdicts: a later step
+		"--db-dir="+dbDir)
 	if err != nil {
 		return nil, err
 	}

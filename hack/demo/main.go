@@ -82,6 +82,7 @@ type stack struct {
 	env     *localenv.Env
 	webhook *localenv.Process
 	scanner *localenv.Process
+	images  *images
 	// alice is a data scientist's client: impersonation of a user with the
 	// edit role in her profile namespace, as Kubeflow grants it.
 	alice       client.Client
@@ -162,14 +163,19 @@ func start(ctx context.Context, o options, work string, say func(string, ...any)
 	}
 	say("platform profile %s applied (%s) and enforced, mutation active, in %s", rel(profile), counts, time.Since(t0).Round(100*time.Millisecond))
 
-	if s.scanner, err = startScanner(ctx, env, o); err != nil {
+	if s.images, err = prepareImages(work); err != nil {
 		return s, err
 	}
-	say("scanner running as its service account (log: %s): audits existing objects every %s", rel(s.scanner.Log), auditInterval)
+	if s.scanner, err = startScanner(ctx, env, o, s.images.dbDir); err != nil {
+		return s, err
+	}
+	say("scanner running as its service account (log: %s): audits existing objects every %s, scans images with Trivy over an offline test DB (%s) from a registry on %s",
+		rel(s.scanner.Log), auditInterval, rel(s.images.dbDir), s.images.reg.Host)
 	return s, nil
 }
 
 func (s *stack) stop() error {
+	defer s.images.close()
 	if s.env == nil {
 		return nil
 	}

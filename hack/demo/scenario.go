@@ -113,6 +113,7 @@ func runDemo(o options) (err error) {
 		stepPrivilegedNotebook,
 		stepGPUPipeline,
 		stepVaultPipeline,
+		stepImageGate,
 		stepAudit,
 	}
 	for _, step := range steps {

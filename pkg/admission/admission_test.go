@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 	admissionv1 "k8s.io/api/admission/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
@@ -267,4 +268,22 @@ func FuzzValidator(f *testing.F) {
 			t.Fatal("denied without a reason")
 		}
 	})
+}
+
+type fakeImages struct{ denies, warns []string }
+
+func (f fakeImages) ReviewRequest(context.Context, admission.Request, *corev1.Namespace) ([]string, []string) {
+	return f.denies, f.warns
+}
+
+func TestValidator_ImageVerdictsJoinTheConstraints(t *testing.T) {
+	v := newValidator(t, constraint("w", "warn", ""))
+	v.cfg.Images = fakeImages{denies: []string{"[image-vulnerabilities] image x: CVE-1"}, warns: []string{"[image-vulnerabilities] y"}}
+	resp := v.Handle(context.Background(), podRequest(t, "alice", true))
+	if resp.Allowed || resp.Result.Message != "[image-vulnerabilities] image x: CVE-1" {
+		t.Errorf("got allowed=%v %+v", resp.Allowed, resp.Result)
+	}
+	if diff := cmp.Diff([]string{"[image-vulnerabilities] y", "[w] container main is privileged"}, resp.Warnings); diff != "" {
+		t.Errorf("warnings (-want +got):\n%s", diff)
+	}
 }

@@ -54,6 +54,16 @@ type ValidatorConfig struct {
 	// Expansion, when set, returns the current ExpansionTemplates: a
 	// workload is also reviewed through the objects it will create.
 	Expansion func() *expansion.Set
+	// Images, when set, also reviews pipeline runs on their images'
+	// vulnerability verdicts (pkg/imagegate).
+	Images ImageReviewer
+}
+
+// ImageReviewer reviews the images a request would run. It reads memory
+// only: it must never call the network on the admission path. Messages
+// carry their own source prefix.
+type ImageReviewer interface {
+	ReviewRequest(ctx context.Context, req admission.Request, ns *corev1.Namespace) (denies, warnings []string)
 }
 
 // Validator is the validating admission handler.
@@ -150,7 +160,11 @@ func (v *Validator) Handle(ctx context.Context, req admission.Request) (resp adm
 		// Partial results: deny on what we have, and say the rest failed.
 		v.cfg.Log.Error(err, "partial review", "kind", req.Kind.Kind, "namespace", req.Namespace, "name", req.Name)
 	}
-	return v.respond(req, result, err, &decision)
+	var imageDenies, imageWarns []string
+	if v.cfg.Images != nil {
+		imageDenies, imageWarns = v.cfg.Images.ReviewRequest(ctx, req, in.Namespace)
+	}
+	return v.respond(req, result, err, imageDenies, imageWarns, &decision)
 }
 
 // derived reviews the objects a workload will create (a Deployment's Pod).
@@ -172,8 +186,9 @@ func (v *Validator) derived(ctx context.Context, req admission.Request, ns *core
 
 // respond turns results into the answer: every deny message, each prefixed
 // by its constraint; warnings for warn; dry-run results only counted.
-func (v *Validator) respond(req admission.Request, result *policy.Response, reviewErr error, decision *string) admission.Response {
-	var denies, warns []string
+// Image verdicts (imageDenies, imageWarns) join them.
+func (v *Validator) respond(req admission.Request, result *policy.Response, reviewErr error, imageDenies, imageWarns []string, decision *string) admission.Response {
+	denies, warns := append([]string(nil), imageDenies...), append([]string(nil), imageWarns...)
 	for _, r := range result.Results {
 		for _, action := range r.Actions {
 			v.cfg.Metrics.Violations.WithLabelValues(r.Kind, r.Constraint, action).Inc()

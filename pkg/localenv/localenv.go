@@ -118,7 +118,7 @@ func (e *Env) setUp(ctx context.Context, base string) error {
 	if err := e.Client.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("creating namespace %s: %w", Namespace, err)
 	}
-	for _, f := range []string{"serviceaccounts.yaml", "rbac.yaml", "audit.yaml", "clusterscan.yaml", "compliance.yaml"} {
+	for _, f := range []string{"serviceaccounts.yaml", "rbac.yaml", "rbac-scanner.yaml", "audit.yaml", "clusterscan.yaml", "compliance.yaml"} {
 		if err := e.ApplyFile(ctx, filepath.Join(base, f)); err != nil {
 			return err
 		}

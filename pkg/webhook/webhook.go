@@ -39,9 +39,11 @@ import (
 	guardv1alpha1 "github.com/statcan/daaas-guard/api/v1alpha1"
 	"github.com/statcan/daaas-guard/pkg/admission"
 	"github.com/statcan/daaas-guard/pkg/controllers"
+	"github.com/statcan/daaas-guard/pkg/imagegate"
 	"github.com/statcan/daaas-guard/pkg/match"
 	"github.com/statcan/daaas-guard/pkg/mutate"
 	"github.com/statcan/daaas-guard/pkg/policy"
+	"github.com/statcan/daaas-guard/pkg/scan/verdict"
 )
 
 // Paths the handlers are served on.
@@ -145,13 +147,23 @@ type Webhook struct {
 	// configuration current.
 	Mutator        *mutate.Handler
 	MutationConfig *controllers.MutationConfigReconciler
-	serving        atomic.Bool
+	// Verdicts indexes the cluster's ImageScans; ImageGate judges
+	// pipeline runs on them, with the ImagePolicy and ImageExceptions.
+	Verdicts    *verdict.Index
+	ImageGate   *imagegate.Gate
+	imageSynced func() bool
+	serving     atomic.Bool
 }
 
-// Ready reports whether the webhook serves and has loaded every policy
-// and the mutation configuration present at start-up.
+// Ready reports whether the webhook serves and has loaded every policy,
+// the mutation configuration, the image verdicts and the image policy and
+// exceptions present at start-up.
 func (w *Webhook) Ready() bool {
-	return w.serving.Load() && w.Tracker.Ready() && w.MutationConfig.Loaded()
+	return w.serving.Load() && w.Tracker.Ready() && w.MutationConfig.Loaded() && w.imagesLoaded()
+}
+
+func (w *Webhook) imagesLoaded() bool {
+	return w.Verdicts.HasSynced() && w.imageSynced()
 }
 
 // Setup adds the engine, controllers, handlers, certificates and probes to
@@ -216,6 +228,24 @@ func Setup(mgr manager.Manager, cfg Config) (*Webhook, error) {
 		return nil, err
 	}
 
+	// Image verdicts come from informers on the manager's cache: the
+	// admission path reads memory only. Scan requests and exception use
+	// are written by imageWriter, off that path.
+	w.Verdicts = verdict.New()
+	if err := w.Verdicts.Attach(context.Background(), mgr.GetCache()); err != nil {
+		return nil, err
+	}
+	imageMetrics := imagegate.NewMetrics(reg)
+	imageWriter := &imagegate.Writer{Client: mgr.GetClient(), Metrics: imageMetrics, Log: log.WithName("imagegate")}
+	if err := mgr.Add(imageWriter); err != nil {
+		return nil, err
+	}
+	w.ImageGate = imagegate.New(imagegate.Config{Verdicts: w.Verdicts, Scans: imageWriter, Usage: imageWriter,
+		Metrics: imageMetrics, Log: log.WithName("imagegate")})
+	if w.imageSynced, err = w.ImageGate.Attach(context.Background(), mgr.GetCache(), mgr.GetClient()); err != nil {
+		return nil, err
+	}
+
 	validator, err := admission.NewValidator(admission.ValidatorConfig{
 		Engine:         engine,
 		Namespaces:     namespaceReader{mgr.GetClient()},
@@ -225,8 +255,9 @@ func Setup(mgr manager.Manager, cfg Config) (*Webhook, error) {
 		ServiceAccount: cfg.ServiceAccount,
 		MaxInFlight:    cfg.MaxInFlight,
 		EvalTimeout:    cfg.EvalTimeout,
-		Ready:          w.Tracker.Ready,
+		Ready:          func() bool { return w.Tracker.Ready() && w.imagesLoaded() },
 		Expansion:      expansions.Set,
+		Images:         w.ImageGate,
 	})
 	if err != nil {
 		return nil, err
@@ -292,6 +323,9 @@ func Setup(mgr manager.Manager, cfg Config) (*Webhook, error) {
 		}
 		if !w.MutationConfig.Loaded() {
 			return errors.New("waiting for the MutationConfig")
+		}
+		if !w.imagesLoaded() {
+			return errors.New("waiting for image verdicts, the ImagePolicy and ImageExceptions")
 		}
 		return w.Tracker.Check()(r)
 	}); err != nil {

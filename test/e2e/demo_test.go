@@ -62,10 +62,17 @@ func TestDemo(t *testing.T) {
 		"initContainers: init, kfp-launcher, vault-agent-init",
 		"vault.hashicorp.com/agent-inject-status: injected",
 		`annotation vault.hashicorp.com/agent-limits-cpu: "lots" is not a resource quantity`,
+		"verdict: CRITICAL CVE-2099-0001 in busybox", // the scanner's verdict on the pushed image
+		"[image-vulnerabilities] image ",
+		"CVE-2099-0001 (busybox fixed in 1.37.0-r19); ask for an ImageException or use a fixed image",
+		"✓ denied, citing CVE-2099-0001",
+		"admitted under ImageException etl-busybox-sec-1234",
+		"matchedAdmissions 1",
+		"✓ admitted under the exception",
 		`fail PSPAllowedUsers/non-root-users-and-groups (high): container "analysis" runs as root`,
 		"✓ found by the audit",
 		"AU-6   satisfied", // the audit's PolicyReports are evidence
-		"RA-5   not-satisfied        Vulnerability Scanning", // the pods' images are not scanned
+		"RA-5   not-satisfied        Vulnerability Scanning", // the running pods' images (from the real registry) cannot be scanned offline
 		"✓ written to",
 		"ComplianceReport cluster, refreshed by the scanner",
 		"All steps behaved as expected",

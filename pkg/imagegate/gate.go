@@ -1,0 +1,295 @@
+package imagegate
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/statcan/daaas-guard/api/v1alpha1"
+	"github.com/statcan/daaas-guard/pkg/scan/images"
+	"github.com/statcan/daaas-guard/pkg/scan/verdict"
+)
+
+// Source prefixes every message, as a constraint's name prefixes the
+// webhook's other messages.
+const Source = "[image-vulnerabilities]"
+
+// Verdicts finds the verdict for an image as a spec names it: by digest
+// when pinned, else by the digest the scanner last resolved the tag to
+// (nil, nil when unknown). *verdict.Index is one; it reads memory only.
+type Verdicts interface {
+	Lookup(image string) (*verdict.Verdict, error)
+}
+
+// ScanRequester asks, without blocking, for a scan of a digest nobody has
+// scanned yet.
+type ScanRequester interface {
+	RequestScan(digest, repository string)
+}
+
+// UsageRecorder notes, without blocking, that an exception let an
+// admission through.
+type UsageRecorder interface {
+	Used(exception string)
+}
+
+// Outcomes of a review, for metrics.
+const (
+	OutcomeDenied    = "denied"
+	OutcomeWarned    = "warned"
+	OutcomeUnscanned = "unscanned"
+	OutcomeExcepted  = "excepted"
+	OutcomeAllowed   = "allowed"
+)
+
+// Config builds a Gate.
+type Config struct {
+	Verdicts Verdicts
+	// Scans and Usage may be nil (nothing is requested or recorded).
+	Scans   ScanRequester
+	Usage   UsageRecorder
+	Metrics *Metrics
+	Log     logr.Logger
+	// Now defaults to time.Now.
+	Now func() time.Time
+}
+
+// Gate holds the current policy and exceptions; controllers replace them
+// (SetPolicy, SetExceptions) while reviews read them without locks.
+type Gate struct {
+	cfg        Config
+	policy     atomic.Pointer[Policy]
+	exceptions atomic.Pointer[[]*Exception]
+}
+
+// New returns a gate with the default policy and no exceptions.
+func New(cfg Config) *Gate {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	g := &Gate{cfg: cfg}
+	g.policy.Store(DefaultPolicy())
+	g.exceptions.Store(&[]*Exception{})
+	return g
+}
+
+// SetPolicy replaces the policy (nil: the defaults).
+func (g *Gate) SetPolicy(p *Policy) {
+	if p == nil {
+		p = DefaultPolicy()
+	}
+	g.policy.Store(p)
+}
+
+// Policy returns the policy in force.
+func (g *Gate) Policy() *Policy { return g.policy.Load() }
+
+// SetExceptions replaces the exceptions.
+func (g *Gate) SetExceptions(ex []*Exception) {
+	cp := append([]*Exception(nil), ex...)
+	g.exceptions.Store(&cp)
+}
+
+// Subject is what is reviewed: the images a pod, Workflow or PipelineRun
+// will run, in a namespace.
+type Subject struct {
+	// Object names it in messages, e.g. "Pod alice/train-x".
+	Object          string
+	Namespace       string
+	NamespaceLabels map[string]string
+	Containers      []images.Container
+}
+
+// Result is the gate's answer: deny messages and warnings, each prefixed
+// by Source.
+type Result struct {
+	Denies   []string
+	Warnings []string
+	Outcome  string
+}
+
+// Review decides on every image of s.
+func (g *Gate) Review(s Subject) Result {
+	p := g.policy.Load()
+	if len(s.Containers) == 0 {
+		return Result{Outcome: OutcomeAllowed}
+	}
+	if !p.Enforce {
+		g.count(OutcomeAllowed)
+		return Result{Outcome: OutcomeAllowed}
+	}
+	now := g.cfg.Now()
+	exceptions := *g.exceptions.Load()
+	var res Result
+	var unscanned, excepted bool
+	seen := map[string]bool{}
+	for _, c := range s.Containers {
+		if seen[c.Image] {
+			continue
+		}
+		seen[c.Image] = true
+		v, err := g.cfg.Verdicts.Lookup(c.Image)
+		if err != nil {
+			res.Denies = append(res.Denies, fmt.Sprintf("%s container %s: %v", Source, c.Name, err))
+			continue
+		}
+		if v == nil || !v.Scanned {
+			unscanned = true
+			ref, _ := images.Parse(c.Image) // Lookup parsed it already
+			g.unscanned(&res, p, s, c, ref)
+			continue
+		}
+		if g.judge(&res, p, exceptions, s, c, v, now) {
+			excepted = true
+		}
+	}
+	switch {
+	case len(res.Denies) > 0:
+		res.Outcome = OutcomeDenied
+	case excepted:
+		res.Outcome = OutcomeExcepted
+	case unscanned && len(res.Warnings) > 0:
+		res.Outcome = OutcomeWarned
+	case unscanned:
+		res.Outcome = OutcomeUnscanned
+	default:
+		res.Outcome = OutcomeAllowed
+	}
+	g.count(res.Outcome)
+	return res
+}
+
+func (g *Gate) count(outcome string) {
+	if g.cfg.Metrics != nil {
+		g.cfg.Metrics.Decisions.WithLabelValues(outcome).Inc()
+	}
+}
+
+// unscanned applies the namespace's mode to an image without a verdict.
+func (g *Gate) unscanned(res *Result, p *Policy, s Subject, c images.Container, ref images.Ref) {
+	switch p.UnscannedMode(s.NamespaceLabels) {
+	case v1alpha1.UnscannedAllow:
+	case v1alpha1.UnscannedWarn:
+		res.Warnings = append(res.Warnings, fmt.Sprintf("%s image %s has not been scanned yet; it is admitted and will be scanned once it runs", Source, c.Image))
+	default:
+		if ref.Digest == "" {
+			// The webhook cannot resolve a tag without calling the
+			// registry, and a denied pod never exists for the scanner to
+			// find: only a pinned digest can be queued from here.
+			res.Denies = append(res.Denies, fmt.Sprintf("%s image %s has not been scanned and namespace %s admits only scanned images; "+
+				"pin it by digest (%s@sha256:…) to have it scanned, then retry in %v", Source, c.Image, s.Namespace, ref.Repository, p.RetryAfter))
+			return
+		}
+		if g.cfg.Scans != nil {
+			g.cfg.Scans.RequestScan(ref.Digest, ref.Repository)
+		}
+		res.Denies = append(res.Denies, fmt.Sprintf("%s image %s has not been scanned and namespace %s admits only scanned images; "+
+			"a scan has been requested: retry in %v", Source, c.Image, s.Namespace, p.RetryAfter))
+	}
+}
+
+// judge denies an image whose findings at or above the policy's severity
+// are not all excepted. It reports whether an exception was used.
+func (g *Gate) judge(res *Result, p *Policy, exceptions []*Exception, s Subject, c images.Container, v *verdict.Verdict, now time.Time) bool {
+	counts := v.Vulnerabilities
+	if p.FixableOnly {
+		counts = v.Fixable
+	}
+	total := int(counts.Critical)
+	for rank, n := range []int32{counts.High, counts.Medium, counts.Low} {
+		if rank+1 <= p.MinRank {
+			total += int(n)
+		}
+	}
+	if total == 0 {
+		return false
+	}
+	repo := v.Repository // normalised by the scanner
+	var open []string
+	var used []string
+	var expired []string
+	listed := 0
+	for _, f := range v.FixableCriticalHigh {
+		if severityRank[f.Severity] > p.MinRank {
+			continue
+		}
+		listed++
+		if ex := covering(exceptions, f.ID, repo, s.Namespace, now); ex != nil {
+			if !containsStr(used, ex.Name) {
+				used = append(used, ex.Name)
+			}
+			continue
+		}
+		open = append(open, fmt.Sprintf("%s (%s fixed in %s)", f.ID, f.Package, f.FixedVersion))
+		for _, ex := range exceptions {
+			if !now.Before(ex.Expires) && ex.Applies(f.ID, repo, s.Namespace) && !containsStr(expired, ex.Name) {
+				expired = append(expired, ex.Name)
+			}
+		}
+	}
+	// Findings the ImageScan does not list by ID (past its cap, below HIGH,
+	// or without a fix) cannot be matched to an exception.
+	if more := total - listed; more > 0 {
+		kind := vulnerabilities(more)
+		if p.FixableOnly {
+			kind = "fixable " + kind
+		}
+		open = append(open, fmt.Sprintf("%d more %s at or above %s", more, kind, rankName(p.MinRank)))
+	}
+	for _, name := range used {
+		if g.cfg.Usage != nil && len(open) == 0 {
+			g.cfg.Usage.Used(name)
+		}
+	}
+	if len(open) > 0 {
+		msg := fmt.Sprintf("%s image %s: %s; ask for an ImageException or use a fixed image", Source, c.Image, strings.Join(open, ", "))
+		if len(expired) > 0 {
+			sort.Strings(expired)
+			msg += fmt.Sprintf(" (expired ImageException %s ignored)", strings.Join(expired, ", "))
+		}
+		res.Denies = append(res.Denies, msg)
+		return false
+	}
+	sort.Strings(used)
+	res.Warnings = append(res.Warnings, fmt.Sprintf("%s image %s: %d %s at or above %s admitted under ImageException %s",
+		Source, c.Image, listed, vulnerabilities(listed), rankName(p.MinRank), strings.Join(used, ", ")))
+	return true
+}
+
+func covering(exceptions []*Exception, cve, repo, ns string, now time.Time) *Exception {
+	for _, ex := range exceptions {
+		if ex.Covers(cve, repo, ns, now) {
+			return ex
+		}
+	}
+	return nil
+}
+
+func containsStr(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func rankName(rank int) string {
+	for name, r := range severityRank {
+		if r == rank {
+			return name
+		}
+	}
+	return "?"
+}
+
+func vulnerabilities(n int) string {
+	if n == 1 {
+		return "vulnerability"
+	}
+	return "vulnerabilities"
+}

@@ -1,0 +1,120 @@
+package imagegate
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/statcan/daaas-guard/pkg/pipeline"
+	"github.com/statcan/daaas-guard/pkg/scan/images"
+)
+
+// ReviewRequest reviews an admission request if it creates or changes the
+// images of a pipeline run: a pipeline pod (pkg/pipeline), an Argo
+// Workflow or a Tekton PipelineRun. Every image counts, the engine's
+// included (Argo's wait and init, Tekton's init containers, KFP's
+// launcher): they run in the user's namespace with the user's data too.
+// An UPDATE is reviewed only when it adds an image. Anything else, and
+// DELETE, passes untouched. ns is the request's namespace (nil when not
+// cached).
+func (g *Gate) ReviewRequest(_ context.Context, req admission.Request, ns *corev1.Namespace) (denies, warnings []string) {
+	if req.Operation != admissionv1.Create && req.Operation != admissionv1.Update || len(req.Object.Raw) == 0 || req.SubResource != "" {
+		return nil, nil
+	}
+	var cs, old []images.Container
+	var err error
+	switch {
+	case req.Kind.Group == "" && req.Kind.Kind == "Pod":
+		cs, err = podImages(req.Object.Raw, true)
+		if err == nil && req.Operation == admissionv1.Update && len(req.OldObject.Raw) > 0 {
+			old, _ = podImages(req.OldObject.Raw, false)
+		}
+	case req.Kind.Group == "argoproj.io" && req.Kind.Kind == "Workflow",
+		req.Kind.Group == "tekton.dev" && req.Kind.Kind == "PipelineRun":
+		cs, err = workloadImages(req.Kind.Kind, req.Object.Raw)
+		if err == nil && req.Operation == admissionv1.Update && len(req.OldObject.Raw) > 0 {
+			old, _ = workloadImages(req.Kind.Kind, req.OldObject.Raw)
+		}
+	default:
+		return nil, nil
+	}
+	if err != nil {
+		return []string{fmt.Sprintf("%s %s %s/%s: %v", Source, req.Kind.Kind, req.Namespace, req.Name, err)}, nil
+	}
+	if len(old) > 0 {
+		cs = slices.DeleteFunc(cs, func(c images.Container) bool {
+			return slices.ContainsFunc(old, func(o images.Container) bool { return o.Image == c.Image })
+		})
+	}
+	if len(cs) == 0 {
+		return nil, nil
+	}
+	s := Subject{Object: fmt.Sprintf("%s %s/%s", req.Kind.Kind, req.Namespace, req.Name), Namespace: req.Namespace, Containers: cs}
+	if ns != nil {
+		s.NamespaceLabels = ns.Labels
+	}
+	r := g.Review(s)
+	return r.Denies, r.Warnings
+}
+
+// podFields is the part of a pod the gate reads: decoding only it costs a
+// fraction of decoding a whole corev1.Pod, on every pod admission.
+type podFields struct {
+	Metadata struct {
+		Labels      map[string]string `json:"labels"`
+		Annotations map[string]string `json:"annotations"`
+	} `json:"metadata"`
+	Spec struct {
+		InitContainers      []nameImage `json:"initContainers"`
+		Containers          []nameImage `json:"containers"`
+		EphemeralContainers []nameImage `json:"ephemeralContainers"`
+	} `json:"spec"`
+}
+
+type nameImage struct {
+	Name  string `json:"name"`
+	Image string `json:"image"`
+}
+
+// podImages lists the images of a pipeline pod (none for other pods).
+// pipelineOnly=false lists them for any pod (the old object of an update).
+func podImages(raw []byte, pipelineOnly bool) ([]images.Container, error) {
+	var f podFields
+	if err := json.Unmarshal(raw, &f); err != nil {
+		return nil, fmt.Errorf("decoding the pod: %w", err)
+	}
+	pod := &corev1.Pod{}
+	pod.Labels, pod.Annotations = f.Metadata.Labels, f.Metadata.Annotations
+	for _, c := range f.Spec.InitContainers {
+		pod.Spec.InitContainers = append(pod.Spec.InitContainers, corev1.Container{Name: c.Name, Image: c.Image})
+	}
+	for _, c := range f.Spec.Containers {
+		pod.Spec.Containers = append(pod.Spec.Containers, corev1.Container{Name: c.Name, Image: c.Image})
+	}
+	for _, c := range f.Spec.EphemeralContainers {
+		pod.Spec.EphemeralContainers = append(pod.Spec.EphemeralContainers,
+			corev1.EphemeralContainer{EphemeralContainerCommon: corev1.EphemeralContainerCommon{Name: c.Name, Image: c.Image}})
+	}
+	if pipelineOnly && !pipeline.Classify(pod).IsPipeline() {
+		return nil, nil
+	}
+	return images.OfPod(pod), nil
+}
+
+// workloadImages lists the images of every template, task and step.
+func workloadImages(kind string, raw []byte) ([]images.Container, error) {
+	u := &unstructured.Unstructured{}
+	if err := u.UnmarshalJSON(raw); err != nil {
+		return nil, fmt.Errorf("decoding the %s: %w", kind, err)
+	}
+	if kind == "Workflow" {
+		return images.OfWorkflow(u.Object), nil
+	}
+	return images.OfPipelineRun(u.Object), nil
+}

@@ -1,0 +1,158 @@
+package imagegate
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/statcan/daaas-guard/api/v1alpha1"
+)
+
+func request(t testing.TB, op admissionv1.Operation, group, kind string, obj, old any) admission.Request {
+	t.Helper()
+	raw := func(o any) []byte {
+		if o == nil {
+			return nil
+		}
+		b, err := json.Marshal(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	return admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
+		UID: "1", Kind: metav1.GroupVersionKind{Group: group, Version: "v1", Kind: kind}, Namespace: "alice", Name: "x",
+		Operation: op, Object: runtime.RawExtension{Raw: raw(obj)}, OldObject: runtime.RawExtension{Raw: raw(old)}}}
+}
+
+func pod(labels map[string]string, imgs ...string) *corev1.Pod {
+	p := &corev1.Pod{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
+		ObjectMeta: metav1.ObjectMeta{Name: "x", Namespace: "alice", Labels: labels}}
+	for i, img := range imgs {
+		name := "main"
+		if i > 0 {
+			name = "wait"
+		}
+		p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: name, Image: img})
+	}
+	return p
+}
+
+func TestReviewRequest(t *testing.T) {
+	vuln := repo + "@" + vulnDigest
+	fixed := repo + "@" + fixedDigest
+	argo := map[string]string{"workflows.argoproj.io/workflow": "wf"}
+	workflow := map[string]any{"apiVersion": "argoproj.io/v1alpha1", "kind": "Workflow",
+		"metadata": map[string]any{"name": "wf", "namespace": "alice"},
+		"spec": map[string]any{"templates": []any{
+			map[string]any{"name": "prep", "container": map[string]any{"image": fixed}},
+			map[string]any{"name": "train", "script": map[string]any{"image": vuln}},
+		}}}
+	pipelineRun := map[string]any{"apiVersion": "tekton.dev/v1", "kind": "PipelineRun",
+		"metadata": map[string]any{"name": "pr", "namespace": "alice"},
+		"spec": map[string]any{"pipelineSpec": map[string]any{"tasks": []any{
+			map[string]any{"name": "t", "taskSpec": map[string]any{"steps": []any{map[string]any{"name": "s", "image": vuln}}}},
+		}}}}
+	tests := []struct {
+		name   string
+		req    admission.Request
+		denied bool
+	}{
+		{"pipeline pod on the vulnerable image", request(t, admissionv1.Create, "", "Pod", pod(argo, vuln), nil), true},
+		{"the engine's container counts too", request(t, admissionv1.Create, "", "Pod", pod(argo, fixed, vuln), nil), true},
+		{"pipeline pod on the fixed image", request(t, admissionv1.Create, "", "Pod", pod(argo, fixed), nil), false},
+		{"a pod that is not a pipeline step is not gated", request(t, admissionv1.Create, "", "Pod", pod(nil, vuln), nil), false},
+		{"update that keeps the images", request(t, admissionv1.Update, "", "Pod", pod(argo, vuln), pod(argo, vuln)), false},
+		{"update that adds a vulnerable image", request(t, admissionv1.Update, "", "Pod", pod(argo, fixed, vuln), pod(argo, fixed)), true},
+		{"delete passes", request(t, admissionv1.Delete, "", "Pod", nil, pod(argo, vuln)), false},
+		{"Argo Workflow by any template", request(t, admissionv1.Create, "argoproj.io", "Workflow", workflow, nil), true},
+		{"Tekton PipelineRun by its steps", request(t, admissionv1.Create, "tekton.dev", "PipelineRun", pipelineRun, nil), true},
+		{"other kinds pass", request(t, admissionv1.Create, "apps", "Deployment", map[string]any{"spec": 1}, nil), false},
+	}
+	g := New(Config{Verdicts: verdicts(), Now: func() time.Time { return now }})
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			denies, _ := g.ReviewRequest(context.Background(), tc.req, nil)
+			if got := len(denies) > 0; got != tc.denied {
+				t.Fatalf("denied = %v, want %v (%q)", got, tc.denied, denies)
+			}
+			if tc.denied && !strings.Contains(strings.Join(denies, "\n"), "CVE-2026-0001 (libcrypto3 fixed in 3.5.2-r0)") {
+				t.Errorf("denial %q does not name the CVE", denies)
+			}
+		})
+	}
+}
+
+func TestReviewRequest_MalformedObjectIsDeniedNamingIt(t *testing.T) {
+	g := New(Config{Verdicts: verdicts()})
+	req := request(t, admissionv1.Create, "", "Pod", nil, nil)
+	req.Object.Raw = []byte(`{"spec":{"containers":7}}`)
+	denies, _ := g.ReviewRequest(context.Background(), req, nil)
+	if len(denies) != 1 || !strings.Contains(denies[0], "Pod alice/x: decoding the pod") {
+		t.Errorf("denies = %q", denies)
+	}
+}
+
+// FuzzReviewRequest feeds arbitrary objects of the gated kinds: every one
+// gets an answer without a panic, and a denial always says why.
+func FuzzReviewRequest(f *testing.F) {
+	f.Add("Pod", []byte(`{"metadata":{"labels":{"workflows.argoproj.io/workflow":"w"}},"spec":{"containers":[{"name":"main","image":"registry.example.ca/team/etl@`+vulnDigest+`"}]}}`))
+	f.Add("Workflow", []byte(`{"spec":{"templates":[{"container":{"image":"x"}},{"steps":[[{"name":"a"}]]},{"containerSet":{"containers":[{"image":7}]}}]}}`))
+	f.Add("PipelineRun", []byte(`{"spec":{"pipelineSpec":{"tasks":[{"taskSpec":{"steps":[{"image":"::"}]}}]}}}`))
+	f.Add("Pod", []byte(`{"spec":{"initContainers":null,"ephemeralContainers":[{"image":""}]}}`))
+	groups := map[string]string{"Pod": "", "Workflow": "argoproj.io", "PipelineRun": "tekton.dev"}
+	g := New(Config{Verdicts: verdicts(), Scans: &recorder{}, Usage: &recorder{}})
+	p, _ := CompilePolicy(&fuzzPolicy)
+	g.SetPolicy(p)
+	f.Fuzz(func(t *testing.T, kind string, raw []byte) {
+		group, ok := groups[kind]
+		if !ok {
+			return
+		}
+		req := request(t, admissionv1.Create, group, kind, nil, nil)
+		req.Object.Raw = raw
+		denies, _ := g.ReviewRequest(context.Background(), req, nil)
+		for _, d := range denies {
+			if !strings.HasPrefix(d, Source+" ") {
+				t.Fatalf("denial without its source: %q", d)
+			}
+		}
+	})
+}
+
+// fuzzPolicy denies unscanned images, so the fuzzer reaches every branch.
+var fuzzPolicy = v1alpha1.ImagePolicySpec{DefaultUnscanned: v1alpha1.UnscannedDeny, MinimumSeverity: v1alpha1.SeverityHigh}
+
+// BenchmarkReviewRequest is the gate's own cost on an Argo pipeline pod
+// whose image is denied (the costliest path: message built), against
+// decoding the same request's pod alone (baseline).
+func BenchmarkReviewRequest(b *testing.B) {
+	argo := map[string]string{"workflows.argoproj.io/workflow": "wf"}
+	req := request(b, admissionv1.Create, "", "Pod", pod(argo, repo+"@"+vulnDigest, repo+"@"+fixedDigest), nil)
+	g := New(Config{Verdicts: verdicts()})
+	b.Run("decode-pod", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			p := &corev1.Pod{}
+			if err := json.Unmarshal(req.Object.Raw, p); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("gate", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if d, _ := g.ReviewRequest(context.Background(), req, nil); len(d) != 1 {
+				b.Fatal(d)
+			}
+		}
+	})
+}
