@@ -166,8 +166,8 @@ func ScanEvidence(reports []*TrivyReport, db *TrivyDB, running []RunningImage, o
 			total += n
 		}
 		ev("scanned", "Image scanned for vulnerabilities", compliance.ResultPass, compliance.SeverityInfo,
-			fmt.Sprintf("scanned %s: %d vulnerabilities (%d critical, %d high, %d medium, %d low), %d fixable critical or high",
-				when, total, bySev[compliance.SeverityCritical], bySev[compliance.SeverityHigh], bySev[compliance.SeverityMedium],
+			fmt.Sprintf("scanned %s: %d %s (%d critical, %d high, %d medium, %d low), %d fixable critical or high",
+				when, total, vulnerabilities(total), bySev[compliance.SeverityCritical], bySev[compliance.SeverityHigh], bySev[compliance.SeverityMedium],
 				bySev[compliance.SeverityLow], len(fixable[compliance.SeverityCritical])+len(fixable[compliance.SeverityHigh])))
 		for _, sev := range []compliance.Severity{compliance.SeverityCritical, compliance.SeverityHigh} {
 			id := "VULN-" + strings.ToUpper(string(sev))
@@ -285,4 +285,11 @@ func listSome(items []string) string {
 		return strings.Join(items, ", ")
 	}
 	return fmt.Sprintf("%s and %d more", strings.Join(items[:maxListed], ", "), len(items)-maxListed)
+}
+
+func vulnerabilities(n int) string {
+	if n == 1 {
+		return "vulnerability"
+	}
+	return "vulnerabilities"
 }
