@@ -21,19 +21,12 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -48,7 +41,6 @@ import (
 
 	"github.com/go-logr/logr"
 	admissionv1 "k8s.io/api/admission/v1"
-	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -64,6 +56,7 @@ import (
 
 	"github.com/statcan/daaas-guard/pkg/eval"
 	"github.com/statcan/daaas-guard/pkg/kustomize"
+	"github.com/statcan/daaas-guard/pkg/localenv"
 	"github.com/statcan/daaas-guard/pkg/manifest"
 	"github.com/statcan/daaas-guard/pkg/webhook"
 )
@@ -136,7 +129,7 @@ func run(o options) error {
 	if err := os.WriteFile(kubeconfig, env.KubeConfig, 0o600); err != nil {
 		return err
 	}
-	caPEM, err := writeServingCert(work)
+	caPEM, err := localenv.WriteServingCert(work)
 	if err != nil {
 		return err
 	}
@@ -190,7 +183,7 @@ func run(o options) error {
 		return err
 	}
 	fmt.Printf("without webhook: %s\n", without)
-	if err := registerWebhook(ctx, cl, wh.port, caPEM); err != nil {
+	if err := registerWebhook(ctx, cl, "manifests/base/validatingwebhookconfiguration.yaml", wh.port, caPEM); err != nil {
 		return err
 	}
 	with, err := createPods(ctx, cfg, "with", o.pods, o.podWorkers)
@@ -240,7 +233,7 @@ func mutation(ctx context.Context, o options, cfg *rest.Config, cl client.Client
 		return err
 	}
 	fmt.Printf("created through the API server, without the mutating webhook: %s\n", without)
-	if err := registerWebhookConfig(ctx, cl, "manifests/base/mutatingwebhookconfiguration.yaml", wh.port, caPEM); err != nil {
+	if err := registerWebhook(ctx, cl, "manifests/base/mutatingwebhookconfiguration.yaml", wh.port, caPEM); err != nil {
 		return err
 	}
 	with, err := createLatency(ctx, cfg, tmpl, "mutated", o.latencyPods, true)
@@ -309,48 +302,6 @@ func cpuModel() string {
 	return "unknown CPU"
 }
 
-// writeServingCert writes a CA-signed certificate for 127.0.0.1 and returns
-// the CA in PEM.
-func writeServingCert(dir string) ([]byte, error) {
-	caKey, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		return nil, err
-	}
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "loadtest-ca"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		return nil, err
-	}
-	ca, _ := x509.ParseCertificate(caDER)
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		return nil, err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"},
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		return nil, err
-	}
-	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})
-	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
-	for name, b := range map[string][]byte{"tls.crt": certPEM, "tls.key": keyPEM} {
-		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
-			return nil, err
-		}
-	}
-	return caPEM, nil
-}
-
 type webhookProcess struct {
 	cmd    *exec.Cmd
 	port   int
@@ -358,21 +309,12 @@ type webhookProcess struct {
 	client *http.Client
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
 func startWebhook(bin, kubeconfig, certDir string) (*webhookProcess, error) {
-	port, err := freePort()
+	port, err := localenv.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	hp, err := freePort()
+	hp, err := localenv.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -742,51 +684,10 @@ func createPods(ctx context.Context, cfg *rest.Config, phase string, n, workers 
 	return r, nil
 }
 
-// registerWebhook registers the suite's own ValidatingWebhookConfiguration,
-// pointed at the local webhook.
-func registerWebhook(ctx context.Context, cl client.Client, port int, caPEM []byte) error {
-	return registerWebhookConfig(ctx, cl, "manifests/base/validatingwebhookconfiguration.yaml", port, caPEM)
-}
-
-// registerWebhookConfig registers the webhook configuration in file (either
-// kind), pointed at the local webhook.
-func registerWebhookConfig(ctx context.Context, cl client.Client, file string, port int, caPEM []byte) error {
-	docs, err := manifest.ReadFile(file, manifest.Options{})
-	if err != nil {
-		return err
-	}
-	raw, err := docs[0].Object.MarshalJSON()
-	if err != nil {
-		return err
-	}
-	point := func(cc *admissionregistrationv1.WebhookClientConfig) {
-		url := fmt.Sprintf("https://127.0.0.1:%d%s", port, *cc.Service.Path)
-		*cc = admissionregistrationv1.WebhookClientConfig{URL: &url, CABundle: caPEM}
-	}
-	var obj client.Object
-	switch docs[0].Object.GetKind() {
-	case "ValidatingWebhookConfiguration":
-		vwc := &admissionregistrationv1.ValidatingWebhookConfiguration{}
-		if err := json.Unmarshal(raw, vwc); err != nil {
-			return err
-		}
-		for i := range vwc.Webhooks {
-			point(&vwc.Webhooks[i].ClientConfig)
-		}
-		obj = vwc
-	case "MutatingWebhookConfiguration":
-		mwc := &admissionregistrationv1.MutatingWebhookConfiguration{}
-		if err := json.Unmarshal(raw, mwc); err != nil {
-			return err
-		}
-		for i := range mwc.Webhooks {
-			point(&mwc.Webhooks[i].ClientConfig)
-		}
-		obj = mwc
-	default:
-		return fmt.Errorf("%s holds no webhook configuration", file)
-	}
-	if err := cl.Create(ctx, obj); err != nil {
+// registerWebhook registers the webhook configuration in file, pointed at
+// the local webhook, and gives the API server time to pick it up.
+func registerWebhook(ctx context.Context, cl client.Client, file string, port int, caPEM []byte) error {
+	if err := localenv.RegisterWebhooks(ctx, cl, port, caPEM, file); err != nil {
 		return err
 	}
 	time.Sleep(2 * time.Second) // the API server picks webhook configurations up asynchronously

@@ -172,6 +172,12 @@ func writeKubeconfig(path string, cfg *rest.Config, user string, cert, key []byt
 // path its Service reference names, and the local CA. The API server picks
 // new configurations up asynchronously; wait for that with a probe.
 func (e *Env) RegisterWebhooks(ctx context.Context, port int, files ...string) error {
+	return RegisterWebhooks(ctx, e.Client, port, e.CAPEM, files...)
+}
+
+// RegisterWebhooks is Env.RegisterWebhooks for a control plane started
+// elsewhere, with the CA that signed the webhook's serving certificate.
+func RegisterWebhooks(ctx context.Context, c client.Client, port int, caPEM []byte, files ...string) error {
 	for _, f := range files {
 		docs, err := manifest.ReadFile(f, manifest.Options{})
 		if err != nil {
@@ -179,10 +185,10 @@ func (e *Env) RegisterWebhooks(ctx context.Context, port int, files ...string) e
 		}
 		for _, d := range docs {
 			u := d.Object.DeepCopy()
-			if err := pointAtLocal(u, port, e.CAPEM); err != nil {
+			if err := pointAtLocal(u, port, caPEM); err != nil {
 				return fmt.Errorf("%s: %w", d.Pos(), err)
 			}
-			if err := e.Client.Create(ctx, u); err != nil && !apierrors.IsAlreadyExists(err) {
+			if err := c.Create(ctx, u); err != nil && !apierrors.IsAlreadyExists(err) {
 				return fmt.Errorf("%s: creating %s %s: %w", d.Pos(), u.GetKind(), u.GetName(), err)
 			}
 		}
