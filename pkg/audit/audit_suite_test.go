@@ -24,10 +24,10 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"github.com/statcan/daaas-guard/internal/testenv"
 	"github.com/statcan/daaas-guard/pkg/manifest"
 	"github.com/statcan/daaas-guard/pkg/policy"
 	"github.com/statcan/daaas-guard/pkg/policyreport"
@@ -38,44 +38,16 @@ import (
 // with the RBAC of manifests/base/audit.yaml. No webhook runs: the tests
 // create the constraint CRDs as the webhook would.
 
-var (
-	testEnv *envtest.Environment
-	testCfg *rest.Config
-)
+var testCfg *rest.Config
 
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
 }
 
 func run(m *testing.M) int {
-	dir := filepath.Join("..", "..", "hack", "controlplane", "bin")
-	for _, bin := range []string{"kube-apiserver", "etcd"} {
-		if _, err := os.Stat(filepath.Join(dir, bin)); err != nil {
-			if os.Getenv("DAAAS_GUARD_E2E") == "1" {
-				fmt.Fprintf(os.Stderr, "%s is missing: run hack/controlplane/build.sh\n", bin)
-				return 1
-			}
-			return m.Run() // unit tests still run; the cluster tests skip
-		}
-	}
-	testEnv = &envtest.Environment{
-		BinaryAssetsDirectory: dir,
-		CRDDirectoryPaths: []string{
-			filepath.Join("..", "..", "manifests", "base", "crds"),
-			// wg-policy's CRDs: the platform installs them (Policy Reporter,
-			// Kyverno); the suite does not ship them.
-			filepath.Join("..", "..", "test", "e2e", "testdata", "crds"),
-		},
-		ErrorIfCRDPathMissing: true,
-	}
-	var err error
-	testCfg, err = testEnv.Start()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "starting the control plane: %v\n", err)
-		return 1
-	}
-	defer func() { _ = testEnv.Stop() }()
-	return m.Run()
+	// wg-policy's CRDs: the platform installs them (Policy Reporter,
+	// Kyverno); the suite does not ship them.
+	return testenv.Main(m, &testCfg, filepath.Join("test", "e2e", "testdata", "crds"))
 }
 
 func testScheme() *runtime.Scheme {
@@ -100,8 +72,6 @@ func cluster(t *testing.T) client.Client {
 	return c
 }
 
-const scannerUser = "system:serviceaccount:daaas-guard:daaas-guard-scanner"
-
 var (
 	rbacOnce sync.Once
 	rbacErr  error
@@ -112,28 +82,12 @@ var (
 func asScanner(t *testing.T, c client.Client) *rest.Config {
 	t.Helper()
 	rbacOnce.Do(func() {
-		rbacErr = createFile(context.Background(), c, filepath.Join("..", "..", "manifests", "base", "audit.yaml"))
+		rbacErr = testenv.CreateFile(context.Background(), c, filepath.Join("manifests", "base", "audit.yaml"))
 	})
 	if rbacErr != nil {
 		t.Fatal(rbacErr)
 	}
-	cfg := rest.CopyConfig(testCfg)
-	cfg.Impersonate = rest.ImpersonationConfig{UserName: scannerUser,
-		Groups: []string{"system:serviceaccounts", "system:serviceaccounts:daaas-guard", "system:authenticated"}}
-	return cfg
-}
-
-func createFile(ctx context.Context, c client.Client, path string) error {
-	docs, err := manifest.ReadFile(path, manifest.Options{})
-	if err != nil {
-		return err
-	}
-	for _, d := range docs {
-		if err := c.Create(ctx, d.Object); err != nil {
-			return fmt.Errorf("creating %s %s: %w", d.Object.GetKind(), d.Object.GetName(), err)
-		}
-	}
-	return nil
+	return testenv.AsScanner(testCfg)
 }
 
 // startAudit runs a manager with the audit, as the scanner, until the

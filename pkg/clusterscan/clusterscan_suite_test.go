@@ -17,12 +17,11 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/statcan/daaas-guard/api/v1alpha1"
-	"github.com/statcan/daaas-guard/pkg/manifest"
+	"github.com/statcan/daaas-guard/internal/testenv"
 )
 
 // The reconciler tests run against a real kube-apiserver and etcd (built
@@ -30,43 +29,14 @@ import (
 // controller: the tests create each Job's pod, mark it and the Job
 // finished, and serve the pod's log through a LogSource.
 
-var (
-	testEnv *envtest.Environment
-	testCfg *rest.Config
-)
+var testCfg *rest.Config
 
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
 }
 
 func run(m *testing.M) int {
-	dir := filepath.Join("..", "..", "hack", "controlplane", "bin")
-	for _, bin := range []string{"kube-apiserver", "etcd"} {
-		if _, err := os.Stat(filepath.Join(dir, bin)); err != nil {
-			if os.Getenv("DAAAS_GUARD_E2E") == "1" {
-				fmt.Fprintf(os.Stderr, "%s is missing: run hack/controlplane/build.sh\n", bin)
-				return 1
-			}
-			// Unit tests still run; the cluster tests skip.
-			return m.Run()
-		}
-	}
-	testEnv = &envtest.Environment{
-		BinaryAssetsDirectory: dir,
-		CRDDirectoryPaths: []string{
-			filepath.Join("..", "..", "manifests", "base", "crds"),
-			filepath.Join("testdata", "crds"),
-		},
-		ErrorIfCRDPathMissing: true,
-	}
-	var err error
-	testCfg, err = testEnv.Start()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "starting the control plane: %v\n", err)
-		return 1
-	}
-	defer func() { _ = testEnv.Stop() }()
-	return m.Run()
+	return testenv.Main(m, &testCfg, filepath.Join("pkg", "clusterscan", "testdata", "crds"))
 }
 
 func testScheme() *runtime.Scheme {
@@ -96,8 +66,6 @@ func cluster(t *testing.T) client.Client {
 // The scanner runs as its service account, with the namespace, accounts
 // and RBAC of manifests/base/clusterscan.yaml, so the tests also prove that
 // this RBAC is enough.
-const scannerUser = "system:serviceaccount:daaas-guard:daaas-guard-scanner"
-
 var (
 	rbacOnce sync.Once
 	rbacErr  error
@@ -112,25 +80,12 @@ func asScanner(t *testing.T) *rest.Config {
 			rbacErr = err
 			return
 		}
-		docs, err := manifest.ReadFile(filepath.Join("..", "..", "manifests", "base", "clusterscan.yaml"), manifest.Options{})
-		if err != nil {
-			rbacErr = err
-			return
-		}
-		for _, d := range docs {
-			if err := c.Create(context.Background(), d.Object); err != nil {
-				rbacErr = fmt.Errorf("creating %s %s: %w", d.Object.GetKind(), d.Object.GetName(), err)
-				return
-			}
-		}
+		rbacErr = testenv.CreateFile(context.Background(), c, filepath.Join("manifests", "base", "clusterscan.yaml"))
 	})
 	if rbacErr != nil {
 		t.Fatal(rbacErr)
 	}
-	cfg := rest.CopyConfig(testCfg)
-	cfg.Impersonate = rest.ImpersonationConfig{UserName: scannerUser,
-		Groups: []string{"system:serviceaccounts", "system:serviceaccounts:daaas-guard", "system:authenticated"}}
-	return cfg
+	return testenv.AsScanner(testCfg)
 }
 
 // startScanner runs a manager with the scans, as the scanner, until the
