@@ -13,12 +13,14 @@ import (
 )
 
 // The engine's Rego driver evaluates templates its own way, for speed
-// (pkg/policy/driver.go). Every case of every suite in the library must
-// give exactly the results the constraint framework's stock driver gives:
-// same constraints, messages, details and actions, in the same order.
+// (pkg/policy/driver.go, pkg/policy/vm.go): with the VM, and with topdown
+// where the VM is not used. Either way, every case of every suite in the
+// library must give exactly the results the constraint framework's stock
+// driver gives: same constraints, messages, details and actions, in the
+// same order.
 func TestDriverMatchesStockDriver(t *testing.T) {
 	ctx := context.Background()
-	run := func(opts ...policy.Option) *suite.Report {
+	run := func(t *testing.T, opts ...policy.Option) *suite.Report {
 		t.Helper()
 		r, err := suite.NewRunner(suite.Options{Engine: opts})
 		if err != nil {
@@ -30,20 +32,24 @@ func TestDriverMatchesStockDriver(t *testing.T) {
 		}
 		return rep
 	}
-	ours := flatten(run())
-	stock := flatten(run(policy.WithDriver(func() (drivers.Driver, error) { return stockrego.New() })))
-	if len(ours) < 370 {
-		t.Fatalf("only %d cases ran", len(ours))
-	}
-	for key, want := range stock {
-		got, ok := ours[key]
-		if !ok {
-			t.Errorf("%s: not run with our driver", key)
-			continue
-		}
-		if diff := cmp.Diff(want, got); diff != "" {
-			t.Errorf("%s: results differ from the stock driver's (-stock +ours):\n%s", key, diff)
-		}
+	stock := flatten(run(t, policy.WithDriver(func() (drivers.Driver, error) { return stockrego.New() })))
+	for name, opts := range map[string][]policy.Option{"vm": nil, "topdown": {policy.WithTopdownOnly()}} {
+		t.Run(name, func(t *testing.T) {
+			ours := flatten(run(t, opts...))
+			if len(ours) < 370 {
+				t.Fatalf("only %d cases ran", len(ours))
+			}
+			for key, want := range stock {
+				got, ok := ours[key]
+				if !ok {
+					t.Errorf("%s: not run with our driver", key)
+					continue
+				}
+				if diff := cmp.Diff(want, got); diff != "" {
+					t.Errorf("%s: results differ from the stock driver's (-stock +ours):\n%s", key, diff)
+				}
+			}
+		})
 	}
 }
 

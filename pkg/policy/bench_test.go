@@ -129,40 +129,54 @@ func BenchmarkAddTemplate(b *testing.B) {
 // profile (every template, the platform's constraints), the workload the
 // webhook performance targets are set for.
 func BenchmarkReviewProfile(b *testing.B) {
-	ctx := context.Background()
-	e, err := New(WithEnforcementPoints(EnforcementPointWebhook))
-	if err != nil {
-		b.Fatal(err)
-	}
 	docs, err := kustomizeProfile(b)
 	if err != nil {
 		b.Skipf("profile: %v", err)
 	}
-	for _, d := range docs {
-		if IsTemplate(d.Object) {
-			t, err := NewTemplate(d.Object, d)
+	for _, ev := range []struct {
+		name string
+		opts []Option
+	}{
+		{"topdown", []Option{WithTopdownOnly()}},
+		{"vm", nil},
+	} {
+		b.Run(ev.name, func(b *testing.B) {
+			ctx := context.Background()
+			e, err := New(append(ev.opts, WithEnforcementPoints(EnforcementPointWebhook))...)
 			if err != nil {
 				b.Fatal(err)
 			}
-			if err := e.AddTemplate(ctx, t); err != nil {
+			for _, d := range docs {
+				if IsTemplate(d.Object) {
+					t, err := NewTemplate(d.Object, d)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if err := e.AddTemplate(ctx, t); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			for _, d := range docs {
+				if IsConstraint(d.Object) {
+					if err := e.AddConstraint(ctx, d.Object, d); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			req := pipelinePodRequest(b)
+			in := &target.Request{AdmissionRequest: req, Source: match.SourceOriginal}
+			// The first review builds the VM program.
+			if _, err := e.Review(ctx, in, AtEnforcementPoint(EnforcementPointWebhook)); err != nil {
 				b.Fatal(err)
 			}
-		}
-	}
-	for _, d := range docs {
-		if IsConstraint(d.Object) {
-			if err := e.AddConstraint(ctx, d.Object, d); err != nil {
-				b.Fatal(err)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := e.Review(ctx, in, AtEnforcementPoint(EnforcementPointWebhook)); err != nil {
+					b.Fatal(err)
+				}
 			}
-		}
-	}
-	req := pipelinePodRequest(b)
-	in := &target.Request{AdmissionRequest: req, Source: match.SourceOriginal}
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := e.Review(ctx, in, AtEnforcementPoint(EnforcementPointWebhook)); err != nil {
-			b.Fatal(err)
-		}
+		})
 	}
 }
 

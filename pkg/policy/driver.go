@@ -8,7 +8,11 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
+	fjson "github.com/open-policy-agent/eopa/pkg/json"
+	"github.com/open-policy-agent/eopa/pkg/vm"
 	"github.com/open-policy-agent/frameworks/constraint/pkg/client/drivers"
 	regoschema "github.com/open-policy-agent/frameworks/constraint/pkg/client/drivers/rego/schema"
 	clienterrors "github.com/open-policy-agent/frameworks/constraint/pkg/client/errors"
@@ -62,6 +66,16 @@ type regoDriver struct {
 	capabilities *ast.Capabilities
 	tracing      bool
 	printHook    print.Hook
+
+	// The VM program of the loaded templates and the constraints'
+	// parameters for it, built on the first review after a change (nil
+	// until then); progMu serialises the building.
+	useVM    bool
+	progMu   sync.Mutex
+	prog     atomic.Pointer[vmProgram]
+	vmParams atomic.Pointer[fjson.Json]
+	// building is set while a build in the background is pending.
+	building atomic.Bool
 }
 
 type preparedTemplate struct {
@@ -70,6 +84,10 @@ type preparedTemplate struct {
 	query    ast.Body
 	// result is the compiled query's name for resultVar.
 	result ast.Var
+	// vmModules are the template's modules in the VM program's layout;
+	// vmErr says why there are none.
+	vmModules []*ast.Module
+	vmErr     error
 }
 
 var _ drivers.Driver = &regoDriver{}
@@ -107,6 +125,7 @@ func newRegoDriver(o options) (*regoDriver, error) {
 		capabilities: caps,
 		tracing:      o.tracing,
 		printHook:    o.printHook,
+		useVM:        !o.noVM && o.printHook == nil,
 	}, nil
 }
 
@@ -119,7 +138,7 @@ func (d *regoDriver) AddTemplate(ctx context.Context, ct *templates.ConstraintTe
 	if len(ct.Spec.Targets) != 1 {
 		return fmt.Errorf("%w: must declare exactly one target", clienterrors.ErrInvalidConstraintTemplate)
 	}
-	mods, err := rewriteTemplate(&ct.Spec.Targets[0])
+	mods, err := rewriteTemplate(&ct.Spec.Targets[0], frameworkLayout)
 	if err != nil {
 		return err
 	}
@@ -145,15 +164,49 @@ func (d *regoDriver) AddTemplate(ctx context.Context, ct *templates.ConstraintTe
 		}
 	}
 	kind := ct.Spec.CRD.Spec.Names.Kind
+	if d.useVM {
+		pt.vmModules, pt.vmErr = rewriteTemplate(&ct.Spec.Targets[0], vmLayout(kind))
+	}
 	d.mu.Lock()
 	d.templates[kind] = pt
+	d.prog.Store(nil)
 	d.mu.Unlock()
+	d.buildSoon()
 	return nil
 }
 
+// buildSoon builds the VM program in the background shortly after the
+// templates change, so that the first review after a change seldom pays
+// for it; templates added together (at start) are built once.
+func (d *regoDriver) buildSoon() {
+	if !d.useVM || !d.building.CompareAndSwap(false, true) {
+		return
+	}
+	time.AfterFunc(vmBuildDelay, func() {
+		d.building.Store(false)
+		d.mu.RLock()
+		defer d.mu.RUnlock()
+		d.program()
+	})
+}
+
+// packageLayout says where a template's Rego lives once loaded: the
+// package of its entry point and the prefix of its libraries' packages.
+type packageLayout struct {
+	entry     ast.Ref
+	libPrefix string
+}
+
+// frameworkLayout is the constraint framework's: the entry point in
+// data.template, the libraries under data.libs.
+var frameworkLayout = packageLayout{
+	entry:     ast.Ref{ast.DefaultRootDocument, ast.StringTerm(templateModule)},
+	libPrefix: libPrefix,
+}
+
 // rewriteTemplate parses a target's Rego (entry point and libraries) and
-// moves it under the framework's package layout.
-func rewriteTemplate(tgt *templates.Target) ([]*ast.Module, error) {
+// moves it under the given package layout.
+func rewriteTemplate(tgt *templates.Target, layout packageLayout) ([]*ast.Module, error) {
 	var src *regoschema.Source
 	for _, code := range tgt.Code {
 		if code.Engine != regoschema.Name {
@@ -172,7 +225,7 @@ func rewriteTemplate(tgt *templates.Target) ([]*ast.Module, error) {
 	if src.Version == "v1" {
 		version = ast.RegoV1
 	}
-	rr, err := regorewriter.New(regorewriter.NewPackagePrefixer(libPrefix), []string{libRoot}, []string{"data.inventory"})
+	rr, err := regorewriter.New(regorewriter.NewPackagePrefixer(layout.libPrefix), []string{libRoot}, []string{"data.inventory"})
 	if err != nil {
 		return nil, err
 	}
@@ -183,7 +236,7 @@ func rewriteTemplate(tgt *templates.Target) ([]*ast.Module, error) {
 	if entry == nil {
 		return nil, fmt.Errorf("%w: the Rego module is empty", clienterrors.ErrInvalidConstraintTemplate)
 	}
-	entry.Package.Path = ast.Ref{ast.VarTerm("data"), ast.StringTerm(templateModule)}
+	entry.Package.Path = layout.entry.Copy()
 	hasViolation := false
 	for _, r := range entry.Rules {
 		if string(r.Head.Name) == "violation" {
@@ -225,7 +278,10 @@ func (d *regoDriver) RemoveTemplate(_ context.Context, ct *templates.ConstraintT
 	d.mu.Lock()
 	delete(d.templates, kind)
 	delete(d.params, kind)
+	d.prog.Store(nil)
+	d.vmParams.Store(nil)
 	d.mu.Unlock()
+	d.buildSoon()
 	return nil
 }
 
@@ -249,6 +305,7 @@ func (d *regoDriver) AddConstraint(_ context.Context, constraint *unstructured.U
 		d.params[kind] = map[string]*ast.Term{}
 	}
 	d.params[kind][name] = ast.NewTerm(v)
+	d.vmParams.Store(nil)
 	return nil
 }
 
@@ -257,6 +314,7 @@ func (d *regoDriver) RemoveConstraint(_ context.Context, constraint *unstructure
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	delete(d.params[constraint.GetKind()], constraint.GetName())
+	d.vmParams.Store(nil)
 	return nil
 }
 
@@ -331,6 +389,17 @@ func (d *regoDriver) Query(ctx context.Context, _ string, constraints []*unstruc
 
 	d.mu.RLock()
 	defer d.mu.RUnlock()
+	// The VM evaluates what it can in one run; when the run fails, topdown
+	// evaluates every constraint, and a template's error is reported for
+	// its own constraints only.
+	var prog *vmProgram
+	var vmResults map[[2]string][]*ast.Term
+	if d.useVM && !tracing {
+		prog = d.program()
+		if vmResults, err = d.vmReview(ctx, prog, constraints, reviewTerm, txn, cancel); err != nil {
+			prog = nil
+		}
+	}
 	var results []*types.Result
 	for _, c := range constraints {
 		kind := c.GetKind()
@@ -343,40 +412,18 @@ func (d *regoDriver) Query(ctx context.Context, _ string, constraints []*unstruc
 			// As the hook does when the constraint is not in storage.
 			continue
 		}
-		input := ast.ObjectTerm(
-			ast.Item(ast.InternedTerm("review"), reviewTerm),
-			ast.Item(ast.InternedTerm("parameters"), params),
-		)
-		q := topdown.NewQuery(t.query).
-			WithQueryCompiler(t.qc).
-			WithCompiler(t.compiler).
-			WithStore(d.store).
-			WithTransaction(txn).
-			WithInput(input).
-			WithCancel(cancel).
-			WithPrintHook(d.printHook)
-		var buf *topdown.BufferTracer
-		if tracing {
-			buf = topdown.NewBufferTracer()
-			q = q.WithQueryTracer(buf)
-		}
 		key := ast.ObjectTerm(
 			ast.Item(ast.InternedTerm("kind"), ast.StringTerm(kind)),
 			ast.Item(ast.InternedTerm("name"), ast.StringTerm(c.GetName())),
 		)
 		responses := ast.NewSet()
-		err := q.Iter(ctx, func(qr topdown.QueryResult) error {
-			if resp := hookResponse(key, qr[t.result]); resp != nil {
-				responses.Add(resp)
+		if prog != nil && prog.kinds[kind] {
+			for _, r := range vmResults[[2]string{kind, c.GetName()}] {
+				if resp := hookResponse(key, r); resp != nil {
+					responses.Add(resp)
+				}
 			}
-			return nil
-		})
-		if buf != nil {
-			var b bytes.Buffer
-			topdown.PrettyTrace(&b, *buf)
-			trace.Write(b.Bytes())
-		}
-		if err != nil {
+		} else if err := d.topdownEval(ctx, t, params, reviewTerm, key, responses, txn, cancel, tracing, &trace); err != nil {
 			results = append(results, errorResult(c, err))
 			continue
 		}
@@ -395,6 +442,118 @@ func (d *regoDriver) Query(ctx context.Context, _ string, constraints []*unstruc
 		resp.Trace = &s
 	}
 	return resp, nil
+}
+
+// topdownEval evaluates one constraint with topdown, adding the hook's
+// responses.
+func (d *regoDriver) topdownEval(ctx context.Context, t *preparedTemplate, params, reviewTerm, key *ast.Term, responses ast.Set, txn storage.Transaction, cancel topdown.Cancel, tracing bool, trace *strings.Builder) error {
+	input := ast.ObjectTerm(
+		ast.Item(ast.InternedTerm("review"), reviewTerm),
+		ast.Item(ast.InternedTerm("parameters"), params),
+	)
+	q := topdown.NewQuery(t.query).
+		WithQueryCompiler(t.qc).
+		WithCompiler(t.compiler).
+		WithStore(d.store).
+		WithTransaction(txn).
+		WithInput(input).
+		WithCancel(cancel).
+		WithPrintHook(d.printHook)
+	var buf *topdown.BufferTracer
+	if tracing {
+		buf = topdown.NewBufferTracer()
+		q = q.WithQueryTracer(buf)
+	}
+	err := q.Iter(ctx, func(qr topdown.QueryResult) error {
+		if resp := hookResponse(key, qr[t.result]); resp != nil {
+			responses.Add(resp)
+		}
+		return nil
+	})
+	if buf != nil {
+		var b bytes.Buffer
+		topdown.PrettyTrace(&b, *buf)
+		trace.Write(b.Bytes())
+	}
+	return err
+}
+
+// program returns the VM program of the loaded templates, building it
+// after a change. The caller holds d.mu for reading, so the templates
+// cannot change meanwhile.
+func (d *regoDriver) program() *vmProgram {
+	if p := d.prog.Load(); p != nil {
+		return p
+	}
+	d.progMu.Lock()
+	defer d.progMu.Unlock()
+	if p := d.prog.Load(); p != nil {
+		return p
+	}
+	p := buildProgram(d.capabilities, d.templates)
+	d.prog.Store(p)
+	return p
+}
+
+// paramsForVM returns every constraint's parameters as the VM's data
+// (params[kind][name]), converting them after a change. The caller holds
+// d.mu for reading.
+func (d *regoDriver) paramsForVM(ctx context.Context) (fjson.Json, error) {
+	if p := d.vmParams.Load(); p != nil {
+		return *p, nil
+	}
+	d.progMu.Lock()
+	defer d.progMu.Unlock()
+	if p := d.vmParams.Load(); p != nil {
+		return *p, nil
+	}
+	all := ast.NewObject()
+	for kind, byName := range d.params {
+		obj := ast.NewObject()
+		for name, p := range byName {
+			obj.Insert(ast.StringTerm(name), p)
+		}
+		all.Insert(ast.StringTerm(kind), ast.NewTerm(obj))
+	}
+	p, err := (&vm.DataOperations{}).FromInterface(ctx, all)
+	if err != nil {
+		return nil, err
+	}
+	d.vmParams.Store(&p)
+	return p, nil
+}
+
+// vmReview runs the VM on the constraints its program evaluates.
+func (d *regoDriver) vmReview(ctx context.Context, prog *vmProgram, constraints []*unstructured.Unstructured, reviewTerm *ast.Term, txn storage.Transaction, cancel topdown.Cancel) (map[[2]string][]*ast.Term, error) {
+	byKind := map[string][]*ast.Term{}
+	for _, c := range constraints {
+		kind := c.GetKind()
+		if prog.kinds[kind] && d.params[kind][c.GetName()] != nil {
+			byKind[kind] = append(byKind[kind], ast.StringTerm(c.GetName()))
+		}
+	}
+	if len(byKind) == 0 {
+		return nil, nil
+	}
+	matched := ast.NewObject()
+	for kind, names := range byKind {
+		matched.Insert(ast.StringTerm(kind), ast.ArrayTerm(names...))
+	}
+	params, err := d.paramsForVM(ctx)
+	if err != nil {
+		return nil, err
+	}
+	inv, err := d.store.Read(ctx, txn, storage.Path{"inventory"})
+	if err != nil {
+		return nil, err
+	}
+	inventory, ok := inv.(ast.Value)
+	if !ok {
+		if inventory, err = ast.InterfaceToValue(inv); err != nil {
+			return nil, err
+		}
+	}
+	return d.vmRun(ctx, prog, params, inventory, matched, reviewTerm, cancel)
 }
 
 // hookResponse is what the framework's hook makes of one violation r:
@@ -494,7 +653,18 @@ func (d *regoDriver) Dump(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	b, err := json.MarshalIndent(map[string]interface{}{"templates": kinds, "parameters": params, "data": data}, "", "  ")
+	dump := map[string]interface{}{"templates": kinds, "parameters": params, "data": data}
+	if d.useVM {
+		d.mu.RLock()
+		p := d.program()
+		d.mu.RUnlock()
+		excluded := map[string]string{}
+		for kind, err := range p.excluded {
+			excluded[kind] = err.Error()
+		}
+		dump["vm"] = map[string]interface{}{"templates": sortedKeys(p.kinds), "excluded": excluded}
+	}
+	b, err := json.MarshalIndent(dump, "", "  ")
 	return string(b), err
 }
 

@@ -55,6 +55,7 @@ type options struct {
 	tracing           bool
 	printHook         print.Hook
 	allowNetwork      bool
+	noVM              bool
 	newDriver         func() (drivers.Driver, error)
 }
 
@@ -85,6 +86,10 @@ func WithDriver(newDriver func() (drivers.Driver, error)) Option {
 // WithNetworkBuiltins allows http.send and net.lookup_ip_addr.
 func WithNetworkBuiltins(allow bool) Option { return func(o *options) { o.allowNetwork = allow } }
 
+// WithTopdownOnly evaluates every template with OPA's topdown evaluator,
+// never with the VM: the reference the VM is compared against.
+func WithTopdownOnly() Option { return func(o *options) { o.noVM = true } }
+
 type printWriter struct{ w io.Writer }
 
 func (p printWriter) Print(_ print.Context, msg string) error {
@@ -98,6 +103,7 @@ func (p printWriter) Print(_ print.Context, msg string) error {
 type Engine struct {
 	client *constraintclient.Client
 	target *target.Target
+	driver drivers.Driver
 
 	// mu serialises changes: the framework client supports concurrent
 	// reviews but not concurrent changes.
@@ -135,6 +141,7 @@ func New(opts ...Option) (*Engine, error) {
 	return &Engine{
 		client:      client,
 		target:      tgt,
+		driver:      driver,
 		templates:   map[string]*Template{},
 		constraints: map[string]*unstructured.Unstructured{},
 	}, nil

@@ -213,7 +213,12 @@ func doc(t *testing.T, src string) *manifest.Document {
 
 func newEngine(t *testing.T, templates ...string) *Engine {
 	t.Helper()
-	e, err := New()
+	return newEngineWith(t, nil, templates...)
+}
+
+func newEngineWith(t *testing.T, opts []Option, templates ...string) *Engine {
+	t.Helper()
+	e, err := New(opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

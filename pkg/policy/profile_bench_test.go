@@ -8,7 +8,7 @@ import (
 	"github.com/statcan/daaas-guard/pkg/manifest"
 )
 
-func kustomizeProfile(b *testing.B) ([]*manifest.Document, error) {
+func kustomizeProfile(b testing.TB) ([]*manifest.Document, error) {
 	b.Helper()
 	return kustomize.Build(filepath.Join("..", "..", "policies", "profiles", "daaas"), manifest.Options{AllowUntyped: true, KeepLists: true})
 }

@@ -1,0 +1,321 @@
+package policy
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/open-policy-agent/eopa/pkg/iropt"
+	fjson "github.com/open-policy-agent/eopa/pkg/json"
+	"github.com/open-policy-agent/eopa/pkg/vm"
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/ir"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/topdown"
+	"github.com/open-policy-agent/opa/v1/topdown/builtins"
+)
+
+// Reviews are evaluated by the bytecode VM of Enterprise OPA (open source
+// since 2025, github.com/open-policy-agent/eopa) when they can be: every
+// loaded template is compiled, with a generated hook module, into one
+// program that evaluates all the constraints a review matched in a single
+// run, with the review converted once. OPA's planner turns the Rego into
+// its intermediate representation, the same one OPA compiles to Wasm; the
+// VM interprets that, several times faster than topdown walks the AST
+// (docs/performance.md). Topdown remains the reference: it evaluates
+// reviews that are traced or print, templates the planner cannot take, and
+// any review whose VM run fails, so a template's runtime error is reported
+// for its constraint exactly as before.
+
+// vmTarget is the rego target under which OPA's planner hands over the
+// plan of the combined program.
+const vmTarget = "daaas-guard-vm"
+
+// vmQuery is the program's entry point, the hook's result set: one
+// [kind, name, violation] triple per violation of a matched constraint.
+const vmQuery = "data.hook.results"
+
+// vmBuildDelay is how long the program waits for more template changes
+// before it is built in the background.
+const vmBuildDelay = 50 * time.Millisecond
+
+// vmTemplateRoot is where each template's Rego lives in the program:
+// data.t[kind].tpl, its libraries under data.t[kind].libs.
+const vmTemplateRoot = "t"
+
+func vmLayout(kind string) packageLayout {
+	return packageLayout{
+		entry:     ast.Ref{ast.DefaultRootDocument, ast.StringTerm(vmTemplateRoot), ast.StringTerm(kind), ast.StringTerm("tpl")},
+		libPrefix: vmTemplateRoot + "." + kind + "." + libPrefix,
+	}
+}
+
+// planCapture receives the plan from irPlugin through the context given to
+// rego's PrepareForEval: rego offers no other way to get at it.
+type planCapture struct{ policy *ir.Policy }
+
+type planCaptureKey struct{}
+
+// irPlugin is a rego target plugin that only keeps the plan.
+type irPlugin struct{}
+
+func (irPlugin) IsTarget(t string) bool { return t == vmTarget }
+
+func (irPlugin) PrepareForEval(ctx context.Context, p *ir.Policy, _ ...rego.PrepareOption) (rego.TargetPluginEval, error) {
+	c, ok := ctx.Value(planCaptureKey{}).(*planCapture)
+	if !ok {
+		return nil, errors.New("the VM target is for the policy engine's own use")
+	}
+	c.policy = p
+	return irPlugin{}, nil
+}
+
+func (irPlugin) Eval(context.Context, *rego.EvalContext, ast.Value) (ast.Value, error) {
+	return nil, errors.New("the VM target is for the policy engine's own use")
+}
+
+func init() { rego.RegisterPlugin(vmTarget, irPlugin{}) }
+
+// vmProgram is the loaded templates compiled for the VM.
+type vmProgram struct {
+	exe vm.Executable
+	// kinds are the templates the program evaluates; the others
+	// (excluded, with the reason) are left to topdown.
+	kinds    map[string]bool
+	excluded map[string]error
+}
+
+// hookModule dispatches each matched constraint to its template, with the
+// input the framework's hook gives it.
+func hookModule(kinds []string) (*ast.Module, error) {
+	var b strings.Builder
+	b.WriteString("package hook\n\n")
+	for _, k := range kinds {
+		fmt.Fprintf(&b, `results contains [%[1]q, name, r] if {
+	some name in input.matched[%[1]q]
+	r := data.%[2]s[%[1]q].tpl.violation[_] with input as {"review": input.review, "parameters": data.params[%[1]q][name]}
+}
+
+`, k, vmTemplateRoot)
+	}
+	return ast.ParseModuleWithOpts("hook", b.String(), ast.ParserOptions{RegoVersion: ast.RegoV1})
+}
+
+// compileProgram compiles the given templates' modules (by kind) into one
+// VM program.
+func compileProgram(caps *ast.Capabilities, modules map[string][]*ast.Module) (vm.Executable, error) {
+	kinds := make([]string, 0, len(modules))
+	for k := range modules {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	hook, err := hookModule(kinds)
+	if err != nil {
+		return nil, err
+	}
+	all := map[string]*ast.Module{"hook": hook}
+	for _, k := range kinds {
+		for i, m := range modules[k] {
+			all[fmt.Sprintf("%s/%d", k, i)] = m.Copy()
+		}
+	}
+	compiler := ast.NewCompiler().WithCapabilities(caps)
+	compiler.Compile(all)
+	if compiler.Failed() {
+		return nil, compiler.Errors
+	}
+	capture := &planCapture{}
+	ctx := context.WithValue(context.Background(), planCaptureKey{}, capture)
+	r := rego.New(rego.Query(vmQuery), rego.Compiler(compiler), rego.Target(vmTarget), rego.Capabilities(caps))
+	if _, err := r.PrepareForEval(ctx); err != nil {
+		return nil, err
+	}
+	if capture.policy == nil {
+		return nil, errors.New("no plan")
+	}
+	optimised, err := iropt.RunPasses(capture.policy, iropt.RegoVMIROptimizationPassSchedule)
+	if err != nil {
+		return nil, err
+	}
+	return vm.NewCompiler().WithPolicy(optimised).Compile()
+}
+
+// buildProgram compiles every template that has VM modules. When the whole
+// set does not compile, each template is tried alone and those that fail
+// are left to topdown.
+func buildProgram(caps *ast.Capabilities, templates map[string]*preparedTemplate) *vmProgram {
+	modules := map[string][]*ast.Module{}
+	excluded := map[string]error{}
+	for kind, t := range templates {
+		if t.vmErr != nil {
+			excluded[kind] = t.vmErr
+			continue
+		}
+		modules[kind] = t.vmModules
+	}
+	exe, err := compileProgram(caps, modules)
+	if err != nil {
+		for kind, mods := range modules {
+			if _, err := compileProgram(caps, map[string][]*ast.Module{kind: mods}); err != nil {
+				excluded[kind] = err
+				delete(modules, kind)
+			}
+		}
+		exe, err = compileProgram(caps, modules)
+		if err != nil {
+			for kind := range modules {
+				excluded[kind] = err
+			}
+			return &vmProgram{kinds: map[string]bool{}, excluded: excluded}
+		}
+	}
+	p := &vmProgram{exe: exe, kinds: map[string]bool{}, excluded: excluded}
+	for kind := range modules {
+		p.kinds[kind] = true
+	}
+	return p
+}
+
+// vmRun evaluates the matched constraints of a review in one VM run and
+// returns each constraint's violations (the template's violation values),
+// by kind and name.
+func (d *regoDriver) vmRun(ctx context.Context, p *vmProgram, params fjson.Json, inventory ast.Value, matched ast.Object, review *ast.Term, cancel topdown.Cancel) (map[[2]string][]*ast.Term, error) {
+	var input interface{} = ast.NewObject(
+		ast.Item(ast.InternedTerm("review"), review),
+		ast.Item(ast.InternedTerm("matched"), ast.NewTerm(matched)),
+	)
+	data := &vmData{params: params, inventory: inventory}
+	// The VM requires somewhere to count its instructions.
+	_, ctx = vm.WithStatistics(ctx)
+	res, err := vm.NewVM().WithExecutable(p.exe).WithDataNamespace(data).Eval(ctx, "eval", vm.EvalOpts{
+		Input:          &input,
+		Cache:          builtins.Cache{},
+		Seed:           rand.Reader,
+		Capabilities:   d.capabilities,
+		ExternalCancel: cancel,
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := map[[2]string][]*ast.Term{}
+	set, ok := res.(ast.Set)
+	if !ok {
+		return nil, fmt.Errorf("the VM returned %T, not a result set", res)
+	}
+	err = set.Iter(func(bindings *ast.Term) error {
+		obj, ok := bindings.Value.(ast.Object)
+		if !ok {
+			return fmt.Errorf("the VM returned a result of type %T", bindings.Value)
+		}
+		return obj.Iter(func(_, v *ast.Term) error {
+			triples, ok := v.Value.(ast.Set)
+			if !ok {
+				return fmt.Errorf("the VM returned results of type %T", v.Value)
+			}
+			return triples.Iter(func(t *ast.Term) error {
+				a, ok := t.Value.(*ast.Array)
+				if !ok || a.Len() != 3 {
+					return fmt.Errorf("the VM returned a malformed result %v", t)
+				}
+				kind, ok1 := a.Elem(0).Value.(ast.String)
+				name, ok2 := a.Elem(1).Value.(ast.String)
+				if !ok1 || !ok2 {
+					return fmt.Errorf("the VM returned a malformed result %v", t)
+				}
+				key := [2]string{string(kind), string(name)}
+				out[key] = append(out[key], a.Elem(2))
+				return nil
+			})
+		})
+	})
+	return out, err
+}
+
+// vmData is the data document of a VM run: the constraints' parameters,
+// converted when constraints change, and the referential data, read in
+// place from the store's Rego values as the program asks for them.
+type vmData struct {
+	params    fjson.Json
+	inventory ast.Value
+}
+
+var _ vm.IterableObject = (*vmData)(nil)
+
+func (d *vmData) Get(ctx context.Context, key any) (any, bool, error) {
+	switch keyString(key) {
+	case "params":
+		return d.params, true, nil
+	case "inventory":
+		v, err := fromAST(ctx, d.inventory)
+		return v, err == nil, err
+	}
+	return nil, false, nil
+}
+
+func (d *vmData) Iter(ctx context.Context, f func(key, value any) (bool, error)) error {
+	inventory, err := fromAST(ctx, d.inventory)
+	if err != nil {
+		return err
+	}
+	if stop, err := f(fjson.NewString("inventory"), inventory); stop || err != nil {
+		return err
+	}
+	_, err = f(fjson.NewString("params"), d.params)
+	return err
+}
+
+// astObject shows a Rego object to the VM without converting it whole:
+// only the parts a template reads are converted.
+type astObject struct{ obj ast.Object }
+
+var _ vm.IterableObject = (*astObject)(nil)
+
+func (o *astObject) Get(ctx context.Context, key any) (any, bool, error) {
+	k, ok := key.(*fjson.String)
+	if !ok {
+		// Referential data comes from JSON: only string keys.
+		return nil, false, nil
+	}
+	v := o.obj.Get(ast.StringTerm(k.Value()))
+	if v == nil {
+		return nil, false, nil
+	}
+	x, err := fromAST(ctx, v.Value)
+	return x, err == nil, err
+}
+
+func (o *astObject) Iter(ctx context.Context, f func(key, value any) (bool, error)) error {
+	for _, k := range o.obj.Keys() {
+		kj, err := fromAST(ctx, k.Value)
+		if err != nil {
+			return err
+		}
+		vj, err := fromAST(ctx, o.obj.Get(k).Value)
+		if err != nil {
+			return err
+		}
+		if stop, err := f(kj, vj); stop || err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fromAST converts a Rego value for the VM, objects lazily.
+func fromAST(ctx context.Context, v ast.Value) (any, error) {
+	if obj, ok := v.(ast.Object); ok {
+		return &astObject{obj}, nil
+	}
+	return (&vm.DataOperations{}).FromInterface(ctx, v)
+}
+
+func keyString(key any) string {
+	if s, ok := key.(*fjson.String); ok {
+		return s.Value()
+	}
+	return ""
+}
