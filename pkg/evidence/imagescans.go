@@ -73,30 +73,31 @@ func DecodeImageScan(u *unstructured.Unstructured) (*v1alpha1.ImageScan, error) 
 // verdictScans turns ImageScans into scans, as a Trivy report would give
 // them, and the vulnerability databases the scans used (one per build).
 // An ImageScan without a verdict (its scan pending, or failed with no
-// earlier verdict to keep) is no scan: it covers no running image and is
-// evidence of its own, a failure or a warning, never a pass.
-func verdictScans(verdicts []ImageScan) ([]*imageScan, []compliance.Evidence, []*TrivyDB) {
+// earlier verdict to keep) is no scan: it covers no running image, and
+// says why there is no verdict.
+func verdictScans(verdicts []ImageScan) ([]*imageScan, []*waitingScan, []*TrivyDB) {
 	var scans []*imageScan
-	var noVerdict []compliance.Evidence
+	var waiting []*waitingScan
 	builds := map[string]*TrivyDB{}
 	for _, v := range verdicts {
 		is, st := v.Scan, &v.Scan.Status
 		image := is.Spec.Repository + "@" + is.Spec.Digest
+		var id imageIdentity
+		id.digests = []string{is.Spec.Digest}
+		for _, t := range st.Tags {
+			id.addRef(t)
+		}
 		if !st.Scanned() {
-			noVerdict = append(noVerdict, pendingEvidence(v, image))
+			waiting = append(waiting, &waitingScan{origin: v.Origin, image: image, id: id, reason: noVerdict(v.Scan)})
 			continue
 		}
-		s := &imageScan{origin: v.Origin, image: image, scanner: scannerVersion(st.Scanner),
+		s := &imageScan{origin: v.Origin, image: image, id: id, scanner: scannerVersion(st.Scanner),
 			vulnerabilities: map[compliance.Severity]int{
 				compliance.SeverityCritical: int(st.Vulnerabilities.Critical), compliance.SeverityHigh: int(st.Vulnerabilities.High),
 				compliance.SeverityMedium: int(st.Vulnerabilities.Medium), compliance.SeverityLow: int(st.Vulnerabilities.Low),
 				compliance.SeverityUnknown: int(st.Vulnerabilities.Unknown)},
 			fixable: map[compliance.Severity]listed{
 				compliance.SeverityCritical: {n: int(st.Fixable.Critical)}, compliance.SeverityHigh: {n: int(st.Fixable.High)}}}
-		s.id.digests = []string{is.Spec.Digest}
-		for _, t := range st.Tags {
-			s.id.addRef(t)
-		}
 		if st.ScannedAt != nil {
 			t := st.ScannedAt.Time
 			if rescanFailed(st) {
@@ -129,29 +130,24 @@ func verdictScans(verdicts []ImageScan) ([]*imageScan, []compliance.Evidence, []
 		dbs = append(dbs, builds[k])
 	}
 	sort.SliceStable(dbs, func(i, j int) bool { return dbs[i].UpdatedAt.Before(dbs[j].UpdatedAt) })
-	return scans, noVerdict, dbs
+	return scans, waiting, dbs
 }
 
-// pendingEvidence states that an ImageScan holds no verdict.
-func pendingEvidence(v ImageScan, image string) compliance.Evidence {
-	st := &v.Scan.Status
-	e := compliance.Evidence{Source: compliance.SourceImageScan, ID: "scanned", Title: "Image scanned for vulnerabilities",
-		Subjects: []compliance.Ref{{Kind: "Image", Name: image}}, Origin: v.Origin}
+// noVerdict says why an ImageScan holds no verdict.
+func noVerdict(is *v1alpha1.ImageScan) string {
+	st := &is.Status
 	if st.Error != "" {
-		e.Result, e.Severity = compliance.ResultFail, compliance.SeverityHigh
 		at := ""
 		if st.ScannedAt != nil {
 			at = " on " + st.ScannedAt.UTC().Format(time.RFC3339)
 		}
-		e.Message = fmt.Sprintf("no verdict: the scan%s failed (%s)", at, st.Error)
-		return e
+		return fmt.Sprintf("no verdict: the scan%s failed (%s)", at, st.Error)
 	}
-	e.Result, e.Severity = compliance.ResultWarn, compliance.SeverityMedium
-	e.Message = "no verdict yet: the scan is pending"
-	if t := v.Scan.CreationTimestamp; !t.IsZero() {
-		e.Message += ", requested on " + t.UTC().Format(time.RFC3339)
+	msg := "no verdict yet: the scan is pending"
+	if t := is.CreationTimestamp; !t.IsZero() {
+		msg += ", requested on " + t.UTC().Format(time.RFC3339)
 	}
-	return e
+	return msg
 }
 
 // rescanFailed reports whether the verdict is kept from an earlier scan

@@ -113,15 +113,17 @@ func TestScanEvidence_AnImageScanGivesWhatTheSameTrivyReportGives(t *testing.T) 
 
 func TestScanEvidence_ImageScanVerdicts(t *testing.T) {
 	opts := DefaultOptions(now) // 2026-11-26T12:00Z
+	etl := []RunningImage{{Image: etlRepo + "@" + etlDigest, Pods: []string{"bob/etl"}}}
 	for _, tc := range []struct {
-		name string
-		scan *v1alpha1.ImageScan
-		want []string
+		name    string
+		scan    *v1alpha1.ImageScan
+		running []RunningImage
+		want    []string
 	}{
 		{"clean", verdict(etlDigest, func(is *v1alpha1.ImageScan) {
 			is.Status.Vulnerabilities = v1alpha1.SeverityCounts{Low: 1, Unknown: 1}
 			is.Status.Fixable, is.Status.FixableCriticalHigh = v1alpha1.SeverityCounts{}, nil
-		}), []string{
+		}), nil, []string{
 			"scanned pass info: scanned on 2026-11-25T10:05:00Z: 2 vulnerabilities (0 critical, 0 high, 0 medium, 1 low), 0 fixable critical or high",
 			"VULN-CRITICAL pass critical: none with a fix available",
 			"VULN-HIGH pass high: none with a fix available",
@@ -137,7 +139,7 @@ func TestScanEvidence_ImageScanVerdicts(t *testing.T) {
 				{ID: "CVE-4", Severity: "HIGH", Package: "d", InstalledVersion: "1", FixedVersion: "2"},
 			}
 			is.Status.FixableNotListed = 1
-		}), []string{
+		}), nil, []string{
 			"scanned pass info: scanned on 2026-11-25T10:05:00Z: 7 vulnerabilities (3 critical, 4 high, 0 medium, 0 low), 5 fixable critical or high",
 			"VULN-CRITICAL fail critical: 3 fixable critical vulnerabilities: CVE-1 (a 1, fixed in 2), CVE-2 (b, fixed in 2), CVE-3 (c 1, fixed in 2)",
 			"VULN-HIGH fail high: 2 fixable high vulnerabilities: CVE-4 (d 1, fixed in 2) and 1 more",
@@ -147,7 +149,7 @@ func TestScanEvidence_ImageScanVerdicts(t *testing.T) {
 			old := metav1.NewTime(now.Add(-10 * 24 * time.Hour))
 			is.Status.ScannedAt, is.Status.DB.UpdatedAt = &old, old
 			is.Status.Vulnerabilities, is.Status.Fixable, is.Status.FixableCriticalHigh = v1alpha1.SeverityCounts{}, v1alpha1.SeverityCounts{}, nil
-		}), []string{
+		}), nil, []string{
 			"scanned pass info: scanned on 2026-11-16T12:00:00Z: 0 vulnerabilities (0 critical, 0 high, 0 medium, 0 low), 0 fixable critical or high",
 			"VULN-CRITICAL pass critical: none with a fix available",
 			"VULN-HIGH pass high: none with a fix available",
@@ -158,7 +160,7 @@ func TestScanEvidence_ImageScanVerdicts(t *testing.T) {
 			is.Status.Conditions[0].Reason = v1alpha1.ReasonRescanFailed
 			is.Status.Error = "pulling the image: 401 Unauthorized"
 			is.Status.Vulnerabilities, is.Status.Fixable, is.Status.FixableCriticalHigh = v1alpha1.SeverityCounts{}, v1alpha1.SeverityCounts{}, nil
-		}), []string{
+		}), nil, []string{
 			"scanned pass info: scanned before 2026-11-25T10:05:00Z: 0 vulnerabilities (0 critical, 0 high, 0 medium, 0 low), 0 fixable critical or high",
 			"VULN-CRITICAL pass critical: none with a fix available",
 			"VULN-HIGH pass high: none with a fix available",
@@ -168,20 +170,31 @@ func TestScanEvidence_ImageScanVerdicts(t *testing.T) {
 		{"ingested from a Starboard report, without a DB", verdict(etlDigest, func(is *v1alpha1.ImageScan) {
 			is.Status.Source, is.Status.Scanner, is.Status.DB = v1alpha1.SourceStarboard, "Trivy 0.58.1", nil
 			is.Status.Vulnerabilities, is.Status.Fixable, is.Status.FixableCriticalHigh = v1alpha1.SeverityCounts{}, v1alpha1.SeverityCounts{}, nil
-		}), []string{
+		}), nil, []string{
 			"scanned pass info: scanned on 2026-11-25T10:05:00Z: 0 vulnerabilities (0 critical, 0 high, 0 medium, 0 low), 0 fixable critical or high",
 			"VULN-CRITICAL pass critical: none with a fix available",
 			"VULN-HIGH pass high: none with a fix available",
 		}},
-		{"failed: no verdict is a failure", verdict(etlDigest, failedScan), []string{
-			"scanned fail high: no verdict: the scan on 2026-11-25T10:05:00Z failed (GET https://registry.example.ca/v2/: connection refused)",
+		{"failed, of a running image: unscanned, saying why", verdict(etlDigest, failedScan), etl, []string{
+			"unscanned fail high: no verdict: the scan on 2026-11-25T10:05:00Z failed (GET https://registry.example.ca/v2/: connection refused); it runs in bob/etl",
 		}},
-		{"pending: no verdict yet is a warning", verdict(etlDigest, func(is *v1alpha1.ImageScan) { is.Status = v1alpha1.ImageScanStatus{} }), []string{
+		{"pending, of a running image: unscanned, saying why", verdict(etlDigest, func(is *v1alpha1.ImageScan) { is.Status = v1alpha1.ImageScanStatus{} }), etl, []string{
+			"unscanned fail high: no verdict yet: the scan is pending, requested on 2026-11-25T10:04:00Z; it runs in bob/etl",
+		}},
+		{"failed, of an image no pod runs: a warning", verdict(etlDigest, failedScan), nil, []string{
+			"scanned warn medium: no verdict: the scan on 2026-11-25T10:05:00Z failed (GET https://registry.example.ca/v2/: connection refused)",
+		}},
+		{"pending, of an image no pod runs: a warning", verdict(etlDigest, func(is *v1alpha1.ImageScan) { is.Status = v1alpha1.ImageScanStatus{} }), nil, []string{
 			"scanned warn medium: no verdict yet: the scan is pending, requested on 2026-11-25T10:04:00Z",
+		}},
+		{"scanned, running", verdict(etlDigest, func(is *v1alpha1.ImageScan) { is.Status.DB = nil }), etl, []string{
+			"scanned pass info: scanned on 2026-11-25T10:05:00Z: 3 vulnerabilities (1 critical, 0 high, 2 medium, 0 low), 1 fixable critical or high",
+			"VULN-CRITICAL fail critical: 1 fixable critical vulnerabilities: CVE-2099-0001 (busybox 1.37.0-r18, fixed in 1.37.0-r19)",
+			"VULN-HIGH pass high: none with a fix available",
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ev := ScanEvidence(nil, []ImageScan{{Scan: tc.scan, Origin: ClusterOrigin}}, nil, nil, opts)
+			ev := ScanEvidence(nil, []ImageScan{{Scan: tc.scan, Origin: ClusterOrigin}}, nil, tc.running, opts)
 			if diff := cmp.Diff(tc.want, lines(ev)); diff != "" {
 				t.Errorf("evidence (-want +got):\n%s", diff)
 			}

@@ -196,7 +196,7 @@ func (in *Inputs) Evidence(opts Options) ([]compliance.Evidence, []compliance.So
 	}
 	out = append(out, ScanEvidence(in.Trivy, in.ImageScans, in.TrivyDB, running, opts)...)
 	if len(in.Trivy) > 0 || in.TrivyDB != nil || len(in.ImageScans) > 0 {
-		scans, _, dbs := collectScans(in.Trivy, in.ImageScans, in.TrivyDB)
+		scans, waiting, dbs := collectScans(in.Trivy, in.ImageScans, in.TrivyDB)
 		info := scanInfo(origins(in.Origins[compliance.SourceImageScan]), scans, dbs)
 		if info.DBVersion == "" {
 			if len(in.Trivy) > 0 {
@@ -206,8 +206,8 @@ func (in *Inputs) Evidence(opts Options) ([]compliance.Evidence, []compliance.So
 			}
 		}
 		info.Detail = plural(len(scans), "image") + " scanned"
-		if waiting := len(in.Trivy) + len(in.ImageScans) - len(scans); waiting > 0 {
-			info.Detail += fmt.Sprintf("; %s without a verdict (pending or failed)", plural(waiting, "ImageScan"))
+		if n := len(waiting); n > 0 {
+			info.Detail += fmt.Sprintf("; %s without a verdict (pending or failed)", plural(n, "ImageScan"))
 		}
 		if info.Version == "" && len(in.Trivy) > 0 {
 			info.Detail += "; the reports do not record Trivy's version"

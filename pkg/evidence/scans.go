@@ -50,6 +50,15 @@ func (l listed) String() string {
 	return listCounted(l.items, l.n)
 }
 
+// waitingScan is an image the scanner was asked about and holds no
+// verdict for yet: its scan is pending, or failed.
+type waitingScan struct {
+	origin, image string
+	id            imageIdentity
+	// reason says why there is no verdict.
+	reason string
+}
+
 // imageIdentity is how an image is named: by registry digest, by image
 // config ID, by tag.
 type imageIdentity struct {
@@ -112,26 +121,25 @@ const maxListed = 10
 // into evidence; with the running images, it states each one that no scan
 // covers.
 func ScanEvidence(reports []*TrivyReport, verdicts []ImageScan, db *TrivyDB, running []RunningImage, opts Options) []compliance.Evidence {
-	scans, noVerdict, dbs := collectScans(reports, verdicts, db)
-	out := scanEvidence(scans, dbs, running, opts)
-	return append(out, noVerdict...)
+	scans, waiting, dbs := collectScans(reports, verdicts, db)
+	return scanEvidence(scans, waiting, dbs, running, opts)
 }
 
 // collectScans gathers the scans the reports and the verdicts give, the
-// evidence of verdicts not given yet, and the vulnerability databases: the
+// ImageScans still without a verdict, and the vulnerability databases: the
 // metadata given with the reports, then the builds the verdicts name.
-func collectScans(reports []*TrivyReport, verdicts []ImageScan, db *TrivyDB) ([]*imageScan, []compliance.Evidence, []*TrivyDB) {
+func collectScans(reports []*TrivyReport, verdicts []ImageScan, db *TrivyDB) ([]*imageScan, []*waitingScan, []*TrivyDB) {
 	var scans []*imageScan
 	for _, r := range reports {
 		scans = append(scans, trivyScan(r))
 	}
-	fromVerdicts, noVerdict, builds := verdictScans(verdicts)
+	fromVerdicts, waiting, builds := verdictScans(verdicts)
 	scans = append(scans, fromVerdicts...)
 	var dbs []*TrivyDB
 	if db != nil {
 		dbs = append(dbs, db)
 	}
-	return scans, noVerdict, append(dbs, builds...)
+	return scans, waiting, append(dbs, builds...)
 }
 
 // scanEvidence turns scans into image-scan evidence: per image, that it
@@ -141,7 +149,7 @@ func collectScans(reports []*TrivyReport, verdicts []ImageScan, db *TrivyDB) ([]
 // (package-inventory) and a stale scan (scan-age). With the vulnerability
 // databases, each one's age; with the running images, each one that no
 // scan covers.
-func scanEvidence(scans []*imageScan, dbs []*TrivyDB, running []RunningImage, opts Options) []compliance.Evidence {
+func scanEvidence(scans []*imageScan, waiting []*waitingScan, dbs []*TrivyDB, running []RunningImage, opts Options) []compliance.Evidence {
 	var out []compliance.Evidence
 	for _, s := range scans {
 		subject := []compliance.Ref{{Kind: "Image", Name: s.image}}
@@ -206,52 +214,92 @@ func scanEvidence(scans []*imageScan, dbs []*TrivyDB, running []RunningImage, op
 		}
 		out = append(out, e)
 	}
+	// A running image that no scan covers fails, saying why when the
+	// scanner holds no verdict for it yet; a waiting scan of an image that
+	// does not run is a warning: never a pass.
+	pending := newIdentityIndex(len(waiting), func(i int) imageIdentity { return waiting[i].id })
+	runs := make([]bool, len(waiting))
 	for _, img := range unscanned(scans, running) {
+		msg := "no scan of this image"
+		if i, ok := pending.find(img); ok {
+			msg, runs[i] = waiting[i].reason, true
+		}
 		out = append(out, compliance.Evidence{Source: compliance.SourceImageScan, ID: "unscanned", Title: "Running image is scanned",
 			Result: compliance.ResultFail, Severity: compliance.SeverityHigh, Origin: ClusterOrigin,
 			Subjects: []compliance.Ref{{Kind: "Image", Name: img.Image}},
-			Message:  fmt.Sprintf("no scan of this image; it runs in %s", listSome(img.Pods))})
+			Message:  fmt.Sprintf("%s; it runs in %s", msg, listSome(img.Pods))})
+	}
+	for i, w := range waiting {
+		if !runs[i] {
+			out = append(out, compliance.Evidence{Source: compliance.SourceImageScan, ID: "scanned", Title: "Image scanned for vulnerabilities",
+				Result: compliance.ResultWarn, Severity: compliance.SeverityMedium, Origin: w.origin,
+				Subjects: []compliance.Ref{{Kind: "Image", Name: w.image}}, Message: w.reason})
+		}
 	}
 	return out
 }
 
-// unscanned returns the running images that no scan covers. A running
-// image whose digest is known (pinned in the pod spec, or recorded by the
-// runtime) is covered only by a scan of that digest, or of its config ID:
-// a scan of the same tag may be of another image. Otherwise a scan of its
-// tag covers it, as the scanner resolved the tag.
+// unscanned returns the running images that no scan covers.
 func unscanned(scans []*imageScan, running []RunningImage) []RunningImage {
-	digests, configIDs, refs := map[string]bool{}, map[string]bool{}, map[string]bool{}
-	for _, s := range scans {
-		for _, d := range s.id.digests {
-			digests[d] = true
-		}
-		for _, c := range s.id.configIDs {
-			configIDs[c] = true
-		}
-		for _, r := range s.id.refs {
-			refs[r] = true
-		}
-	}
-	covered := func(img RunningImage) bool {
-		id := img.identity()
-		if slices.ContainsFunc(id.digests, func(d string) bool { return digests[d] }) ||
-			slices.ContainsFunc(id.configIDs, func(c string) bool { return configIDs[c] }) {
-			return true
-		}
-		if len(id.digests) > 0 {
-			return false
-		}
-		return slices.ContainsFunc(id.refs, func(r string) bool { return refs[r] })
-	}
+	ix := newIdentityIndex(len(scans), func(i int) imageIdentity { return scans[i].id })
 	var out []RunningImage
 	for _, img := range running {
-		if !covered(img) {
+		if _, ok := ix.find(img); !ok {
 			out = append(out, img)
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Image < out[j].Image })
 	return out
+}
+
+// identityIndex finds which of n images a running image is.
+type identityIndex struct {
+	digests, configIDs, refs map[string]int
+}
+
+func newIdentityIndex(n int, id func(int) imageIdentity) identityIndex {
+	ix := identityIndex{digests: map[string]int{}, configIDs: map[string]int{}, refs: map[string]int{}}
+	add := func(m map[string]int, keys []string, i int) {
+		for _, k := range keys {
+			if _, ok := m[k]; !ok {
+				m[k] = i
+			}
+		}
+	}
+	for i := range n {
+		s := id(i)
+		add(ix.digests, s.digests, i)
+		add(ix.configIDs, s.configIDs, i)
+		add(ix.refs, s.refs, i)
+	}
+	return ix
+}
+
+// find returns the image img is. An image whose digest is known (pinned
+// in the pod spec, or recorded by the runtime) is found by that digest, or
+// by its config ID: an image of the same tag may be another one.
+// Otherwise it is found by tag, as the scanner resolved the tag.
+func (ix identityIndex) find(img RunningImage) (int, bool) {
+	id := img.identity()
+	for _, d := range id.digests {
+		if i, ok := ix.digests[d]; ok {
+			return i, true
+		}
+	}
+	for _, c := range id.configIDs {
+		if i, ok := ix.configIDs[c]; ok {
+			return i, true
+		}
+	}
+	if len(id.digests) > 0 {
+		return 0, false
+	}
+	for _, r := range id.refs {
+		if i, ok := ix.refs[r]; ok {
+			return i, true
+		}
+	}
+	return 0, false
 }
 
 // scanInfo describes the image scans for the report's header: the scanners'
