@@ -49,13 +49,14 @@ it. Evidence comes from files, from a cluster, or both:
   wg-policy PolicyReports                what the audit found
   webhook configurations                 failurePolicy, timeout, exemptions
   Trivy JSON reports (+ DB metadata)     image-scan verdicts and coverage
+  the scanner's ImageScans (cluster)     image-scan verdicts and coverage
   kube-bench and kube-hunter JSON        CIS checks and penetration tests
 
 --from-files recognises each file by its content (directories are read
 recursively; a kustomization is rendered); the flags per kind insist on
 their kind. With --kubeconfig (or --from-cluster) the templates,
-constraints, webhook configurations, PolicyReports and pods' images are read
-from the cluster.
+constraints, webhook configurations, PolicyReports, ImageScans and pods'
+images are read from the cluster.
 
 Formats: json (the full report; give earlier ones to --previous for the
 trend), markdown, html (one self-contained page for auditors) and oscal

@@ -57,6 +57,12 @@ func stepReport(ctx context.Context, out *output, s *stack, o options) error {
 		lines = append(lines, fmt.Sprintf("%-6s %-20s %s", c.ID, c.Status, c.Title))
 	}
 	out.quote(strings.Join(lines, "\n"))
+	for _, src := range r.Sources {
+		if src.Source == compliance.SourceImageScan && src.Origin != "" {
+			// RA-5 and SI-2 rest on the scanner's verdicts: say what they cover.
+			out.say("image scans: %s; database %s", src.Detail, src.DBVersion)
+		}
+	}
 	if r.Summary.Controls == 0 || st.Satisfied+st.Partially+st.NotSatisfied == 0 {
 		return out.fail("the report assessed no control")
 	}

@@ -27,7 +27,7 @@ import (
 const ClusterOrigin = "cluster"
 
 // ClusterSource reads one kind of input from a cluster. The scanner's
-// ImageScan and kube-bench summary CRs plug in as further sources.
+// kube-bench summary CRs plug in as a further source.
 type ClusterSource struct {
 	// Name says what is read, for warnings ("ConstraintTemplates").
 	Name string
@@ -45,8 +45,8 @@ type ClusterOptions struct {
 }
 
 // DefaultClusterSources reads templates and constraints, webhook
-// configurations, PolicyReports and ClusterPolicyReports, and the images
-// pods run (for scan coverage).
+// configurations, PolicyReports and ClusterPolicyReports, the scanner's
+// ImageScan verdicts, and the images pods run (for scan coverage).
 func DefaultClusterSources(opts ClusterOptions) []ClusterSource {
 	if opts.WebhookSelector == nil {
 		opts.WebhookSelector = labels.SelectorFromSet(labels.Set{"app.kubernetes.io/part-of": "daaas-guard"})
@@ -58,6 +58,7 @@ func DefaultClusterSources(opts ClusterOptions) []ClusterSource {
 		{Name: "ConstraintTemplates and constraints", Read: opts.readPolicies},
 		{Name: "webhook configurations", Read: opts.readWebhooks},
 		{Name: "PolicyReports", Read: opts.readReports},
+		{Name: "ImageScans", Read: opts.readImageScans},
 		{Name: "pods (running images)", Read: opts.readPods},
 	}
 }

@@ -204,7 +204,7 @@ func TestScanEvidence_VerdictsAgesAndCoverage(t *testing.T) {
 		{Image: "k8scc01covidacr.azurecr.io/jupyterlab-cpu:v2", ImageID: "docker-pullable://k8scc01covidacr.azurecr.io/jupyterlab-cpu@sha256:3b1f4f1a9d8a2e5b6c7d8e9f0a1b2c3d4e5f60718293a4b5c6d7e8f9a0b1c2d3", Pods: []string{"ns/b"}},
 		{Image: "python:3.12", Pods: []string{"ns/d", "ns/c"}},
 	}
-	ev := ScanEvidence(in.Trivy, in.TrivyDB, running, opts)
+	ev := ScanEvidence(in.Trivy, nil, in.TrivyDB, running, opts)
 	byID := map[string][]compliance.Evidence{}
 	for _, e := range ev {
 		byID[e.ID] = append(byID[e.ID], e)
@@ -227,22 +227,6 @@ func TestScanEvidence_VerdictsAgesAndCoverage(t *testing.T) {
 	for _, e := range byID["VULN-HIGH"] {
 		if e.Result != compliance.ResultPass {
 			t.Errorf("VULN-HIGH for %s = %s: %s", e.Subjects[0].Name, e.Result, e.Message)
-		}
-	}
-}
-
-func TestNormalizeImage(t *testing.T) {
-	for in, want := range map[string]string{
-		"python":                           "docker.io/library/python:latest",
-		"python:3.12":                      "docker.io/library/python:3.12",
-		"jupyter/base":                     "docker.io/jupyter/base:latest",
-		"registry.io/a/b:1":                "registry.io/a/b:1",
-		"localhost:5000/a":                 "localhost:5000/a:latest",
-		"registry.io:443/a@sha256:abc":     "registry.io:443/a@sha256:abc",
-		"k8scc01covidacr.azurecr.io/x:1.0": "k8scc01covidacr.azurecr.io/x:1.0",
-	} {
-		if got := normalizeImage(in); got != want {
-			t.Errorf("normalizeImage(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

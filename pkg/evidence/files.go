@@ -304,6 +304,13 @@ func (in *Inputs) SortInputs() {
 		return a.Kind+"/"+a.Config+"/"+a.Name < b.Kind+"/"+b.Config+"/"+b.Name
 	})
 	sort.SliceStable(in.Trivy, func(i, j int) bool { return in.Trivy[i].Origin < in.Trivy[j].Origin })
+	sort.SliceStable(in.ImageScans, func(i, j int) bool {
+		a, b := in.ImageScans[i], in.ImageScans[j]
+		if a.Origin != b.Origin {
+			return a.Origin < b.Origin
+		}
+		return a.Scan.Name < b.Scan.Name
+	})
 	sort.SliceStable(in.Bench, func(i, j int) bool { return in.Bench[i].Origin < in.Bench[j].Origin })
 	sort.SliceStable(in.Hunter, func(i, j int) bool { return in.Hunter[i].Origin < in.Hunter[j].Origin })
 	sort.SliceStable(in.Running, func(i, j int) bool { return in.Running[i].Image < in.Running[j].Image })

@@ -1,16 +1,15 @@
 // Package evidence reads what the compliance model assesses, from files or
 // from a cluster, and turns it into compliance.Evidence: constraint
 // templates and constraints, audit results (wg-policy PolicyReports), the
-// admission webhooks' configuration, Trivy image scans, kube-bench and
-// kube-hunter runs. Reading (files.go, cluster.go) fills Inputs; each
-// adapter (policies.go, policyreports.go, webhooks.go, trivy.go,
-// kubebench.go, kubehunter.go) converts one kind of input.
+// admission webhooks' configuration, image scans (Trivy reports, the
+// scanner's ImageScans), kube-bench and kube-hunter runs. Reading
+// (files.go, cluster.go) fills Inputs; each adapter (policies.go,
+// policyreports.go, webhooks.go, trivy.go and imagescans.go through
+// scans.go, kubebench.go, kubehunter.go) converts one kind of input.
 package evidence
 
 import (
 	"fmt"
-	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -56,8 +55,10 @@ type Inputs struct {
 	Webhooks        []WebhookConfig
 	Trivy           []*TrivyReport
 	TrivyDB         *TrivyDB
-	Bench           []*BenchRun
-	Hunter          []*HunterRun
+	// ImageScans are the scanner's verdicts (from a cluster).
+	ImageScans []ImageScan
+	Bench      []*BenchRun
+	Hunter     []*HunterRun
 	// Running lists the images the cluster runs; RunningKnown says
 	// whether it was read at all (files do not say what runs).
 	Running      []RunningImage
@@ -99,6 +100,7 @@ func (in *Inputs) Merge(other *Inputs) error {
 	in.Reports = append(in.Reports, other.Reports...)
 	in.Webhooks = append(in.Webhooks, other.Webhooks...)
 	in.Trivy = append(in.Trivy, other.Trivy...)
+	in.ImageScans = append(in.ImageScans, other.ImageScans...)
 	if other.TrivyDB != nil {
 		if in.TrivyDB != nil && in.TrivyDB.Origin != other.TrivyDB.Origin {
 			return fmt.Errorf("two Trivy DB metadata files, %s and %s: give the one the scans used", in.TrivyDB.Origin, other.TrivyDB.Origin)
@@ -192,36 +194,26 @@ func (in *Inputs) Evidence(opts Options) ([]compliance.Evidence, []compliance.So
 	if in.RunningKnown {
 		running = in.Running
 	}
-	out = append(out, ScanEvidence(in.Trivy, in.TrivyDB, running, opts)...)
-	if len(in.Trivy) > 0 || in.TrivyDB != nil {
-		info := compliance.SourceInfo{Source: compliance.SourceImageScan, Origin: origins(in.Origins[compliance.SourceImageScan]), Tool: "trivy"}
-		var versions []string
-		var latestScan *time.Time
-		for _, r := range in.Trivy {
-			if r.Trivy != nil && r.Trivy.Version != "" {
-				versions = appendUnique(versions, r.Trivy.Version)
-			}
-			if r.CreatedAt != nil && (latestScan == nil || r.CreatedAt.After(*latestScan)) {
-				t := r.CreatedAt.UTC()
-				latestScan = &t
+	out = append(out, ScanEvidence(in.Trivy, in.ImageScans, in.TrivyDB, running, opts)...)
+	if len(in.Trivy) > 0 || in.TrivyDB != nil || len(in.ImageScans) > 0 {
+		scans, waiting, dbs := collectScans(in.Trivy, in.ImageScans, in.TrivyDB)
+		info := scanInfo(origins(in.Origins[compliance.SourceImageScan]), scans, dbs)
+		if info.DBVersion == "" {
+			if len(in.Trivy) > 0 {
+				info.DBVersion = "not recorded (Trivy's JSON does not carry it; give the DB's metadata.json)"
+			} else {
+				info.DBVersion = "not recorded (the verdicts were ingested from other scanners' reports)"
 			}
 		}
-		sort.Strings(versions)
-		info.Version = strings.Join(versions, ", ")
-		info.ProducedAt = latestScan
-		if in.TrivyDB != nil {
-			info.DBVersion = "trivy-db v" + strconv.Itoa(in.TrivyDB.Version)
-			t := in.TrivyDB.UpdatedAt.UTC()
-			info.DBUpdatedAt = &t
-		} else {
-			info.DBVersion = "not recorded (Trivy's JSON does not carry it; give the DB's metadata.json)"
+		info.Detail = plural(len(scans), "image") + " scanned"
+		if n := len(waiting); n > 0 {
+			info.Detail += fmt.Sprintf("; %s without a verdict (pending or failed)", plural(n, "ImageScan"))
 		}
-		info.Detail = plural(len(in.Trivy), "image") + " scanned"
 		if info.Version == "" && len(in.Trivy) > 0 {
 			info.Detail += "; the reports do not record Trivy's version"
 		}
 		if in.RunningKnown {
-			missing := len(unscanned(in.Trivy, in.Running))
+			missing := len(unscanned(scans, in.Running))
 			info.Detail += fmt.Sprintf("; %d of %d running images scanned", len(in.Running)-missing, len(in.Running))
 		} else {
 			info.Detail += "; coverage of running images unknown (not read from a cluster)"

@@ -3,9 +3,6 @@ package evidence
 import (
 	"encoding/json"
 	"fmt"
-	"slices"
-	"sort"
-	"strings"
 	"time"
 
 	"github.com/statcan/daaas-guard/pkg/compliance"
@@ -112,184 +109,37 @@ func DecodeTrivyDB(name string, data []byte) (*TrivyDB, error) {
 	return db, nil
 }
 
-// RunningImage is an image the cluster runs, for scan coverage.
-type RunningImage struct {
-	// Image is the reference in the pod spec; ImageID the resolved one
-	// from the container status (repo@sha256:...), when known.
-	Image   string
-	ImageID string
-	// Pods are some of the pods that run it ("namespace/name").
-	Pods []string
-}
-
-// maxListed bounds the IDs or objects one message lists.
-const maxListed = 10
-
-// ScanEvidence turns Trivy reports into image-scan evidence: per image,
-// that it was scanned, its fixable critical and high vulnerabilities
-// (VULN-CRITICAL, VULN-HIGH: fail when any, pass when none), secrets found
-// (SECRET-CRITICAL, SECRET-HIGH), whether the report lists packages
-// (package-inventory) and a stale scan (scan-age). With DB metadata, the
-// database's age; with the running images, each one that has no scan.
-func ScanEvidence(reports []*TrivyReport, db *TrivyDB, running []RunningImage, opts Options) []compliance.Evidence {
-	var out []compliance.Evidence
-	for _, r := range reports {
-		subject := []compliance.Ref{{Kind: "Image", Name: r.ArtifactName}}
-		ev := func(id, title string, res compliance.Result, sev compliance.Severity, msg string) {
-			out = append(out, compliance.Evidence{Source: compliance.SourceImageScan, ID: id, Title: title, Result: res,
-				Severity: sev, Subjects: subject, Origin: r.Origin, Message: msg})
-		}
-		bySev := map[compliance.Severity]int{}
-		fixable := map[compliance.Severity][]string{}
-		packages := 0
-		secrets := map[compliance.Severity][]string{}
-		for _, res := range r.Results {
-			packages += len(res.Packages)
-			for _, v := range res.Vulnerabilities {
-				sev := compliance.ParseSeverity(v.Severity)
-				bySev[sev]++
-				if v.FixedVersion != "" {
-					fixable[sev] = append(fixable[sev], fmt.Sprintf("%s (%s %s, fixed in %s)", v.VulnerabilityID, v.PkgName, v.InstalledVersion, v.FixedVersion))
-				}
-			}
-			for _, s := range res.Secrets {
-				sev := compliance.ParseSeverity(s.Severity)
-				secrets[sev] = append(secrets[sev], fmt.Sprintf("%s in %s:%d", s.RuleID, res.Target, s.StartLine))
+// trivyScan is what a Trivy report says about its image.
+func trivyScan(r *TrivyReport) *imageScan {
+	s := &imageScan{origin: r.Origin, image: r.ArtifactName, scannedAt: r.CreatedAt,
+		vulnerabilities: map[compliance.Severity]int{}, fixable: map[compliance.Severity]listed{}, secrets: map[compliance.Severity][]string{}}
+	if r.Trivy != nil {
+		s.scanner = r.Trivy.Version
+	}
+	s.id.addRef(r.ArtifactName)
+	for _, d := range r.Metadata.RepoDigests {
+		s.id.addRef(d)
+	}
+	for _, t := range r.Metadata.RepoTags {
+		s.id.addRef(t)
+	}
+	s.id.addImageID(r.Metadata.ImageID)
+	for _, res := range r.Results {
+		s.packages += len(res.Packages)
+		for _, v := range res.Vulnerabilities {
+			sev := compliance.ParseSeverity(v.Severity)
+			s.vulnerabilities[sev]++
+			if v.FixedVersion != "" && (sev == compliance.SeverityCritical || sev == compliance.SeverityHigh) {
+				f := s.fixable[sev]
+				f.n++
+				f.items = append(f.items, fixDescription(v.VulnerabilityID, v.PkgName, v.InstalledVersion, v.FixedVersion))
+				s.fixable[sev] = f
 			}
 		}
-		when := "at an unknown time"
-		if r.CreatedAt != nil {
-			when = "on " + r.CreatedAt.UTC().Format(time.RFC3339)
-		}
-		total := 0
-		for _, n := range bySev {
-			total += n
-		}
-		ev("scanned", "Image scanned for vulnerabilities", compliance.ResultPass, compliance.SeverityInfo,
-			fmt.Sprintf("scanned %s: %d %s (%d critical, %d high, %d medium, %d low), %d fixable critical or high",
-				when, total, vulnerabilities(total), bySev[compliance.SeverityCritical], bySev[compliance.SeverityHigh], bySev[compliance.SeverityMedium],
-				bySev[compliance.SeverityLow], len(fixable[compliance.SeverityCritical])+len(fixable[compliance.SeverityHigh])))
-		for _, sev := range []compliance.Severity{compliance.SeverityCritical, compliance.SeverityHigh} {
-			id := "VULN-" + strings.ToUpper(string(sev))
-			title := "No fixable " + string(sev) + " vulnerabilities"
-			if ids := fixable[sev]; len(ids) > 0 {
-				ev(id, title, compliance.ResultFail, sev, fmt.Sprintf("%d fixable %s vulnerabilities: %s", len(ids), sev, listSome(ids)))
-			} else {
-				ev(id, title, compliance.ResultPass, sev, "none with a fix available")
-			}
-			if found := secrets[sev]; len(found) > 0 {
-				ev("SECRET-"+strings.ToUpper(string(sev)), "No embedded "+string(sev)+" secrets", compliance.ResultFail, sev,
-					fmt.Sprintf("%d %s secrets in the image: %s", len(found), sev, listSome(found)))
-			}
-		}
-		if packages > 0 {
-			ev("package-inventory", "Image package inventory", compliance.ResultPass, compliance.SeverityInfo,
-				fmt.Sprintf("the scan lists %d packages", packages))
-		}
-		if r.CreatedAt != nil && opts.MaxScanAge > 0 && opts.Now.Sub(*r.CreatedAt) > opts.MaxScanAge {
-			ev("scan-age", "Scan is recent", compliance.ResultWarn, compliance.SeverityMedium,
-				fmt.Sprintf("scanned %s, more than %s before this report: rescan", when, opts.MaxScanAge))
+		for _, sec := range res.Secrets {
+			sev := compliance.ParseSeverity(sec.Severity)
+			s.secrets[sev] = append(s.secrets[sev], fmt.Sprintf("%s in %s:%d", sec.RuleID, res.Target, sec.StartLine))
 		}
 	}
-	if db != nil {
-		e := compliance.Evidence{Source: compliance.SourceImageScan, ID: "db-age", Title: "Vulnerability database is current",
-			Result: compliance.ResultPass, Severity: compliance.SeverityInfo, Origin: db.Origin,
-			Subjects: []compliance.Ref{{Kind: "VulnerabilityDB", Name: fmt.Sprintf("trivy-db v%d", db.Version)}},
-			Message:  fmt.Sprintf("updated %s", db.UpdatedAt.UTC().Format(time.RFC3339))}
-		if opts.MaxDBAge > 0 && opts.Now.Sub(db.UpdatedAt) > opts.MaxDBAge {
-			e.Result, e.Severity = compliance.ResultWarn, compliance.SeverityMedium
-			e.Message = fmt.Sprintf("updated %s, more than %s before this report: scans miss newer advisories", db.UpdatedAt.UTC().Format(time.RFC3339), opts.MaxDBAge)
-		}
-		out = append(out, e)
-	}
-	for _, img := range unscanned(reports, running) {
-		out = append(out, compliance.Evidence{Source: compliance.SourceImageScan, ID: "unscanned", Title: "Running image is scanned",
-			Result: compliance.ResultFail, Severity: compliance.SeverityHigh, Origin: "cluster",
-			Subjects: []compliance.Ref{{Kind: "Image", Name: img.Image}},
-			Message:  fmt.Sprintf("no scan of this image; it runs in %s", listSome(img.Pods))})
-	}
-	return out
-}
-
-// unscanned returns the running images that no report covers, matched by
-// digest, then by reference.
-func unscanned(reports []*TrivyReport, running []RunningImage) []RunningImage {
-	known := map[string]bool{}
-	for _, r := range reports {
-		known[r.ArtifactName] = true
-		known[normalizeImage(r.ArtifactName)] = true
-		for _, d := range r.Metadata.RepoDigests {
-			known[d] = true
-			known[digestOf(d)] = true
-		}
-		for _, t := range r.Metadata.RepoTags {
-			known[normalizeImage(t)] = true
-		}
-		if r.Metadata.ImageID != "" {
-			known[r.Metadata.ImageID] = true
-		}
-	}
-	var out []RunningImage
-	for _, img := range running {
-		id := strings.TrimPrefix(strings.TrimPrefix(img.ImageID, "docker-pullable://"), "docker://")
-		if known[img.Image] || known[normalizeImage(img.Image)] || (id != "" && (known[id] || known[digestOf(id)])) {
-			continue
-		}
-		out = append(out, img)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Image < out[j].Image })
-	return out
-}
-
-// normalizeImage writes a reference the way registries resolve it:
-// docker.io/library/ for bare names, :latest when no tag or digest.
-func normalizeImage(ref string) string {
-	if ref == "" {
-		return ""
-	}
-	name, rest := ref, ""
-	if i := strings.IndexAny(ref, "@"); i >= 0 {
-		name, rest = ref[:i], ref[i:]
-	} else if i := strings.LastIndex(ref, ":"); i > strings.LastIndex(ref, "/") {
-		name, rest = ref[:i], ref[i:]
-	}
-	if rest == "" {
-		rest = ":latest"
-	}
-	first, _, found := strings.Cut(name, "/")
-	switch {
-	case !found:
-		name = "docker.io/library/" + name
-	case !strings.ContainsAny(first, ".:") && first != "localhost":
-		name = "docker.io/" + name
-	}
-	return name + rest
-}
-
-// digestOf returns the sha256:... part of a reference, or "".
-func digestOf(ref string) string {
-	if i := strings.Index(ref, "@"); i >= 0 {
-		return ref[i+1:]
-	}
-	if strings.HasPrefix(ref, "sha256:") {
-		return ref
-	}
-	return ""
-}
-
-// listSome lists up to maxListed items, saying how many more there are.
-func listSome(items []string) string {
-	items = slices.Clone(items)
-	sort.Strings(items)
-	if len(items) <= maxListed {
-		return strings.Join(items, ", ")
-	}
-	return fmt.Sprintf("%s and %d more", strings.Join(items[:maxListed], ", "), len(items)-maxListed)
-}
-
-func vulnerabilities(n int) string {
-	if n == 1 {
-		return "vulnerability"
-	}
-	return "vulnerabilities"
+	return s
 }

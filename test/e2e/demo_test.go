@@ -72,7 +72,13 @@ func TestDemo(t *testing.T) {
 		`fail PSPAllowedUsers/non-root-users-and-groups (high): container "analysis" runs as root`,
 		"✓ found by the audit",
 		"AU-6   satisfied", // the audit's PolicyReports are evidence
-		"RA-5   not-satisfied        Vulnerability Scanning", // the running pods' images (from the real registry) cannot be scanned offline
+		// The scanner's verdicts are evidence: the pushed image's fixable
+		// critical CVE (admitted under an exception, not remediated), and
+		// the other images, from the real registry, cannot be pulled offline.
+		"RA-5   not-satisfied        Vulnerability Scanning",
+		"SI-2   not-satisfied        Flaw Remediation",
+		"image scans: 1 image scanned;",
+		"1 of 8 running images scanned; database trivy-db v2",
 		"✓ written to",
 		"ComplianceReport cluster, refreshed by the scanner",
 		"All steps behaved as expected",

@@ -75,9 +75,10 @@ func object(t *testing.T, y string) *unstructured.Unstructured {
 }
 
 // TestReport_FromTheCluster runs guardctl report against the real API
-// server: templates, constraints, the webhook configuration, PolicyReports
-// and pods are read through a kubeconfig, as an auditor would; the result
-// is then stored as a ComplianceReport, whose CRD must accept it.
+// server: templates, constraints, the webhook configuration, PolicyReports,
+// ImageScans and pods are read through a kubeconfig, as an auditor would;
+// the result is then stored as a ComplianceReport, whose CRD must accept
+// it.
 func TestReport_FromTheCluster(t *testing.T) {
 	c := startCluster(t)
 	if c.stopped {
@@ -95,16 +96,23 @@ func TestReport_FromTheCluster(t *testing.T) {
 	audit := object(t, reportAudit)
 	pod := pod(guardNamespace, "unscanned", false)
 	pod.Spec.Containers[0].Image = "k8scc01covidacr.azurecr.io/unscanned:1"
-	for _, o := range []client.Object{audit, pod} {
+	// The scanner's verdict on the image another pod runs: a fixable
+	// critical CVE.
+	scanned := pod.DeepCopy()
+	scanned.Name = "scanned"
+	scanned.Spec.Containers[0].Image = scannedRepo + "@" + scannedDigest
+	verdict := imageScanVerdict(t)
+	for _, o := range []client.Object{audit, pod, scanned, verdict} {
 		if err := c.client.Create(ctx, o); err != nil {
 			t.Fatalf("creating %s: %v", o.GetName(), err)
 		}
 	}
 	t.Cleanup(func() {
-		for _, o := range []client.Object{pod, audit, constraint, template} {
+		for _, o := range []client.Object{verdict, scanned, pod, audit, constraint, template} {
 			_ = c.client.Delete(ctx, o)
 		}
 	})
+	setImageScanVerdict(t, c.client, verdict)
 
 	user, err := c.env.AddUser(envtest.User{Name: "auditor", Groups: []string{"system:masters"}}, nil)
 	if err != nil {
@@ -146,9 +154,17 @@ func TestReport_FromTheCluster(t *testing.T) {
 		"webhook-config failure-policy ValidatingWebhookConfiguration daaas-guard-validating#validation.guard.statcan.gc.ca": "pass from cluster",
 		"image-scan unscanned Image k8scc01covidacr.azurecr.io/unscanned:1":                                                  "fail from cluster",
 		"image-scan VULN-CRITICAL Image k8scc01covidacr.azurecr.io/pipeline-base:3.9":                                        "fail from " + trivy,
+		"image-scan scanned Image " + scannedRepo + "@" + scannedDigest:                                                      "pass from cluster",
+		"image-scan VULN-CRITICAL Image " + scannedRepo + "@" + scannedDigest:                                                "fail from cluster",
+		"image-scan unscanned Image " + scannedRepo + "@" + scannedDigest:                                                    "", // the verdict covers it
 	} {
 		if got := found[key]; got != want {
 			t.Errorf("evidence %q: %q, want %q", key, got, want)
+		}
+	}
+	for _, s := range report.Sources {
+		if s.Source == compliance.SourceImageScan && (s.DBVersion != "trivy-db v2" || s.Version != "0.74.0") {
+			t.Errorf("image-scan source %+v: want the verdict's Trivy 0.74.0 and trivy-db v2", s)
 		}
 	}
 	if t.Failed() {
@@ -194,4 +210,39 @@ func TestReport_FromTheCluster(t *testing.T) {
 	raw, _ := sigsyaml.Marshal(back)
 	t.Logf("ComplianceReport: %d bytes as YAML; %d satisfied, %d partially, %d not satisfied, %d not assessed",
 		len(raw), back.Status.Summary.Satisfied, back.Status.Summary.Partially, back.Status.Summary.NotSatisfied, back.Status.Summary.NotAssessed)
+}
+
+const (
+	scannedRepo   = "k8scc01covidacr.azurecr.io/scanned"
+	scannedDigest = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+)
+
+// imageScanVerdict is the ImageScan of scannedDigest, without its status.
+func imageScanVerdict(t *testing.T) *guardv1alpha1.ImageScan {
+	t.Helper()
+	name, err := guardv1alpha1.ImageScanName(scannedDigest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &guardv1alpha1.ImageScan{ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: guardv1alpha1.ImageScanSpec{Digest: scannedDigest, Repository: scannedRepo}}
+}
+
+// setImageScanVerdict writes the status the scanner writes after a Trivy
+// scan that found a fixable critical CVE.
+func setImageScanVerdict(t *testing.T, c client.Client, is *guardv1alpha1.ImageScan) {
+	t.Helper()
+	now := metav1.NewTime(time.Now().Truncate(time.Second))
+	is.Status = guardv1alpha1.ImageScanStatus{
+		Conditions: []metav1.Condition{{Type: guardv1alpha1.ConditionScanned, Status: metav1.ConditionTrue, Reason: guardv1alpha1.ReasonScanSucceeded, LastTransitionTime: now}},
+		Source:     guardv1alpha1.SourceTrivy, Scanner: "Trivy v0.74.0", ScannedAt: &now,
+		DB:              &guardv1alpha1.VulnerabilityDB{SchemaVersion: 2, UpdatedAt: now},
+		Vulnerabilities: guardv1alpha1.SeverityCounts{Critical: 1},
+		Fixable:         guardv1alpha1.SeverityCounts{Critical: 1},
+		FixableCriticalHigh: []guardv1alpha1.FixableVulnerability{
+			{ID: "CVE-2099-0001", Severity: "CRITICAL", Package: "busybox", InstalledVersion: "1.37.0-r18", FixedVersion: "1.37.0-r19"}},
+	}
+	if err := c.Status().Update(context.Background(), is); err != nil {
+		t.Fatalf("writing the verdict of ImageScan %s: %v", is.Name, err)
+	}
 }

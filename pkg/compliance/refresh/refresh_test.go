@@ -3,15 +3,19 @@ package refresh
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
@@ -22,17 +26,21 @@ import (
 
 var t0 = time.Date(2026, 11, 26, 10, 30, 0, 0, time.UTC)
 
-func setup(t *testing.T, schedule string, sources []evidence.ClusterSource) (*Reconciler, client.Client, *time.Time) {
+// setup returns a reconciler of the ComplianceReport "cluster" reading
+// sources (nil: the default ones) from a cluster that also holds objs.
+func setup(t *testing.T, schedule string, sources []evidence.ClusterSource, objs ...client.Object) (*Reconciler, client.Client, *time.Time) {
 	t.Helper()
 	scheme := runtime.NewScheme()
-	if err := guardv1alpha1.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, guardv1alpha1.AddToScheme} {
+		if err := add(scheme); err != nil {
+			t.Fatal(err)
+		}
 	}
 	cr := &guardv1alpha1.ComplianceReport{
 		ObjectMeta: metav1.ObjectMeta{Name: "cluster", Generation: 1},
 		Spec:       guardv1alpha1.ComplianceReportSpec{Schedule: schedule, ClusterName: "aaw-prod"},
 	}
-	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(cr).WithStatusSubresource(cr).Build()
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(append(objs, cr)...).WithStatusSubresource(cr).Build()
 	now := t0
 	r := &Reconciler{Client: c, Reader: c, O: Options{Sources: sources, Log: logr.Discard(), Now: func() time.Time { return now }}}
 	return r, c, &now
@@ -115,5 +123,58 @@ func TestReconcile_EvidenceUnreadable(t *testing.T) {
 	cond := meta.FindStatusCondition(get(t, c).Status.Conditions, "Ready")
 	if cond == nil || cond.Status != metav1.ConditionFalse || cond.Reason != "EvidenceUnreadable" || !strings.Contains(cond.Message, "connection refused") {
 		t.Errorf("Ready condition %+v", cond)
+	}
+}
+
+// The scanner's verdicts are evidence: a running image with a fixable
+// critical vulnerability leaves RA-5 and SI-2 not satisfied, and the
+// database the scan used is named among the sources.
+func TestReconcile_ImageScanVerdictsReachTheControls(t *testing.T) {
+	digest := "sha256:64ec77741074de01d168b680d37c2bbe73062cfe6b0d238736c472b6049aadd2"
+	name, err := guardv1alpha1.ImageScanName(digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	scanned := metav1.NewTime(t0.Add(-time.Hour))
+	is := &guardv1alpha1.ImageScan{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec:       guardv1alpha1.ImageScanSpec{Digest: digest, Repository: "registry.example.ca/daaas/etl"},
+		Status: guardv1alpha1.ImageScanStatus{
+			Conditions: []metav1.Condition{{Type: guardv1alpha1.ConditionScanned, Status: metav1.ConditionTrue, Reason: guardv1alpha1.ReasonScanSucceeded, LastTransitionTime: scanned}},
+			Source:     guardv1alpha1.SourceTrivy, Scanner: "Trivy v0.74.0", ScannedAt: &scanned,
+			DB:              &guardv1alpha1.VulnerabilityDB{SchemaVersion: 2, UpdatedAt: metav1.NewTime(t0.Add(-2 * time.Hour))},
+			Vulnerabilities: guardv1alpha1.SeverityCounts{Critical: 1},
+			Fixable:         guardv1alpha1.SeverityCounts{Critical: 1},
+			FixableCriticalHigh: []guardv1alpha1.FixableVulnerability{
+				{ID: "CVE-2099-0001", Severity: "CRITICAL", Package: "busybox", InstalledVersion: "1.37.0-r18", FixedVersion: "1.37.0-r19"}},
+		},
+	}
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "bob", Name: "etl"},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "main", Image: "registry.example.ca/daaas/etl@" + digest}}}}
+	r, c, _ := setup(t, "", nil, is, pod)
+	if _, err := r.Reconcile(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	st := get(t, c).Status
+	got := map[string]string{}
+	for _, ctl := range st.Controls {
+		if ctl.ID == "RA-5" || ctl.ID == "SI-2" {
+			got[ctl.ID] = fmt.Sprintf("%s %d pass %d fail", ctl.Status, ctl.Pass, ctl.Fail)
+		}
+	}
+	// RA-5: scanned, VULN-HIGH and db-age pass, VULN-CRITICAL fails; SI-2
+	// takes the VULN-* pair. The running image is covered.
+	want := map[string]string{"RA-5": "not-satisfied 3 pass 1 fail", "SI-2": "not-satisfied 1 pass 1 fail"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("controls (-want +got):\n%s", diff)
+	}
+	var src *guardv1alpha1.ComplianceSource
+	for i := range st.Sources {
+		if st.Sources[i].Source == "image-scan" {
+			src = &st.Sources[i]
+		}
+	}
+	if src == nil || !src.Provided || src.Version != "0.74.0" || src.DBVersion != "trivy-db v2" || src.DBUpdatedAt == nil {
+		t.Errorf("image-scan source %+v", src)
 	}
 }
