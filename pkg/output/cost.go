@@ -25,7 +25,7 @@ func CostText(w io.Writer, costs []eval.Cost, baseline time.Duration, objects in
 		}
 		fmt.Fprintf(&b, "%-40s %12s %6.1f%% %11d %8d\n", c.Kind, round(c.PerReview), share, c.Constraints, c.Results)
 	}
-	fmt.Fprintf(&b, "%d objects; decoding a request costs %s; all templates together about %s per review\n",
+	fmt.Fprintf(&b, "%d objects; decoding a request and starting the evaluator costs %s; all templates together about %s per review\n",
 		objects, round(baseline), round(total+baseline))
 	_, err := io.WriteString(w, b.String())
 	return err

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/open-policy-agent/eopa/pkg/iropt"
@@ -83,6 +84,9 @@ func init() { rego.RegisterPlugin(vmTarget, irPlugin{}) }
 // vmProgram is the loaded templates compiled for the VM.
 type vmProgram struct {
 	exe vm.Executable
+	// vms are machines for the program, one per review at a time: a
+	// machine keeps the program's string constants once made.
+	vms sync.Pool
 	// kinds are the templates the program evaluates; the others
 	// (excluded, with the reason) are left to topdown.
 	kinds    map[string]bool
@@ -174,6 +178,7 @@ func buildProgram(caps *ast.Capabilities, templates map[string]*preparedTemplate
 		}
 	}
 	p := &vmProgram{exe: exe, kinds: map[string]bool{}, excluded: excluded}
+	p.vms.New = func() any { return vm.NewVM().WithExecutable(exe) }
 	for kind := range modules {
 		p.kinds[kind] = true
 	}
@@ -191,7 +196,12 @@ func (d *regoDriver) vmRun(ctx context.Context, p *vmProgram, params fjson.Json,
 	data := &vmData{params: params, inventory: inventory}
 	// The VM requires somewhere to count its instructions.
 	_, ctx = vm.WithStatistics(ctx)
-	res, err := vm.NewVM().WithExecutable(p.exe).WithDataNamespace(data).Eval(ctx, "eval", vm.EvalOpts{
+	machine := p.vms.Get().(*vm.VM)
+	defer func() {
+		machine.WithDataNamespace(nil)
+		p.vms.Put(machine)
+	}()
+	res, err := machine.WithDataNamespace(data).Eval(ctx, "eval", vm.EvalOpts{
 		Input:          &input,
 		Cache:          builtins.Cache{},
 		Seed:           rand.Reader,
