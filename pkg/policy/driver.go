@@ -428,8 +428,13 @@ func (d *regoDriver) Query(ctx context.Context, _ string, constraints []*unstruc
 			continue
 		}
 		sorted := responses.Sorted()
+		// One copy of the constraint for all its results in this review.
+		var copied *unstructured.Unstructured
+		if sorted.Len() > 0 {
+			copied = c.DeepCopy()
+		}
 		for i := 0; i < sorted.Len(); i++ {
-			r, err := toResult(c, sorted.Elem(i))
+			r, err := toResult(copied, sorted.Elem(i))
 			if err != nil {
 				return nil, err
 			}
@@ -583,7 +588,8 @@ func hookResponse(key, r *ast.Term) *ast.Term {
 }
 
 // toResult converts a hook response as the framework's drivers.ToResult
-// does: msg must be a string.
+// does: msg must be a string. c is the result's own copy of the
+// constraint.
 func toResult(c *unstructured.Unstructured, resp *ast.Term) (*types.Result, error) {
 	obj := resp.Value.(ast.Object)
 	msg, ok := obj.Get(ast.InternedTerm("msg")).Value.(ast.String)
@@ -597,7 +603,7 @@ func toResult(c *unstructured.Unstructured, resp *ast.Term) (*types.Result, erro
 	return &types.Result{
 		Msg:        string(msg),
 		Metadata:   map[string]interface{}{"details": details},
-		Constraint: c.DeepCopy(),
+		Constraint: c,
 	}, nil
 }
 
