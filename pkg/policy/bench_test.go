@@ -56,7 +56,7 @@ func benchEngine(b *testing.B, n int) *Engine {
 
 // pipelinePodRequest is the admission request the API server sends when a
 // KFP v2 pipeline step's pod is created.
-func pipelinePodRequest(b *testing.B) *admissionv1.AdmissionRequest {
+func pipelinePodRequest(b testing.TB) *admissionv1.AdmissionRequest {
 	b.Helper()
 	docs, err := manifest.ReadFile(filepath.Join("testdata", "bench", "pipeline_pod.yaml"), manifest.Options{})
 	if err != nil {
