@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime"
 	"sort"
 	"strings"
 	"time"
@@ -43,7 +44,9 @@ type ValidatorConfig struct {
 	// (system:serviceaccount:<ns>:<name>); its requests are always allowed,
 	// so the suite never blocks itself.
 	ServiceAccount string
-	// MaxInFlight bounds the reviews evaluated at once; more wait.
+	// MaxInFlight bounds the reviews evaluated at once; more wait. The
+	// default is GOMAXPROCS: evaluation is pure computation, and more at
+	// once only share the processors and lengthen every review.
 	MaxInFlight int
 	// EvalTimeout bounds one review (queueing included); it must stay
 	// below the webhook configuration's timeoutSeconds so that the API
@@ -85,7 +88,7 @@ func NewValidator(cfg ValidatorConfig) (*Validator, error) {
 		return nil, errors.New("admission: the validator needs metrics")
 	}
 	if cfg.MaxInFlight <= 0 {
-		cfg.MaxInFlight = 64
+		cfg.MaxInFlight = runtime.GOMAXPROCS(0)
 	}
 	if cfg.EvalTimeout <= 0 {
 		cfg.EvalTimeout = 2500 * time.Millisecond
