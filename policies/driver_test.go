@@ -33,9 +33,18 @@ func TestDriverMatchesStockDriver(t *testing.T) {
 		return rep
 	}
 	stock := flatten(run(t, policy.WithDriver(func() (drivers.Driver, error) { return stockrego.New() })))
-	for name, opts := range map[string][]policy.Option{"vm": nil, "topdown": {policy.WithTopdownOnly()}} {
+	for name, topdown := range map[string]bool{"vm": false, "topdown": true} {
 		t.Run(name, func(t *testing.T) {
+			counts := &policy.EvaluatorCounts{}
+			opts := []policy.Option{policy.WithEvaluatorCounts(counts)}
+			if topdown {
+				opts = append(opts, policy.WithTopdownOnly())
+			}
 			ours := flatten(run(t, opts...))
+			// Each evaluation ran where it was meant to.
+			if vm, td := counts.VM.Load(), counts.Topdown.Load(); (topdown && vm > 0) || (!topdown && (vm == 0 || td > 0)) {
+				t.Errorf("constraint evaluations: %d by the VM, %d by topdown", vm, td)
+			}
 			if len(ours) < 370 {
 				t.Fatalf("only %d cases ran", len(ours))
 			}

@@ -66,6 +66,7 @@ type regoDriver struct {
 	capabilities *ast.Capabilities
 	tracing      bool
 	printHook    print.Hook
+	counts       *EvaluatorCounts
 
 	// The VM program of the loaded templates and the constraints'
 	// parameters for it, built on the first review after a change (nil
@@ -125,7 +126,8 @@ func newRegoDriver(o options) (*regoDriver, error) {
 		capabilities: caps,
 		tracing:      o.tracing,
 		printHook:    o.printHook,
-		useVM:        !o.noVM && o.printHook == nil,
+		useVM:        !o.noVM,
+		counts:       o.counts,
 	}, nil
 }
 
@@ -169,15 +171,16 @@ func (d *regoDriver) AddTemplate(ctx context.Context, ct *templates.ConstraintTe
 	}
 	d.mu.Lock()
 	d.templates[kind] = pt
-	d.prog.Store(nil)
 	d.mu.Unlock()
 	d.buildSoon()
 	return nil
 }
 
-// buildSoon builds the VM program in the background shortly after the
-// templates change, so that the first review after a change seldom pays
-// for it; templates added together (at start) are built once.
+// buildSoon rebuilds the VM program in the background shortly after the
+// templates change; templates changed together (at start) are built once.
+// Until then reviews keep the program they have, and topdown evaluates
+// the templates changed since it was built: a change applies at once, and
+// no review waits for a build.
 func (d *regoDriver) buildSoon() {
 	if !d.useVM || !d.building.CompareAndSwap(false, true) {
 		return
@@ -186,7 +189,9 @@ func (d *regoDriver) buildSoon() {
 		d.building.Store(false)
 		d.mu.RLock()
 		defer d.mu.RUnlock()
-		d.program()
+		d.progMu.Lock()
+		defer d.progMu.Unlock()
+		d.prog.Store(buildProgram(d.capabilities, d.printHook != nil, d.templates))
 	})
 }
 
@@ -278,7 +283,6 @@ func (d *regoDriver) RemoveTemplate(_ context.Context, ct *templates.ConstraintT
 	d.mu.Lock()
 	delete(d.templates, kind)
 	delete(d.params, kind)
-	d.prog.Store(nil)
 	d.vmParams.Store(nil)
 	d.mu.Unlock()
 	d.buildSoon()
@@ -417,15 +421,23 @@ func (d *regoDriver) Query(ctx context.Context, _ string, constraints []*unstruc
 			ast.Item(ast.InternedTerm("name"), ast.StringTerm(c.GetName())),
 		)
 		responses := ast.NewSet()
-		if prog != nil && prog.kinds[kind] {
+		if prog.evaluates(kind, t) {
+			if d.counts != nil {
+				d.counts.VM.Add(1)
+			}
 			for _, r := range vmResults[[2]string{kind, c.GetName()}] {
 				if resp := hookResponse(key, r); resp != nil {
 					responses.Add(resp)
 				}
 			}
-		} else if err := d.topdownEval(ctx, t, params, reviewTerm, key, responses, txn, cancel, tracing, &trace); err != nil {
-			results = append(results, errorResult(c, err))
-			continue
+		} else {
+			if d.counts != nil {
+				d.counts.Topdown.Add(1)
+			}
+			if err := d.topdownEval(ctx, t, params, reviewTerm, key, responses, txn, cancel, tracing, &trace); err != nil {
+				results = append(results, errorResult(c, err))
+				continue
+			}
 		}
 		sorted := responses.Sorted()
 		// One copy of the constraint for all its results in this review.
@@ -483,9 +495,10 @@ func (d *regoDriver) topdownEval(ctx context.Context, t *preparedTemplate, param
 	return err
 }
 
-// program returns the VM program of the loaded templates, building it
-// after a change. The caller holds d.mu for reading, so the templates
-// cannot change meanwhile.
+// program returns the VM program, building it when there is none yet (the
+// first review pays for it; later changes are built in the background).
+// The caller holds d.mu for reading, so the templates cannot change
+// meanwhile.
 func (d *regoDriver) program() *vmProgram {
 	if p := d.prog.Load(); p != nil {
 		return p
@@ -495,7 +508,7 @@ func (d *regoDriver) program() *vmProgram {
 	if p := d.prog.Load(); p != nil {
 		return p
 	}
-	p := buildProgram(d.capabilities, d.templates)
+	p := buildProgram(d.capabilities, d.printHook != nil, d.templates)
 	d.prog.Store(p)
 	return p
 }
@@ -533,7 +546,7 @@ func (d *regoDriver) vmReview(ctx context.Context, prog *vmProgram, constraints 
 	byKind := map[string][]*ast.Term{}
 	for _, c := range constraints {
 		kind := c.GetKind()
-		if prog.kinds[kind] && d.params[kind][c.GetName()] != nil {
+		if prog.evaluates(kind, d.templates[kind]) && d.params[kind][c.GetName()] != nil {
 			byKind[kind] = append(byKind[kind], ast.StringTerm(c.GetName()))
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	constraintclient "github.com/open-policy-agent/frameworks/constraint/pkg/client"
 	"github.com/open-policy-agent/frameworks/constraint/pkg/client/drivers"
@@ -56,6 +57,7 @@ type options struct {
 	printHook         print.Hook
 	allowNetwork      bool
 	noVM              bool
+	counts            *EvaluatorCounts
 	newDriver         func() (drivers.Driver, error)
 }
 
@@ -85,6 +87,15 @@ func WithDriver(newDriver func() (drivers.Driver, error)) Option {
 
 // WithNetworkBuiltins allows http.send and net.lookup_ip_addr.
 func WithNetworkBuiltins(allow bool) Option { return func(o *options) { o.allowNetwork = allow } }
+
+// EvaluatorCounts counts constraint evaluations by the evaluator that ran
+// them.
+type EvaluatorCounts struct {
+	VM, Topdown atomic.Int64
+}
+
+// WithEvaluatorCounts counts each constraint evaluation in c.
+func WithEvaluatorCounts(c *EvaluatorCounts) Option { return func(o *options) { o.counts = c } }
 
 // WithTopdownOnly evaluates every template with OPA's topdown evaluator,
 // never with the VM: the reference the VM is compared against.

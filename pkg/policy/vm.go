@@ -28,7 +28,7 @@ import (
 // its intermediate representation, the same one OPA compiles to Wasm; the
 // VM interprets that, several times faster than topdown walks the AST
 // (docs/performance.md). Topdown remains the reference: it evaluates
-// reviews that are traced or print, templates the planner cannot take, and
+// reviews that are traced, templates the planner cannot take, and
 // any review whose VM run fails, so a template's runtime error is reported
 // for its constraint exactly as before.
 
@@ -87,9 +87,10 @@ type vmProgram struct {
 	// vms are machines for the program, one per review at a time: a
 	// machine keeps the program's string constants once made.
 	vms sync.Pool
-	// kinds are the templates the program evaluates; the others
-	// (excluded, with the reason) are left to topdown.
-	kinds    map[string]bool
+	// kinds are the templates the program evaluates, as they were when
+	// it was built: a template changed since is left to topdown until the
+	// program is rebuilt, as are the excluded ones (with the reason).
+	kinds    map[string]*preparedTemplate
 	excluded map[string]error
 }
 
@@ -110,8 +111,8 @@ func hookModule(kinds []string) (*ast.Module, error) {
 }
 
 // compileProgram compiles the given templates' modules (by kind) into one
-// VM program.
-func compileProgram(caps *ast.Capabilities, modules map[string][]*ast.Module) (vm.Executable, error) {
+// VM program; with print, their print statements reach the print hook.
+func compileProgram(caps *ast.Capabilities, print bool, modules map[string][]*ast.Module) (vm.Executable, error) {
 	kinds := make([]string, 0, len(modules))
 	for k := range modules {
 		kinds = append(kinds, k)
@@ -127,14 +128,14 @@ func compileProgram(caps *ast.Capabilities, modules map[string][]*ast.Module) (v
 			all[fmt.Sprintf("%s/%d", k, i)] = m.Copy()
 		}
 	}
-	compiler := ast.NewCompiler().WithCapabilities(caps)
+	compiler := ast.NewCompiler().WithCapabilities(caps).WithEnablePrintStatements(print)
 	compiler.Compile(all)
 	if compiler.Failed() {
 		return nil, compiler.Errors
 	}
 	capture := &planCapture{}
 	ctx := context.WithValue(context.Background(), planCaptureKey{}, capture)
-	r := rego.New(rego.Query(vmQuery), rego.Compiler(compiler), rego.Target(vmTarget), rego.Capabilities(caps))
+	r := rego.New(rego.Query(vmQuery), rego.Compiler(compiler), rego.Target(vmTarget), rego.Capabilities(caps), rego.EnablePrintStatements(print))
 	if _, err := r.PrepareForEval(ctx); err != nil {
 		return nil, err
 	}
@@ -151,7 +152,7 @@ func compileProgram(caps *ast.Capabilities, modules map[string][]*ast.Module) (v
 // buildProgram compiles every template that has VM modules. When the whole
 // set does not compile, each template is tried alone and those that fail
 // are left to topdown.
-func buildProgram(caps *ast.Capabilities, templates map[string]*preparedTemplate) *vmProgram {
+func buildProgram(caps *ast.Capabilities, print bool, templates map[string]*preparedTemplate) *vmProgram {
 	modules := map[string][]*ast.Module{}
 	excluded := map[string]error{}
 	for kind, t := range templates {
@@ -161,28 +162,33 @@ func buildProgram(caps *ast.Capabilities, templates map[string]*preparedTemplate
 		}
 		modules[kind] = t.vmModules
 	}
-	exe, err := compileProgram(caps, modules)
+	exe, err := compileProgram(caps, print, modules)
 	if err != nil {
 		for kind, mods := range modules {
-			if _, err := compileProgram(caps, map[string][]*ast.Module{kind: mods}); err != nil {
+			if _, err := compileProgram(caps, print, map[string][]*ast.Module{kind: mods}); err != nil {
 				excluded[kind] = err
 				delete(modules, kind)
 			}
 		}
-		exe, err = compileProgram(caps, modules)
+		exe, err = compileProgram(caps, print, modules)
 		if err != nil {
 			for kind := range modules {
 				excluded[kind] = err
 			}
-			return &vmProgram{kinds: map[string]bool{}, excluded: excluded}
+			return &vmProgram{kinds: map[string]*preparedTemplate{}, excluded: excluded}
 		}
 	}
-	p := &vmProgram{exe: exe, kinds: map[string]bool{}, excluded: excluded}
+	p := &vmProgram{exe: exe, kinds: map[string]*preparedTemplate{}, excluded: excluded}
 	p.vms.New = func() any { return vm.NewVM().WithExecutable(exe) }
 	for kind := range modules {
-		p.kinds[kind] = true
+		p.kinds[kind] = templates[kind]
 	}
 	return p
+}
+
+// evaluates says whether the program evaluates the template as it is now.
+func (p *vmProgram) evaluates(kind string, t *preparedTemplate) bool {
+	return p != nil && t != nil && p.kinds[kind] == t
 }
 
 // vmRun evaluates the matched constraints of a review in one VM run and
@@ -207,6 +213,7 @@ func (d *regoDriver) vmRun(ctx context.Context, p *vmProgram, params fjson.Json,
 		Seed:           rand.Reader,
 		Capabilities:   d.capabilities,
 		ExternalCancel: cancel,
+		PrintHook:      d.printHook,
 	})
 	if err != nil {
 		return nil, err

@@ -2,7 +2,9 @@ package policy
 
 import (
 	"context"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	admissionv1 "k8s.io/api/admission/v1"
@@ -34,17 +36,37 @@ func TestVM_EvaluatesEveryProfileTemplate(t *testing.T) {
 		}
 		kinds = append(kinds, tm.Kind)
 	}
-	d := e.driver.(*regoDriver)
-	d.mu.RLock()
-	p := d.program()
-	d.mu.RUnlock()
+	// Templates added over more than the build delay may be built in more
+	// than one go: wait for the program that has them all.
+	p := waitForProgram(t, e, kinds...)
 	for kind, err := range p.excluded {
 		t.Errorf("%s is left to topdown: %v", kind, err)
 	}
-	for _, kind := range kinds {
-		if !p.kinds[kind] {
-			t.Errorf("%s is not in the VM program", kind)
+}
+
+// waitForProgram waits until the engine's VM program evaluates the given
+// templates as they are now, and returns it.
+func waitForProgram(t *testing.T, e *Engine, kinds ...string) *vmProgram {
+	t.Helper()
+	d := e.driver.(*regoDriver)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		d.mu.RLock()
+		p := d.program()
+		var missing []string
+		for _, kind := range kinds {
+			if !p.evaluates(kind, d.templates[kind]) {
+				missing = append(missing, kind)
+			}
 		}
+		d.mu.RUnlock()
+		if len(missing) == 0 {
+			return p
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the VM program does not evaluate %v", missing)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -107,6 +129,88 @@ func TestVM_RuntimeErrorIsReportedForItsConstraintOnly(t *testing.T) {
 			}
 			if diff := cmp.Diff(tc.want, vm); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// A changed template applies to the very next review: topdown evaluates it
+// until the VM program is rebuilt in the background, then the VM does.
+func TestVM_ChangedTemplateAppliesAtOnce(t *testing.T) {
+	ctx := context.Background()
+	e := newEngine(t, echoTemplate)
+	addConstraint(t, e, constraint("K8sEcho", "echo", "  match:\n    kinds: [{apiGroups: [\"\"], kinds: [Pod]}]\n"))
+	review := func() []string {
+		t.Helper()
+		resp, err := e.Review(ctx, request(t, admissionv1.Create, podObj("alice", "nb", nil), nil), AtEnforcementPoint(EnforcementPointWebhook))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return messages(resp)
+	}
+	if diff := cmp.Diff([]string{"CREATE Pod/nb"}, review()); diff != "" {
+		t.Fatalf("before the change (-want +got):\n%s", diff)
+	}
+	changed := strings.Replace(echoTemplate, `msg := sprintf("%v %v/%v"`, `msg := sprintf("changed: %v %v/%v"`, 1)
+	d := doc(t, changed)
+	tm, err := NewTemplate(d.Object, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.AddTemplate(ctx, tm); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"changed: CREATE Pod/nb"}
+	if diff := cmp.Diff(want, review()); diff != "" {
+		t.Errorf("right after the change (-want +got):\n%s", diff)
+	}
+	waitForProgram(t, e, "K8sEcho")
+	if diff := cmp.Diff(want, review()); diff != "" {
+		t.Errorf("after the rebuild (-want +got):\n%s", diff)
+	}
+}
+
+// print statements reach the print output from the VM as from topdown.
+func TestVM_PrintStatements(t *testing.T) {
+	const printTemplate = `apiVersion: templates.gatekeeper.sh/v1
+kind: ConstraintTemplate
+metadata:
+  name: k8sprint
+spec:
+  crd:
+    spec:
+      names:
+        kind: K8sPrint
+  targets:
+    - target: admission.k8s.gatekeeper.sh
+      code:
+        - engine: Rego
+          source:
+            version: v1
+            rego: |
+              package k8sprint
+              violation contains {"msg": "seen"} if {
+                print("reviewing", input.review.object.metadata.name)
+              }
+`
+	for name, opts := range map[string][]Option{"vm": nil, "topdown": {WithTopdownOnly()}} {
+		t.Run(name, func(t *testing.T) {
+			var out strings.Builder
+			counts := &EvaluatorCounts{}
+			e := newEngineWith(t, append(opts, WithPrintOutput(&out), WithEvaluatorCounts(counts)), printTemplate)
+			addConstraint(t, e, constraint("K8sPrint", "print", "  match:\n    kinds: [{apiGroups: [\"\"], kinds: [Pod]}]\n"))
+			resp, err := e.Review(context.Background(), request(t, admissionv1.Create, podObj("alice", "nb", nil), nil), AtEnforcementPoint(EnforcementPointWebhook))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff([]string{"seen"}, messages(resp)); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+			if !strings.Contains(out.String(), "reviewing nb") {
+				t.Errorf("print output %q, want it to say %q", out.String(), "reviewing nb")
+			}
+			if vm := counts.VM.Load(); (name == "vm") != (vm > 0) {
+				t.Errorf("%d evaluations by the VM", vm)
 			}
 		})
 	}
