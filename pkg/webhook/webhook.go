@@ -174,7 +174,8 @@ func Setup(mgr manager.Manager, cfg Config) (*Webhook, error) {
 		return nil, errors.New("webhook: the namespace it runs in is required")
 	}
 	log := cfg.Log
-	engine, err := policy.New(policy.WithEnforcementPoints(policy.EnforcementPointWebhook))
+	counts := &policy.EvaluatorCounts{}
+	engine, err := policy.New(policy.WithEnforcementPoints(policy.EnforcementPointWebhook), policy.WithEvaluatorCounts(counts))
 	if err != nil {
 		return nil, err
 	}
@@ -188,6 +189,15 @@ func Setup(mgr manager.Manager, cfg Config) (*Webhook, error) {
 	reg := cfg.Metrics
 	if reg == nil {
 		reg = crmetrics.Registry
+	}
+	// Evaluations by topdown mean a template the VM cannot run, traced
+	// reviews, or VM runs that failed: worth seeing on a dashboard.
+	for evaluator, n := range map[string]*atomic.Int64{"vm": &counts.VM, "topdown": &counts.Topdown} {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "daaas_guard_engine_constraint_evaluations_total",
+			Help:        "Constraint evaluations, by the evaluator that ran them (vm, or topdown where the VM could not).",
+			ConstLabels: prometheus.Labels{"evaluator": evaluator},
+		}, func() float64 { return float64(n.Load()) }))
 	}
 	cm := controllers.NewMetrics(reg)
 	constraints := &controllers.ConstraintReconciler{Client: mgr.GetClient(), Engine: engine, Tracker: w.Tracker,
