@@ -215,3 +215,35 @@ spec:
 		})
 	}
 }
+
+// A template with libraries that reads referential data runs on the VM,
+// with the results topdown gives.
+func TestVM_LibrariesAndInventory(t *testing.T) {
+	ctx := context.Background()
+	ns := doc(t, "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: alice\n  labels:\n    app.kubernetes.io/part-of: kubeflow-profile\n").Object
+	review := func(opts ...Option) []string {
+		t.Helper()
+		e := newEngineWith(t, opts, guardrailsTemplate)
+		addConstraint(t, e, constraint("K8sGuardrails", "netpol", "  match:\n    kinds: [{apiGroups: [\"\"], kinds: [Pod]}]\n  parameters:\n    policy: default-deny\n"))
+		if err := e.AddData(ctx, ns); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := e.Review(ctx, podObj("alice", "nb", nil), AtEnforcementPoint(EnforcementPointAudit))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return messages(resp)
+	}
+	counts := &EvaluatorCounts{}
+	vm := review(WithEvaluatorCounts(counts))
+	if n, td := counts.VM.Load(), counts.Topdown.Load(); n != 1 || td != 0 {
+		t.Errorf("evaluations: %d by the VM, %d by topdown; want 1 by the VM", n, td)
+	}
+	want := []string{"namespace alice has no NetworkPolicy default-deny"}
+	if diff := cmp.Diff(want, vm); diff != "" {
+		t.Errorf("VM (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(want, review(WithTopdownOnly())); diff != "" {
+		t.Errorf("topdown (-want +got):\n%s", diff)
+	}
+}
