@@ -2,6 +2,8 @@ package policy
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -245,5 +247,59 @@ func TestVM_LibrariesAndInventory(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, review(WithTopdownOnly())); diff != "" {
 		t.Errorf("topdown (-want +got):\n%s", diff)
+	}
+}
+
+// Reviews run concurrently with template, constraint and data changes
+// (run with -race): the pooled machines and the program swap are safe.
+func TestVM_ConcurrentReviewsAndChanges(t *testing.T) {
+	ctx := context.Background()
+	e := newEngine(t, echoTemplate, guardrailsTemplate)
+	addConstraint(t, e, constraint("K8sEcho", "echo", "  match:\n    kinds: [{apiGroups: [\"\"], kinds: [Pod]}]\n"))
+	addConstraint(t, e, constraint("K8sGuardrails", "netpol", "  match:\n    kinds: [{apiGroups: [\"\"], kinds: [Pod]}]\n  parameters:\n    policy: default-deny\n"))
+	stop := make(chan struct{})
+	errs := make(chan error, 8)
+	for i := 0; i < 8; i++ {
+		go func() {
+			for {
+				select {
+				case <-stop:
+					errs <- nil
+					return
+				default:
+				}
+				resp, err := e.Review(ctx, request(t, admissionv1.Create, podObj("alice", "nb", nil), nil), AtEnforcementPoint(EnforcementPointWebhook))
+				if err != nil {
+					errs <- err
+					return
+				}
+				if len(resp.Results) == 0 {
+					errs <- errors.New("a review without results")
+					return
+				}
+			}
+		}()
+	}
+	for i := 0; i < 20; i++ {
+		addConstraint(t, e, constraint("K8sEcho", fmt.Sprintf("echo-%d", i), "  match:\n    kinds: [{apiGroups: [\"\"], kinds: [Pod]}]\n"))
+		d := doc(t, echoTemplate)
+		tm, err := NewTemplate(d.Object, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.AddTemplate(ctx, tm); err != nil {
+			t.Fatal(err)
+		}
+		ns := doc(t, fmt.Sprintf("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ns-%d\n", i)).Object
+		if err := e.AddData(ctx, ns); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(stop)
+	for i := 0; i < 8; i++ {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
 	}
 }
