@@ -68,9 +68,10 @@ type regoDriver struct {
 	printHook    print.Hook
 	counts       *EvaluatorCounts
 
-	// The VM program of the loaded templates and the constraints'
-	// parameters for it, built on the first review after a change (nil
-	// until then); progMu serialises the building.
+	// The VM program of the loaded templates (built by the first review,
+	// rebuilt in the background after changes) and the constraints'
+	// parameters for it (converted by the first review after a change);
+	// progMu serialises the building of both.
 	useVM    bool
 	progMu   sync.Mutex
 	prog     atomic.Pointer[vmProgram]
@@ -601,8 +602,8 @@ func hookResponse(key, r *ast.Term) *ast.Term {
 }
 
 // toResult converts a hook response as the framework's drivers.ToResult
-// does: msg must be a string. c is the result's own copy of the
-// constraint.
+// does: msg must be a string. c is the copy of the constraint that the
+// constraint's results in this review share.
 func toResult(c *unstructured.Unstructured, resp *ast.Term) (*types.Result, error) {
 	obj := resp.Value.(ast.Object)
 	msg, ok := obj.Get(ast.InternedTerm("msg")).Value.(ast.String)
