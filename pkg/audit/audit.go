@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -413,16 +412,6 @@ func (a *Auditor) review(ctx context.Context, p *pass, u *unstructured.Unstructu
 		}
 	}
 	return err
-}
-
-// sortedKeys returns the keys of m in order.
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 var errNoReports = errors.New("the wgpolicyk8s.io/v1alpha2 PolicyReport CRDs are not installed")

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -22,7 +24,7 @@ import (
 func (a *Auditor) publish(ctx context.Context, p *pass, start time.Time) {
 	a.metrics.violations.Reset()
 	stamp := start.UTC().Format(time.RFC3339)
-	for _, key := range sortedKeys(p.constraints) {
+	for _, key := range slices.Sorted(maps.Keys(p.constraints)) {
 		c := p.constraints[key]
 		a.metrics.violations.WithLabelValues(c.obj.GetKind(), c.obj.GetName(), c.action).Set(float64(c.violations.total))
 		if err := a.writeStatus(ctx, c, stamp); err != nil {
@@ -86,7 +88,7 @@ func (a *Auditor) writeReports(ctx context.Context, p *pass, ts metav1.Timestamp
 	}
 	metaFor := func(kind string) templateMeta { return metaOf(a.engine.Template(kind)) }
 	withPass := a.o.Reports == ReportAll
-	for _, ns := range sortedKeys(p.reports) {
+	for _, ns := range slices.Sorted(maps.Keys(p.reports)) {
 		if ns == "" {
 			continue
 		}

@@ -3,6 +3,8 @@ package compliance
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -244,7 +246,7 @@ func Build(m *Model, evidence []Evidence, meta Meta, previous ...*Report) *Repor
 			}
 		}
 	}
-	for _, id := range sortedKeys(unknown) {
+	for _, id := range slices.Sorted(maps.Keys(unknown)) {
 		r.Warnings = append(r.Warnings, fmt.Sprintf("%d pieces of evidence name control %q, which the catalogue %q does not list: they count only for the controls it lists", unknown[id], id, m.Catalog.Name))
 	}
 	for _, s := range Sources {
@@ -353,13 +355,4 @@ func ReadReport(name string, data []byte) (*Report, error) {
 // JSON is the report in its JSON form, indented, without a final newline.
 func (r *Report) JSON() ([]byte, error) {
 	return json.MarshalIndent(r, "", "  ")
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 
@@ -201,7 +203,7 @@ func (in *Inputs) addObjects(name string, docs []*manifest.Document, want Kind) 
 	}
 	if len(ignored) > 0 {
 		var parts []string
-		for _, k := range sortedKeys(ignored) {
+		for _, k := range slices.Sorted(maps.Keys(ignored)) {
 			parts = append(parts, fmt.Sprintf("%s (%d)", k, ignored[k]))
 		}
 		in.Warnings = append(in.Warnings, fmt.Sprintf("%s: skipped objects that are not evidence: %s", name, strings.Join(parts, ", ")))

@@ -3,6 +3,8 @@ package evidence
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -126,7 +128,7 @@ func verdictScans(verdicts []ImageScan) ([]*imageScan, []*waitingScan, []*TrivyD
 		}
 	}
 	var dbs []*TrivyDB
-	for _, k := range sortedKeys(builds) {
+	for _, k := range slices.Sorted(maps.Keys(builds)) {
 		dbs = append(dbs, builds[k])
 	}
 	sort.SliceStable(dbs, func(i, j int) bool { return dbs[i].UpdatedAt.Before(dbs[j].UpdatedAt) })

@@ -10,6 +10,8 @@ package evidence
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -251,7 +253,7 @@ func benchInfos(runs []*BenchRun) []compliance.SourceInfo {
 		g.checks += len(r.Checks)
 	}
 	var out []compliance.SourceInfo
-	for _, bench := range sortedKeys(groups) {
+	for _, bench := range slices.Sorted(maps.Keys(groups)) {
 		g := groups[bench]
 		out = append(out, compliance.SourceInfo{Source: compliance.SourceKubeBench, Origin: origins(g.origins), Tool: "kube-bench",
 			Benchmark: orNone(bench),

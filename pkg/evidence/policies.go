@@ -2,6 +2,8 @@ package evidence
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 
@@ -74,7 +76,7 @@ func PolicyEvidence(templates []*policy.Template, origins map[*policy.Template]s
 			})
 		}
 	}
-	for _, kind := range sortedKeys(byKind) {
+	for _, kind := range slices.Sorted(maps.Keys(byKind)) {
 		if known[kind] {
 			continue
 		}
@@ -168,13 +170,4 @@ func excludedNamespaces(u *unstructured.Unstructured) []string {
 	list, _, _ := unstructured.NestedStringSlice(u.Object, "spec", "match", "excludedNamespaces")
 	sort.Strings(list)
 	return list
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

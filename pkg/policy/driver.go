@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -655,7 +657,7 @@ func reviewValue(review interface{}, namespace map[string]interface{}) (*ast.Ter
 // Dump lists the loaded templates and the stored data, for debugging.
 func (d *regoDriver) Dump(ctx context.Context) (string, error) {
 	d.mu.RLock()
-	kinds := sortedKeys(d.templates)
+	kinds := slices.Sorted(maps.Keys(d.templates))
 	params := map[string]map[string]string{}
 	for kind, byName := range d.params {
 		params[kind] = map[string]string{}
@@ -682,7 +684,7 @@ func (d *regoDriver) Dump(ctx context.Context) (string, error) {
 		for kind, err := range p.excluded {
 			excluded[kind] = err.Error()
 		}
-		dump["vm"] = map[string]interface{}{"templates": sortedKeys(p.kinds), "excluded": excluded}
+		dump["vm"] = map[string]interface{}{"templates": slices.Sorted(maps.Keys(p.kinds)), "excluded": excluded}
 	}
 	b, err := json.MarshalIndent(dump, "", "  ")
 	return string(b), err

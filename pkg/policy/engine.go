@@ -13,6 +13,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -230,7 +232,7 @@ func (e *Engine) Constraints() []*unstructured.Unstructured {
 	e.state.RLock()
 	defer e.state.RUnlock()
 	out := make([]*unstructured.Unstructured, 0, len(e.constraints))
-	for _, k := range sortedKeys(e.constraints) {
+	for _, k := range slices.Sorted(maps.Keys(e.constraints)) {
 		out = append(out, e.constraints[k])
 	}
 	return out
@@ -385,16 +387,6 @@ func (e *Engine) Review(ctx context.Context, in interface{}, opts ...ReviewOptio
 		return out, fmt.Errorf("%w: %s %q: %w", ErrReview, r.Kind.Kind, r.Name, rerr)
 	}
 	return out, nil
-}
-
-// sortedKeys returns the keys of m in order.
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // CRD returns the CustomResourceDefinition of a template's constraint kind,
