@@ -194,8 +194,16 @@ func (d *regoDriver) buildSoon() {
 		defer d.mu.RUnlock()
 		d.progMu.Lock()
 		defer d.progMu.Unlock()
-		d.prog.Store(buildProgram(d.capabilities, d.printHook != nil, d.templates))
+		d.build()
 	})
+}
+
+// build compiles the loaded templates into a VM program and makes it the
+// current one. The caller holds d.mu for reading and d.progMu.
+func (d *regoDriver) build() *vmProgram {
+	p := buildProgram(d.capabilities, d.printHook != nil, d.templates)
+	d.prog.Store(p)
+	return p
 }
 
 // packageLayout says where a template's Rego lives once loaded: the
@@ -511,9 +519,7 @@ func (d *regoDriver) program() *vmProgram {
 	if p := d.prog.Load(); p != nil {
 		return p
 	}
-	p := buildProgram(d.capabilities, d.printHook != nil, d.templates)
-	d.prog.Store(p)
-	return p
+	return d.build()
 }
 
 // paramsForVM returns every constraint's parameters as the VM's data
