@@ -12,7 +12,7 @@ import (
 )
 
 // OSCALVersion is the OSCAL version the assessment results follow.
-const OSCALVersion = "1.1.2"
+const OSCALVersion = "1.1.3"
 
 // oscalNS is the namespace of the properties daaas-guard adds.
 const oscalNS = "https://statcan.gc.ca/ns/oscal/daaas-guard"

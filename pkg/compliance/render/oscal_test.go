@@ -4,254 +4,237 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"regexp"
-	"sort"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/statcan/daaas-guard/pkg/compliance"
 )
 
-// The NIST OSCAL JSON schema could not be obtained here (no package
-// registry reachable from this project ships it), so this test checks the
-// assessment-results document against the OSCAL 1.1 model's rules as
-// NIST's reference documents them: the fields each object may and must
-// have, the allowed values, and the UUID, date-time, token and string
-// patterns. Replace it with schema validation once the schema is vendored
-// under testdata.
+// oscalSchemaFile is NIST's OSCAL 1.1.3 JSON schema (all models in one
+// file); testdata/oscal/README.md says where the copy comes from.
+var oscalSchemaFile = filepath.Join("testdata", "oscal", "oscal_complete_schema-1.1.3.json")
 
-var (
-	oscalUUID     = regexp.MustCompile(`^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[45][0-9A-Fa-f]{3}-[89ABab][0-9A-Fa-f]{3}-[0-9A-Fa-f]{12}$`)
-	oscalDateTime = regexp.MustCompile(`^(((2000|2400|2800|(19|2[0-9](0[48]|[2468][048]|[13579][26])))-02-29)|(((19|2[0-9])[0-9]{2})-02-(0[1-9]|1[0-9]|2[0-8]))|(((19|2[0-9])[0-9]{2})-(0[13578]|10|12)-(0[1-9]|[12][0-9]|3[01]))|(((19|2[0-9])[0-9]{2})-(0[469]|11)-(0[1-9]|[12][0-9]|30)))T(2[0-3]|[01][0-9]):([0-5][0-9]):([0-5][0-9])(\.[0-9]+)?(Z|(-((0[0-9]|1[0-2]):00|0[39]:30)|\+((0[0-9]|1[0-4]):00|(0[34569]|10):30|(0[58]|12):45)))$`)
-	oscalToken    = regexp.MustCompile(`^(\p{L}|_)(\p{L}|\p{N}|[.\-_])*$`)
-	oscalString   = regexp.MustCompile(`^\S(.*\S)?$`)
-)
+var oscalSchema = sync.OnceValues(func() (*jsonschema.Schema, error) {
+	raw, err := os.ReadFile(oscalSchemaFile)
+	if err != nil {
+		return nil, err
+	}
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", oscalSchemaFile, err)
+	}
+	// The schema's root accepts any OSCAL model; validate against the
+	// assessment-results branch only, so a catalog would not pass and the
+	// errors name the assessment-results fields.
+	var root struct {
+		OneOf []struct {
+			Required []string `json:"required"`
+		} `json:"oneOf"`
+	}
+	if err := json.Unmarshal(raw, &root); err != nil {
+		return nil, err
+	}
+	branch := slices.IndexFunc(root.OneOf, func(b struct {
+		Required []string `json:"required"`
+	}) bool {
+		return slices.Contains(b.Required, "assessment-results")
+	})
+	if branch < 0 {
+		return nil, fmt.Errorf("%s: no assessment-results model under oneOf", oscalSchemaFile)
+	}
+	abs, err := filepath.Abs(oscalSchemaFile)
+	if err != nil {
+		return nil, err
+	}
+	c := jsonschema.NewCompiler()
+	c.DefaultDraft(jsonschema.Draft7)
+	// Formats (date-time, uri, uri-reference, email) are checked too, not
+	// only annotated as draft-07 allows.
+	c.AssertFormat()
+	if err := c.AddResource(abs, doc); err != nil {
+		return nil, err
+	}
+	return c.Compile(fmt.Sprintf("%s#/oneOf/%d", abs, branch))
+})
 
-// oscalFields lists, per object, the fields OSCAL 1.1 allows and (first,
-// before "|") those it requires.
-var oscalFields = map[string]string{
-	"document":            "assessment-results|",
-	"assessment-results":  "uuid metadata import-ap results|local-definitions back-matter",
-	"metadata":            "title last-modified version oscal-version|published revisions document-ids props links roles locations parties responsible-parties actions remarks",
-	"prop":                "name value|uuid ns class group remarks",
-	"import-ap":           "href|remarks",
-	"result":              "uuid title description start reviewed-controls|props links end local-definitions attestations assessment-log observations risks findings remarks",
-	"reviewed-controls":   "control-selections|description props links control-objective-selections remarks",
-	"control-selection":   "|description props links include-all include-controls exclude-controls remarks",
-	"include-control":     "control-id|statement-ids",
-	"observation":         "uuid description methods collected|title props links types origins subjects relevant-evidence expires remarks",
-	"relevant-evidence":   "description|href props links remarks",
-	"finding":             "uuid title description target|props links origins implementation-statement-uuid related-observations related-risks remarks",
-	"target":              "type target-id status|title description props links implementation-status remarks",
-	"status":              "state|reason remarks",
-	"related-observation": "observation-uuid|",
-	"back-matter":         "|resources",
-	"resource":            "uuid|title description props document-ids citation rlinks base64 remarks",
-}
-
-type oscalChecker struct {
-	errs  []string
-	uuids map[string]string
-}
-
-func (c *oscalChecker) fail(path, format string, args ...interface{}) {
-	c.errs = append(c.errs, path+": "+fmt.Sprintf(format, args...))
-}
-
-// object checks an object's fields and returns it.
-func (c *oscalChecker) object(path, kind string, v interface{}) map[string]interface{} {
-	m, ok := v.(map[string]interface{})
-	if !ok {
-		c.fail(path, "want a %s object, found %T", kind, v)
-		return nil
-	}
-	spec := strings.SplitN(oscalFields[kind], "|", 2)
-	allowed := map[string]bool{}
-	for _, f := range strings.Fields(spec[0]) {
-		allowed[f] = true
-		if _, ok := m[f]; !ok {
-			c.fail(path, "%s: required field %q missing", kind, f)
-		}
-	}
-	for _, f := range strings.Fields(spec[1]) {
-		allowed[f] = true
-	}
-	for k := range m {
-		if !allowed[k] {
-			c.fail(path, "%s: field %q is not in the OSCAL model", kind, k)
-		}
-	}
-	return m
-}
-
-func (c *oscalChecker) list(path string, v interface{}, min int) []interface{} {
-	l, ok := v.([]interface{})
-	if !ok && v != nil {
-		c.fail(path, "want an array, found %T", v)
-	}
-	if len(l) < min {
-		c.fail(path, "want at least %d items, found %d", min, len(l))
-	}
-	return l
-}
-
-func (c *oscalChecker) str(path string, v interface{}, re *regexp.Regexp) string {
-	s, ok := v.(string)
-	if !ok {
-		c.fail(path, "want a string, found %T", v)
-		return ""
-	}
-	if re != nil && !re.MatchString(s) {
-		c.fail(path, "%q does not match %s", s, re)
-	}
-	return s
-}
-
-func (c *oscalChecker) uuid(path string, v interface{}) string {
-	s := c.str(path, v, oscalUUID)
-	if prev, dup := c.uuids[s]; dup {
-		c.fail(path, "UUID %s is already used at %s", s, prev)
-	}
-	c.uuids[s] = path
-	return s
-}
-
-func (c *oscalChecker) oneOf(path string, v interface{}, values ...string) {
-	s := c.str(path, v, oscalToken)
-	for _, ok := range values {
-		if s == ok {
-			return
-		}
-	}
-	c.fail(path, "%q is not one of %v", s, values)
-}
-
-func (c *oscalChecker) props(path string, v interface{}) {
-	for i, p := range c.list(path, v, 0) {
-		pp := fmt.Sprintf("%s[%d]", path, i)
-		m := c.object(pp, "prop", p)
-		c.str(pp+".name", m["name"], oscalToken)
-		c.str(pp+".value", m["value"], oscalString)
-	}
-}
-
-func checkOSCAL(t *testing.T, data []byte) []string {
+// validateOSCAL returns the schema's verdict on an OSCAL document.
+func validateOSCAL(t *testing.T, data []byte) error {
 	t.Helper()
-	var doc interface{}
+	schema, err := oscalSchema()
+	if err != nil {
+		t.Fatalf("OSCAL schema: %v", err)
+	}
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
+	if err != nil {
+		t.Fatalf("the OSCAL output is not JSON: %v", err)
+	}
+	return schema.Validate(doc)
+}
+
+// checkOSCALReferences checks what a JSON schema cannot express: that
+// UUIDs are unique in the document and that references resolve.
+func checkOSCALReferences(t *testing.T, data []byte) []string {
+	t.Helper()
+	var doc struct {
+		AR struct {
+			UUID     string `json:"uuid"`
+			ImportAP struct {
+				Href string `json:"href"`
+			} `json:"import-ap"`
+			Results []struct {
+				UUID         string `json:"uuid"`
+				Observations []struct {
+					UUID string `json:"uuid"`
+				} `json:"observations"`
+				Findings []struct {
+					UUID                string `json:"uuid"`
+					RelatedObservations []struct {
+						ObservationUUID string `json:"observation-uuid"`
+					} `json:"related-observations"`
+				} `json:"findings"`
+			} `json:"results"`
+			BackMatter struct {
+				Resources []struct {
+					UUID string `json:"uuid"`
+				} `json:"resources"`
+			} `json:"back-matter"`
+		} `json:"assessment-results"`
+	}
 	if err := json.Unmarshal(data, &doc); err != nil {
 		t.Fatal(err)
 	}
-	c := &oscalChecker{uuids: map[string]string{}}
-	top := c.object("$", "document", doc)
-	ar := c.object("assessment-results", "assessment-results", top["assessment-results"])
-	c.uuid("assessment-results.uuid", ar["uuid"])
-	md := c.object("metadata", "metadata", ar["metadata"])
-	c.str("metadata.title", md["title"], oscalString)
-	c.str("metadata.last-modified", md["last-modified"], oscalDateTime)
-	c.str("metadata.version", md["version"], oscalString)
-	c.str("metadata.oscal-version", md["oscal-version"], regexp.MustCompile(`^1\.1\.[0-9]+$`))
-	c.props("metadata.props", md["props"])
-
+	var errs []string
+	seen := map[string]string{}
+	use := func(path, id string) {
+		if prev, dup := seen[id]; dup {
+			errs = append(errs, fmt.Sprintf("%s: UUID %s is already used at %s", path, id, prev))
+		}
+		seen[id] = path
+	}
+	use("assessment-results.uuid", doc.AR.UUID)
 	resources := map[string]bool{}
-	if bm := c.object("back-matter", "back-matter", ar["back-matter"]); bm != nil {
-		for i, r := range c.list("back-matter.resources", bm["resources"], 1) {
-			rm := c.object(fmt.Sprintf("back-matter.resources[%d]", i), "resource", r)
-			resources[c.uuid(fmt.Sprintf("back-matter.resources[%d].uuid", i), rm["uuid"])] = true
-		}
+	for i, r := range doc.AR.BackMatter.Resources {
+		use(fmt.Sprintf("back-matter.resources[%d].uuid", i), r.UUID)
+		resources[r.UUID] = true
 	}
-	ap := c.object("import-ap", "import-ap", ar["import-ap"])
-	if href := c.str("import-ap.href", ap["href"], nil); !resources[strings.TrimPrefix(href, "#")] {
-		c.fail("import-ap.href", "%q names no back-matter resource", href)
+	if href := doc.AR.ImportAP.Href; !resources[strings.TrimPrefix(href, "#")] {
+		errs = append(errs, fmt.Sprintf("import-ap.href: %q names no back-matter resource", href))
 	}
-
-	for i, res := range c.list("results", ar["results"], 1) {
+	for i, r := range doc.AR.Results {
 		rp := fmt.Sprintf("results[%d]", i)
-		r := c.object(rp, "result", res)
-		c.uuid(rp+".uuid", r["uuid"])
-		c.str(rp+".title", r["title"], oscalString)
-		c.str(rp+".start", r["start"], oscalDateTime)
-		c.props(rp+".props", r["props"])
-		rc := c.object(rp+".reviewed-controls", "reviewed-controls", r["reviewed-controls"])
-		for j, sel := range c.list(rp+".reviewed-controls.control-selections", rc["control-selections"], 1) {
-			sp := fmt.Sprintf("%s.reviewed-controls.control-selections[%d]", rp, j)
-			s := c.object(sp, "control-selection", sel)
-			for k, ic := range c.list(sp+".include-controls", s["include-controls"], 1) {
-				ip := fmt.Sprintf("%s.include-controls[%d]", sp, k)
-				c.str(ip+".control-id", c.object(ip, "include-control", ic)["control-id"], oscalToken)
-			}
-		}
+		use(rp+".uuid", r.UUID)
 		observations := map[string]bool{}
-		for j, o := range c.list(rp+".observations", r["observations"], 0) {
-			op := fmt.Sprintf("%s.observations[%d]", rp, j)
-			om := c.object(op, "observation", o)
-			observations[c.uuid(op+".uuid", om["uuid"])] = true
-			c.str(op+".collected", om["collected"], oscalDateTime)
-			c.props(op+".props", om["props"])
-			for k, m := range c.list(op+".methods", om["methods"], 1) {
-				c.oneOf(fmt.Sprintf("%s.methods[%d]", op, k), m, "EXAMINE", "INTERVIEW", "TEST", "UNKNOWN")
-			}
-			for k, re := range c.list(op+".relevant-evidence", om["relevant-evidence"], 0) {
-				c.object(fmt.Sprintf("%s.relevant-evidence[%d]", op, k), "relevant-evidence", re)
-			}
+		for j, o := range r.Observations {
+			use(fmt.Sprintf("%s.observations[%d].uuid", rp, j), o.UUID)
+			observations[o.UUID] = true
 		}
-		for j, f := range c.list(rp+".findings", r["findings"], 0) {
+		for j, f := range r.Findings {
 			fp := fmt.Sprintf("%s.findings[%d]", rp, j)
-			fm := c.object(fp, "finding", f)
-			c.uuid(fp+".uuid", fm["uuid"])
-			c.props(fp+".props", fm["props"])
-			tm := c.object(fp+".target", "target", fm["target"])
-			c.oneOf(fp+".target.type", tm["type"], "statement-id", "objective-id")
-			c.str(fp+".target.target-id", tm["target-id"], oscalToken)
-			st := c.object(fp+".target.status", "status", tm["status"])
-			c.oneOf(fp+".target.status.state", st["state"], "satisfied", "not-satisfied")
-			if reason, ok := st["reason"]; ok {
-				c.oneOf(fp+".target.status.reason", reason, "pass", "fail", "other")
-			}
-			for k, ro := range c.list(fp+".related-observations", fm["related-observations"], 0) {
-				rop := fmt.Sprintf("%s.related-observations[%d]", fp, k)
-				ref := c.str(rop+".observation-uuid", c.object(rop, "related-observation", ro)["observation-uuid"], oscalUUID)
-				if !observations[ref] {
-					c.fail(rop, "observation %s is not in the result", ref)
+			use(fp+".uuid", f.UUID)
+			for k, ro := range f.RelatedObservations {
+				if !observations[ro.ObservationUUID] {
+					errs = append(errs, fmt.Sprintf("%s.related-observations[%d]: observation %s is not in the result", fp, k, ro.ObservationUUID))
 				}
 			}
 		}
 	}
-	sort.Strings(c.errs)
-	return c.errs
+	return errs
 }
 
-func TestWriteOSCAL_FollowsTheAssessmentResultsModel(t *testing.T) {
-	var buf bytes.Buffer
-	if err := WriteOSCAL(&buf, fixtureReport(t)); err != nil {
+func TestWriteOSCAL_ValidatesAgainstTheOSCALSchema(t *testing.T) {
+	empty := compliance.Build(compliance.DefaultModel(), nil, compliance.Meta{GeneratedAt: fixedTime, Cluster: "empty"})
+	offset := compliance.Build(compliance.DefaultModel(), nil, compliance.Meta{
+		GeneratedAt: time.Date(2026, 11, 26, 7, 30, 0, 123456789, time.FixedZone("NST", -(3*3600+1800))),
+		Cluster:     "  spaces\tand\nnewlines  ", Generator: "guardctl ✓",
+	})
+	for _, tc := range []struct {
+		name   string
+		report *compliance.Report
+	}{
+		{"fixture evidence with trend", fixtureReport(t)},
+		{"no evidence at all", empty},
+		{"a zone offset and untidy strings", offset},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			if err := WriteOSCAL(&buf, tc.report); err != nil {
+				t.Fatal(err)
+			}
+			if err := validateOSCAL(t, buf.Bytes()); err != nil {
+				t.Errorf("%s does not validate:\n%v", oscalSchemaFile, err)
+			}
+			for _, e := range checkOSCALReferences(t, buf.Bytes()) {
+				t.Error(e)
+			}
+		})
+	}
+}
+
+// The golden file is what reviewers read; it must validate on its own.
+func TestOSCALGolden_Validates(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("testdata", "golden", "report.oscal.json"))
+	if err != nil {
 		t.Fatal(err)
 	}
-	for _, e := range checkOSCAL(t, buf.Bytes()) {
-		t.Error(e)
+	if err := validateOSCAL(t, data); err != nil {
+		t.Errorf("golden report.oscal.json does not validate:\n%v", err)
 	}
 }
 
-// The checker itself must catch what the schema would reject.
-func TestCheckOSCAL_CatchesViolations(t *testing.T) {
+// The schema and the reference check must reject broken documents, or the
+// tests above could not fail.
+func TestOSCALChecks_RejectViolations(t *testing.T) {
 	var buf bytes.Buffer
 	if err := WriteOSCAL(&buf, fixtureReport(t)); err != nil {
 		t.Fatal(err)
 	}
 	good := buf.String()
+	first, second := valueOf(good, "uuid", 0), valueOf(good, "uuid", 1)
+	related := valueOf(good, "observation-uuid", 0)
 	for _, tc := range []struct{ name, old, new, want string }{
-		{"unknown field", `"oscal-version"`, `"oscal_version": "x", "oscal-version"`, `field "oscal_version" is not in the OSCAL model`},
-		{"bad UUID", `"uuid": "`, `"uuid": "x`, "does not match"},
-		{"date without zone", `"start": "2026-11-26T12:00:00Z"`, `"start": "2026-11-26T12:00:00"`, "results[0].start"},
-		{"state outside the enum", `"state": "not-satisfied"`, `"state": "partial"`, `"partial" is not one of`},
-		{"empty property value", `"value": "6"`, `"value": " "`, "does not match"},
-		{"dangling observation", `"observation-uuid": "`, `"observation-uuid": "0`, "observation-uuid"},
+		{"unknown field", `"oscal-version"`, `"oscal_version": "x", "oscal-version"`, "'oscal_version' not allowed"},
+		{"missing required field", `"import-ap": {`, `"import-ap-x": {`, "missing property 'import-ap'"},
+		{"bad UUID", `"uuid": "`, `"uuid": "x`, "at '/assessment-results/uuid'"},
+		{"date without zone", `"start": "2026-11-26T12:00:00Z"`, `"start": "2026-11-26T12:00:00"`, "is not valid date-time"},
+		{"state outside the enum", `"state": "not-satisfied"`, `"state": "partial"`, "value must be one of 'satisfied', 'not-satisfied'"},
+		{"empty property value", `"value": "6"`, `"value": " "`, "/props/0/value'"},
+		{"token with a space", `"name": "`, `"name": "a b`, "/props/0/name'"},
+		{"not an href", `"href": "#`, `"href": "\\\\bad#`, "is not valid uri-reference"},
+		// Well-formed but wrong: only the reference check can see these.
+		{"dangling observation", `"observation-uuid": "` + related + `"`, `"observation-uuid": "00000000-0000-4000-8000-000000000000"`, "is not in the result"},
+		{"repeated UUID", `"uuid": "` + second + `"`, `"uuid": "` + first + `"`, "is already used at assessment-results.uuid"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			bad := strings.Replace(good, tc.old, tc.new, 1)
 			if bad == good {
 				t.Fatalf("%q not found in the document", tc.old)
 			}
-			errs := strings.Join(checkOSCAL(t, []byte(bad)), "\n")
-			if !strings.Contains(errs, tc.want) {
-				t.Errorf("errors lack %q:\n%s", tc.want, errs)
+			var errs []string
+			if err := validateOSCAL(t, []byte(bad)); err != nil {
+				errs = append(errs, err.Error())
+			}
+			errs = append(errs, checkOSCALReferences(t, []byte(bad))...)
+			if all := strings.Join(errs, "\n"); !strings.Contains(all, tc.want) {
+				t.Errorf("errors lack %q:\n%s", tc.want, all)
 			}
 		})
 	}
+}
+
+// valueOf returns the n-th (0-based) value of a string field in an OSCAL
+// document as WriteOSCAL indents it.
+func valueOf(doc, field string, n int) string {
+	parts := strings.Split(doc, `"`+field+`": "`)
+	if len(parts) <= n+1 {
+		return ""
+	}
+	v, _, _ := strings.Cut(parts[n+1], `"`)
+	return v
 }
