@@ -87,6 +87,8 @@ fuzz:
 	$(GO) test ./pkg/kubehunter -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
 	$(GO) test ./pkg/kubehunter -run '^$$' -fuzz '^FuzzParseStarboard$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
 	$(GO) test ./pkg/evidence -run '^$$' -fuzz '^FuzzAddFile$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
+	$(GO) test ./pkg/evidence -run '^$$' -fuzz '^FuzzDecodeImageScan$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
+	$(GO) test ./pkg/compliance/render -run '^$$' -fuzz '^FuzzWriteOSCAL$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
 	$(GO) test ./pkg/compliance -run '^$$' -fuzz '^FuzzParseModel$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
 	$(GO) test ./pkg/scan/report -run '^$$' -fuzz '^FuzzParseTrivyJSON$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
 	$(GO) test ./pkg/scan/registry -run '^$$' -fuzz '^FuzzParseDockerConfig$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s

@@ -238,3 +238,34 @@ func valueOf(doc, field string, n int) string {
 	v, _, _ := strings.Cut(parts[n+1], `"`)
 	return v
 }
+
+// Whatever text the evidence carries (messages from clusters, scanners and
+// templates), the OSCAL output must still validate.
+func FuzzWriteOSCAL(f *testing.F) {
+	f.Add("daaas-dev", "K8sPSPPrivilegedContainer", "Privileged containers", "Privileged container is not allowed: nb", "cluster", "kubeflow-alice", "nb", "AC-6,CM-7")
+	f.Add(" ", "", " \t", "\n", "", "", "", "")
+	f.Add("naïve\u00a0cluster", "1.2.1", "line\nbreak", "  padded  ", "/tmp/x.json", "ns", "\u2028", "ac-6, SI-2 , nope")
+	model := compliance.DefaultModel()
+	f.Fuzz(func(t *testing.T, cluster, id, title, message, origin, namespace, name, controls string) {
+		var ev []compliance.Evidence
+		for _, src := range []compliance.Source{compliance.SourcePolicy, compliance.SourceImageScan, compliance.SourceKubeBench} {
+			ev = append(ev, compliance.Evidence{
+				Source: src, ID: id, Title: title, Message: message, Origin: origin,
+				Result: compliance.ResultFail, Severity: compliance.SeverityHigh,
+				Subjects: []compliance.Ref{{Kind: "Pod", Namespace: namespace, Name: name}},
+				Labels:   map[string]string{"guard.statcan.gc.ca/controls": controls},
+			})
+		}
+		r := compliance.Build(model, ev, compliance.Meta{GeneratedAt: fixedTime, Cluster: cluster, Generator: title})
+		var buf bytes.Buffer
+		if err := WriteOSCAL(&buf, r); err != nil {
+			t.Fatal(err)
+		}
+		if err := validateOSCAL(t, buf.Bytes()); err != nil {
+			t.Fatalf("does not validate:\n%v\n%s", err, buf.Bytes())
+		}
+		for _, e := range checkOSCALReferences(t, buf.Bytes()) {
+			t.Error(e)
+		}
+	})
+}
