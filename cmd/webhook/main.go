@@ -45,6 +45,7 @@ func main() {
 	flag.DurationVar(&cfg.EvalTimeout, "eval-timeout", 2500*time.Millisecond, "deadline for one review; keep it below the webhook timeoutSeconds")
 	flag.StringVar(&cfg.HealthAddr, "health-addr", ":8081", "address of /healthz and /readyz")
 	flag.StringVar(&cfg.MetricsAddr, "metrics-addr", ":8080", "address of /metrics (0 disables)")
+	flag.StringVar(&cfg.PprofAddr, "pprof-addr", "", "address of Go's /debug/pprof profiling endpoints, e.g. 127.0.0.1:6060 (empty: off)")
 	flag.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", 25*time.Second, "time in-flight reviews get to finish on shutdown")
 	mem := serving.DefaultMemory
 	flag.IntVar(&mem.GCPercent, "gc-percent", mem.GCPercent, "garbage collector target percentage (GOGC wins when set; 0 keeps Go's default)")

@@ -70,6 +70,7 @@ type options struct {
 	webhookBin  string
 	controlBins string
 	profile     string
+	pprofDir    string
 }
 
 func main() {
@@ -83,6 +84,7 @@ func main() {
 	flag.StringVar(&o.webhookBin, "webhook", "bin/webhook", "webhook binary")
 	flag.StringVar(&o.controlBins, "controlplane", "hack/controlplane/bin", "kube-apiserver and etcd")
 	flag.StringVar(&o.profile, "profile", "policies/profiles/daaas", "policy profile to load")
+	flag.StringVar(&o.pprofDir, "pprof", "", "directory for CPU profiles of the webhook at concurrency 8 and while pods are created with it (empty: none)")
 	flag.Parse()
 	for _, l := range strings.Split(levels, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(l))
@@ -137,7 +139,7 @@ func run(o options) error {
 		return err
 	}
 
-	wh, err := startWebhook(o.webhookBin, kubeconfig, work)
+	wh, err := startWebhook(o.webhookBin, kubeconfig, work, o.pprofDir != "")
 	if err != nil {
 		return err
 	}
@@ -164,7 +166,14 @@ func run(o options) error {
 	fmt.Printf("profile loaded: %s\n", n)
 	var results []loadResult
 	for _, c := range o.levels {
+		var wait func()
+		if c == 8 {
+			wait = wh.cpuProfile(o.pprofDir, "direct-c8", o.duration-time.Second)
+		}
 		r := wh.load(webhook.ValidatePath, reviews, c, o.duration)
+		if wait != nil {
+			wait()
+		}
 		results = append(results, r)
 		fmt.Printf("profile, concurrency %-3d %s\n", c, r)
 	}
@@ -190,12 +199,16 @@ func run(o options) error {
 	if err := registerWebhook(ctx, cl, "manifests/base/validatingwebhookconfiguration.yaml", wh.port, caPEM); err != nil {
 		return err
 	}
+	// The profile covers the start of the phase; raise -pods so that the
+	// phase outlasts it.
+	wait := wh.cpuProfile(o.pprofDir, "pods-with-webhook", 2*time.Second)
 	busy0, cpu0 := machineBusy(), cpuTime(wh.cmd.Process.Pid)
 	with, err := createPods(ctx, cfg, "with", o.pods, o.podWorkers)
 	if err != nil {
 		return err
 	}
 	busyWith, webhookCPU := machineBusy()-busy0, cpuTime(wh.cmd.Process.Pid)-cpu0
+	wait()
 	fmt.Printf("with webhook:    %s\n", with)
 	fmt.Printf("pod creation with the webhook / without: %.0f%%\n", 100*with.rate()/without.rate())
 	if without.created > 0 && with.created > 0 {
@@ -316,10 +329,45 @@ type webhookProcess struct {
 	cmd    *exec.Cmd
 	port   int
 	health string
+	pprof  string // address of /debug/pprof, when profiling
 	client *http.Client
 }
 
-func startWebhook(bin, kubeconfig, certDir string) (*webhookProcess, error) {
+// cpuProfile starts a CPU profile of the webhook for d and returns a
+// function that waits for it and writes it to dir/name.pprof. Without
+// -pprof it does nothing.
+func (w *webhookProcess) cpuProfile(dir, name string, d time.Duration) (wait func()) {
+	if w.pprof == "" || dir == "" {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", w.pprof, max(1, int(d.Seconds())))
+		resp, err := http.Get(url)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "profile %s: %v\n", name, err)
+			return
+		}
+		defer resp.Body.Close()
+		path := filepath.Join(dir, name+".pprof")
+		f, err := os.Create(path)
+		if err == nil {
+			_, err = io.Copy(f, resp.Body)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "profile %s: %v\n", name, err)
+			return
+		}
+		fmt.Printf("(CPU profile of the webhook: %s)\n", path)
+	}()
+	return func() { <-done }
+}
+
+func startWebhook(bin, kubeconfig, certDir string, pprof bool) (*webhookProcess, error) {
 	port, err := localenv.FreePort()
 	if err != nil {
 		return nil, err
@@ -329,10 +377,18 @@ func startWebhook(bin, kubeconfig, certDir string) (*webhookProcess, error) {
 		return nil, err
 	}
 	w := &webhookProcess{port: port, health: fmt.Sprintf("127.0.0.1:%d", hp)}
-	w.cmd = exec.Command(bin,
-		"--namespace=daaas-guard", "--pod-name=loadtest-0",
-		"--disable-cert-rotation", "--cert-dir="+certDir, fmt.Sprintf("--port=%d", port),
-		"--health-addr="+w.health, "--metrics-addr=0", "--zap-log-level=error")
+	args := []string{"--namespace=daaas-guard", "--pod-name=loadtest-0",
+		"--disable-cert-rotation", "--cert-dir=" + certDir, fmt.Sprintf("--port=%d", port),
+		"--health-addr=" + w.health, "--metrics-addr=0", "--zap-log-level=error"}
+	if pprof {
+		pp, err := localenv.FreePort()
+		if err != nil {
+			return nil, err
+		}
+		w.pprof = fmt.Sprintf("127.0.0.1:%d", pp)
+		args = append(args, "--pprof-addr="+w.pprof)
+	}
+	w.cmd = exec.Command(bin, args...)
 	w.cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
 	w.cmd.Stdout, w.cmd.Stderr = os.Stderr, os.Stderr
 	if err := w.cmd.Start(); err != nil {

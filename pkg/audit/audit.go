@@ -120,7 +120,7 @@ func Setup(mgr manager.Manager, o Options) (*Auditor, error) {
 	if err := templates.SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
-	config := &controllers.ConfigReconciler{Client: mgr.GetClient(), Cache: mgr.GetCache(), Engine: engine,
+	config := &controllers.ConfigReconciler{Client: mgr.GetClient(), Engine: engine,
 		Exemptions: a.exemptions, Tracker: a.tracker, Namespace: o.Namespace, Process: configv1alpha1.ProcessAudit,
 		Log: log.WithName("config")}
 	if err := config.SetupWithManager(mgr); err != nil {

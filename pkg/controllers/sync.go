@@ -3,23 +3,24 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	configv1alpha1 "github.com/statcan/daaas-guard/api/config/v1alpha1"
 	"github.com/statcan/daaas-guard/pkg/admission"
+	"github.com/statcan/daaas-guard/pkg/inventory"
 	"github.com/statcan/daaas-guard/pkg/match"
 	"github.com/statcan/daaas-guard/pkg/policy"
 )
@@ -29,8 +30,12 @@ import (
 // data.inventory by informers, and spec.match excludes namespaces from the
 // webhook and from syncing.
 type ConfigReconciler struct {
-	Client     client.Client
-	Cache      cache.Cache
+	Client client.Client
+	// Mapper, RESTConfig and HTTPClient reach the synced kinds; by
+	// default the manager's.
+	Mapper     meta.RESTMapper
+	RESTConfig *rest.Config
+	HTTPClient *http.Client
 	Engine     *policy.Engine
 	Exemptions *admission.Exemptions
 	Tracker    *Tracker
@@ -46,13 +51,22 @@ type ConfigReconciler struct {
 }
 
 type syncedKind struct {
-	informer cache.Informer
-	handle   toolscache.ResourceEventHandlerRegistration
+	informer toolscache.SharedIndexInformer
+	stop     context.CancelFunc
 }
 
 // SetupWithManager registers the controller for the one Config object.
 func (r *ConfigReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.synced = map[schema.GroupVersionKind]*syncedKind{}
+	if r.Mapper == nil {
+		r.Mapper = mgr.GetRESTMapper()
+	}
+	if r.RESTConfig == nil {
+		r.RESTConfig = mgr.GetConfig()
+	}
+	if r.HTTPClient == nil {
+		r.HTTPClient = mgr.GetHTTPClient()
+	}
 	onlyOurs := predicate.NewPredicateFuncs(func(o client.Object) bool {
 		return o.GetNamespace() == r.Namespace && o.GetName() == configv1alpha1.ConfigName
 	})
@@ -147,24 +161,25 @@ func (r *ConfigReconciler) excluded(namespace string) bool {
 	return false
 }
 
-// start keeps a kind in data.inventory with an informer from the
-// manager's cache.
+// start keeps a kind in data.inventory with an informer of its own that
+// parses each object once, straight into its Rego value (pkg/inventory).
 func (r *ConfigReconciler) start(ctx context.Context, gvk schema.GroupVersionKind) error {
-	obj := &unstructured.Unstructured{}
-	obj.SetGroupVersionKind(gvk)
-	inf, err := r.Cache.GetInformer(ctx, obj, cache.BlockUntilSynced(false))
+	mapping, err := r.Mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
 	if err != nil {
 		return fmt.Errorf("informer for %s: %w", gvk, err)
 	}
+	lw, err := inventory.NewListerWatcher(r.RESTConfig, r.HTTPClient, mapping)
+	if err != nil {
+		return err
+	}
+	inf := toolscache.NewSharedIndexInformer(lw, &inventory.Object{}, 0, toolscache.Indexers{})
 	add := func(o interface{}) {
-		u, ok := o.(*unstructured.Unstructured)
-		if !ok || r.excluded(u.GetNamespace()) {
+		obj, ok := o.(*inventory.Object)
+		if !ok || r.excluded(obj.Namespace) {
 			return
 		}
-		u = u.DeepCopy()
-		u.SetManagedFields(nil) // never read by policies; keeps the inventory small
-		if err := r.Engine.AddData(ctx, u); err != nil {
-			r.Log.Error(err, "adding data", "gvk", gvk.String(), "name", u.GetName())
+		if err := r.Engine.AddDataValue(ctx, gvk, obj.Namespace, obj.Name, obj.Value); err != nil {
+			r.Log.Error(err, "adding data", "gvk", gvk.String(), "namespace", obj.Namespace, "name", obj.Name)
 		}
 	}
 	handle, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
@@ -174,17 +189,19 @@ func (r *ConfigReconciler) start(ctx context.Context, gvk schema.GroupVersionKin
 			if d, ok := o.(toolscache.DeletedFinalStateUnknown); ok {
 				o = d.Obj
 			}
-			if u, ok := o.(*unstructured.Unstructured); ok {
-				_ = r.Engine.RemoveData(ctx, u)
+			if obj, ok := o.(*inventory.Object); ok {
+				_ = r.Engine.RemoveDataFor(ctx, gvk, obj.Namespace, obj.Name)
 			}
 		},
 	})
 	if err != nil {
 		return fmt.Errorf("watching %s: %w", gvk, err)
 	}
-	r.synced[gvk] = &syncedKind{informer: inf, handle: handle}
+	ictx, stop := context.WithCancel(ctx)
+	go inf.RunWithContext(ictx)
+	r.synced[gvk] = &syncedKind{informer: inf, stop: stop}
 	go func() {
-		if toolscache.WaitForCacheSync(ctx.Done(), handle.HasSynced) {
+		if toolscache.WaitForCacheSync(ictx.Done(), handle.HasSynced) {
 			r.Tracker.observe(dataKey(gvk))
 			r.Log.V(1).Info("synced", "gvk", gvk.String())
 		}
@@ -192,22 +209,14 @@ func (r *ConfigReconciler) start(ctx context.Context, gvk schema.GroupVersionKin
 	return nil
 }
 
-// stop removes a kind from data.inventory and stops its informer.
+// stop stops a kind's informer and removes its objects from
+// data.inventory.
 func (r *ConfigReconciler) stop(ctx context.Context, gvk schema.GroupVersionKind, s *syncedKind) error {
-	if err := s.informer.RemoveEventHandler(s.handle); err != nil {
-		return err
-	}
-	list := &unstructured.UnstructuredList{}
-	list.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
-	if err := r.Cache.List(ctx, list); err == nil {
-		for i := range list.Items {
-			_ = r.Engine.RemoveData(ctx, &list.Items[i])
+	s.stop()
+	for _, o := range s.informer.GetStore().List() {
+		if obj, ok := o.(*inventory.Object); ok {
+			_ = r.Engine.RemoveDataFor(ctx, gvk, obj.Namespace, obj.Name)
 		}
-	}
-	obj := &unstructured.Unstructured{}
-	obj.SetGroupVersionKind(gvk)
-	if err := r.Cache.RemoveInformer(ctx, obj); err != nil {
-		return err
 	}
 	delete(r.synced, gvk)
 	r.Log.Info("stopped syncing", "gvk", gvk.String())

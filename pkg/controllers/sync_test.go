@@ -11,25 +11,22 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	configv1alpha1 "github.com/statcan/daaas-guard/api/config/v1alpha1"
 	"github.com/statcan/daaas-guard/pkg/admission"
 )
 
-// unservedCache is a cache whose API server serves no kind at all; only
-// GetInformer is called by the reconciler.
-type unservedCache struct {
-	cache.Cache
+// unservedMapper is the REST mapping of an API server that serves no kind
+// at all; only RESTMapping is called by the reconciler.
+type unservedMapper struct {
+	meta.RESTMapper
 	asked int
 }
 
-func (c *unservedCache) GetInformer(_ context.Context, obj client.Object, _ ...cache.InformerGetOption) (cache.Informer, error) {
-	c.asked++
-	gvk := obj.GetObjectKind().GroupVersionKind()
-	return nil, &meta.NoKindMatchError{GroupKind: gvk.GroupKind(), SearchedVersions: []string{gvk.Version}}
+func (m *unservedMapper) RESTMapping(gk schema.GroupKind, versions ...string) (*meta.RESTMapping, error) {
+	m.asked++
+	return nil, &meta.NoKindMatchError{GroupKind: gk, SearchedVersions: versions}
 }
 
 // A syncOnly kind whose CRD is not installed yet must be tried again later,
@@ -45,10 +42,10 @@ func TestConfigReconciler_RetriesKindsNotServedYet(t *testing.T) {
 			{Group: "security.istio.io", Version: "v1", Kind: "AuthorizationPolicy"},
 		}}},
 	}
-	c := &unservedCache{}
+	c := &unservedMapper{}
 	r := &ConfigReconciler{
 		Client:     fake.NewClientBuilder().WithScheme(scheme).WithObjects(cfg).Build(),
-		Cache:      c,
+		Mapper:     c,
 		Exemptions: &admission.Exemptions{Own: "daaas-guard"},
 		Tracker:    NewTracker(),
 		Namespace:  "daaas-guard",
@@ -65,7 +62,7 @@ func TestConfigReconciler_RetriesKindsNotServedYet(t *testing.T) {
 			t.Fatalf("attempt %d: RequeueAfter = %v, want %v", attempt, res.RequeueAfter, syncRetry)
 		}
 		if c.asked != attempt {
-			t.Fatalf("attempt %d: the informer was asked for %d times", attempt, c.asked)
+			t.Fatalf("attempt %d: the kind was looked up %d times", attempt, c.asked)
 		}
 	}
 }

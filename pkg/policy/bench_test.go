@@ -57,8 +57,14 @@ func benchEngine(b *testing.B, n int) *Engine {
 // pipelinePodRequest is the admission request the API server sends when a
 // KFP v2 pipeline step's pod is created.
 func pipelinePodRequest(b testing.TB) *admissionv1.AdmissionRequest {
+	return podRequest(b, "pipeline_pod.yaml")
+}
+
+// podRequest is a CREATE request for the first object of a file under
+// testdata/bench.
+func podRequest(b testing.TB, file string) *admissionv1.AdmissionRequest {
 	b.Helper()
-	docs, err := manifest.ReadFile(filepath.Join("testdata", "bench", "pipeline_pod.yaml"), manifest.Options{})
+	docs, err := manifest.ReadFile(filepath.Join("testdata", "bench", file), manifest.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -125,9 +131,10 @@ func BenchmarkAddTemplate(b *testing.B) {
 	}
 }
 
-// BenchmarkReviewProfile reviews the pipeline pod against the platform
-// profile (every template, the platform's constraints), the workload the
-// webhook performance targets are set for.
+// BenchmarkReviewProfile reviews a pipeline pod and a notebook pod against
+// the platform profile (every template, the platform's constraints, its
+// inventory fixture as synced data), the workload the webhook performance
+// targets are set for.
 func BenchmarkReviewProfile(b *testing.B) {
 	docs, err := kustomizeProfile(b)
 	if err != nil {
@@ -164,17 +171,36 @@ func BenchmarkReviewProfile(b *testing.B) {
 					}
 				}
 			}
-			req := pipelinePodRequest(b)
-			in := &target.Request{AdmissionRequest: req, Source: match.SourceOriginal}
-			// The first review builds the VM program.
-			if _, err := e.Review(ctx, in, AtEnforcementPoint(EnforcementPointWebhook)); err != nil {
+			inv, err := manifest.ReadFile(filepath.Join("..", "..", "policies", "profiles", "daaas", "workloads", "inventory.yaml"), manifest.Options{})
+			if err != nil {
 				b.Fatal(err)
 			}
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := e.Review(ctx, in, AtEnforcementPoint(EnforcementPointWebhook)); err != nil {
+			for _, d := range inv {
+				if err := e.AddData(ctx, d.Object); err != nil {
 					b.Fatal(err)
 				}
+			}
+			for _, pod := range []struct{ name, file string }{
+				// A KFP v2 pipeline step's pod, as written.
+				{"pipeline", "pipeline_pod.yaml"},
+				// The profile's notebook pod as the API server sends it
+				// to webhooks: defaulted, with managedFields (captured
+				// with a server-side dry run; 13 KB).
+				{"notebook-apiserver", "notebook_pod_apiserver.json"},
+			} {
+				b.Run(pod.name, func(b *testing.B) {
+					in := &target.Request{AdmissionRequest: podRequest(b, pod.file), Source: match.SourceOriginal}
+					// The first review builds the VM program.
+					if _, err := e.Review(ctx, in, AtEnforcementPoint(EnforcementPointWebhook)); err != nil {
+						b.Fatal(err)
+					}
+					b.ReportAllocs()
+					for b.Loop() {
+						if _, err := e.Review(ctx, in, AtEnforcementPoint(EnforcementPointWebhook)); err != nil {
+							b.Fatal(err)
+						}
+					}
+				})
 			}
 		})
 	}

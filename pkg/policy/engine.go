@@ -11,6 +11,7 @@ package policy
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
@@ -23,11 +24,13 @@ import (
 	constraintclient "github.com/open-policy-agent/frameworks/constraint/pkg/client"
 	"github.com/open-policy-agent/frameworks/constraint/pkg/client/drivers"
 	"github.com/open-policy-agent/frameworks/constraint/pkg/client/reviews"
+	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/topdown/print"
 	apiextensionsinternal "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/install"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/statcan/daaas-guard/pkg/target"
 )
@@ -323,6 +326,61 @@ func (e *Engine) addDataDirect(ctx context.Context, u *unstructured.Unstructured
 		return true, err
 	}
 	return true, d.AddData(ctx, e.target.GetName(), key, v)
+}
+
+// AddDataValue puts an object already converted to its data.inventory
+// value (what AddData would store for it, as pkg/inventory parses it from
+// the API server's JSON) under its key: the cheap way to sync many
+// objects.
+func (e *Engine) AddDataValue(ctx context.Context, gvk schema.GroupVersionKind, namespace, name string, v ast.Value) error {
+	fail := func(err error) error { return fmt.Errorf("%w: %s %q: %w", ErrData, gvk.Kind, name, err) }
+	d, direct := e.driver.(*regoDriver)
+	isNamespace := gvk.Group == "" && gvk.Kind == "Namespace"
+	if !direct || isNamespace {
+		// The stock driver, and the target's Namespace cache, take the
+		// object itself. Namespaces are few.
+		u, err := valueToUnstructured(v)
+		if err != nil {
+			return fail(err)
+		}
+		if !direct {
+			return e.AddData(ctx, u)
+		}
+		if err := e.target.GetCache().Add(target.InventoryKey(gvk, namespace, name), u.Object); err != nil {
+			return fail(err)
+		}
+	}
+	if err := d.AddData(ctx, e.target.GetName(), target.InventoryKey(gvk, namespace, name), v); err != nil {
+		return fail(err)
+	}
+	return nil
+}
+
+// RemoveDataFor takes the object of that kind, namespace and name out of
+// data.inventory.
+func (e *Engine) RemoveDataFor(ctx context.Context, gvk schema.GroupVersionKind, namespace, name string) error {
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(gvk)
+	u.SetNamespace(namespace)
+	u.SetName(name)
+	return e.RemoveData(ctx, u)
+}
+
+// valueToUnstructured is v as an unstructured object, through JSON.
+func valueToUnstructured(v ast.Value) (*unstructured.Unstructured, error) {
+	x, err := ast.JSON(v)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := json.Marshal(x)
+	if err != nil {
+		return nil, err
+	}
+	u := &unstructured.Unstructured{}
+	if err := u.UnmarshalJSON(raw); err != nil {
+		return nil, err
+	}
+	return u, nil
 }
 
 // RemoveData takes an object out of data.inventory.

@@ -22,7 +22,30 @@ const maxJSONDepth = 10000
 // 1.50 is 1.5 and 1e3 is 1000), a repeated key keeps its last value, and
 // invalid UTF-8 is replaced with U+FFFD.
 func ParseJSON(data []byte) (ast.Value, error) {
-	p := jsonParser{data: data}
+	return (&jsonParser{data: data}).parse()
+}
+
+// ParseDataJSON parses an object as the API server sends it into the Rego
+// value that syncing it gives in data.inventory: the constraint
+// framework's JSON round trip of the object decoded as unstructured.
+// That is ParseJSON's value but for one number: unstructured decoding
+// keeps integers as int64, so an integer written -0 is stored as 0.
+func ParseDataJSON(data []byte) (ast.Value, error) {
+	return (&jsonParser{data: data, intZero: true}).parse()
+}
+
+type jsonParser struct {
+	data []byte
+	pos  int
+	// intZero reads the integer -0 as 0 (ParseDataJSON).
+	intZero bool
+	// slab hands out terms in chunks: a pod is some hundreds of values, and
+	// one allocation per chunk instead of per term is most of the saving.
+	slab []ast.Term
+}
+
+// parse reads the one JSON value that is all of p.data.
+func (p *jsonParser) parse() (ast.Value, error) {
 	p.space()
 	v, err := p.value(0)
 	if err != nil {
@@ -33,14 +56,6 @@ func ParseJSON(data []byte) (ast.Value, error) {
 		return nil, p.errorf("unexpected data after the JSON value")
 	}
 	return v.Value, nil
-}
-
-type jsonParser struct {
-	data []byte
-	pos  int
-	// slab hands out terms in chunks: a pod is some hundreds of values, and
-	// one allocation per chunk instead of per term is most of the saving.
-	slab []ast.Term
 }
 
 // term wraps v in a term from the slab.
@@ -369,6 +384,9 @@ func (p *jsonParser) number() (ast.Value, error) {
 		}
 	}
 	text := string(p.data[start:p.pos])
+	if p.intZero && simple && text == "-0" {
+		return ast.Number("0"), nil
+	}
 	// Integers of up to six digits print the same after the float64 round
 	// trip (from 1e6 on, the shortest form uses an exponent: "1e+06").
 	if simple && p.pos-intStart <= 6 {

@@ -91,6 +91,9 @@ type Config struct {
 	// ("0" disables it).
 	HealthAddr  string
 	MetricsAddr string
+	// PprofAddr serves Go's /debug/pprof endpoints for profiling (empty or
+	// "0": off, the default; they reveal internals, so loopback only).
+	PprofAddr string
 	// ShutdownGrace is how long in-flight reviews get on shutdown.
 	ShutdownGrace time.Duration
 	// Metrics receives the webhook's series; by default the registry the
@@ -126,6 +129,7 @@ func NewManager(rc *rest.Config, cfg Config) (manager.Manager, error) {
 		Logger:                  cfg.Log,
 		HealthProbeBindAddress:  cfg.HealthAddr,
 		Metrics:                 metricsserver.Options{BindAddress: cfg.MetricsAddr},
+		PprofBindAddress:        cfg.PprofAddr,
 		GracefulShutdownTimeout: &grace,
 		Client:                  client.Options{Cache: &client.CacheOptions{Unstructured: true}},
 		Controller:              config.Controller{SkipNameValidation: &cfg.SecondInstance},
@@ -210,7 +214,7 @@ func Setup(mgr manager.Manager, cfg Config) (*Webhook, error) {
 	if err := templates.SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
-	config := &controllers.ConfigReconciler{Client: mgr.GetClient(), Cache: mgr.GetCache(), Engine: engine,
+	config := &controllers.ConfigReconciler{Client: mgr.GetClient(), Engine: engine,
 		Exemptions: w.Exemptions, Tracker: w.Tracker, Namespace: cfg.Namespace, Log: log.WithName("config")}
 	if err := config.SetupWithManager(mgr); err != nil {
 		return nil, err

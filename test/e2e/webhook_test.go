@@ -21,6 +21,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/rest"
@@ -343,6 +344,147 @@ func TestWebhook(t *testing.T) {
 			if !strings.Contains(string(body), series) {
 				t.Errorf("/metrics lacks %s", series)
 			}
+		}
+	})
+
+	t.Run("synced data follows the cluster: objects created, changed and deleted, and a page-spanning list", func(t *testing.T) {
+		namespace(t, c.client, "dave", nil)
+		// Enough pods before the sync starts for the informer's first list
+		// to come in several pages (it asks for 500 at a time).
+		for i := 0; i < 520; i++ {
+			p := pod("dave", fmt.Sprintf("existing-%03d", i), false)
+			p.Labels = map[string]string{"app": fmt.Sprintf("app-%03d", i)}
+			if err := user.Create(ctx, p); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// A referential template reading both synced kinds: a pod whose
+		// app label another pod of its namespace already has is denied, and
+		// every pod is denied while the namespace's "gate" claim says
+		// closed.
+		apply(t, c.client, &unstructured.Unstructured{Object: map[string]interface{}{
+			"apiVersion": "templates.gatekeeper.sh/v1",
+			"kind":       "ConstraintTemplate",
+			"metadata":   map[string]interface{}{"name": "e2esynceddata"},
+			"spec": map[string]interface{}{
+				"crd": map[string]interface{}{"spec": map[string]interface{}{"names": map[string]interface{}{"kind": "E2ESyncedData"}}},
+				"targets": []interface{}{map[string]interface{}{
+					"target": "admission.k8s.gatekeeper.sh",
+					"rego": `package e2esynceddata
+
+violation[{"msg": msg}] {
+  obj := input.review.object
+  other := data.inventory.namespace[obj.metadata.namespace].v1.Pod[name]
+  name != obj.metadata.name
+  other.metadata.labels.app == obj.metadata.labels.app
+  msg := sprintf("pod %v already has app %v", [name, obj.metadata.labels.app])
+}
+
+violation[{"msg": msg}] {
+  gate := data.inventory.namespace[input.review.object.metadata.namespace].v1.PersistentVolumeClaim.gate
+  gate.metadata.annotations.state == "closed"
+  not gate.metadata.managedFields
+  msg := sprintf("the gate is closed (%v, %v)", [gate.spec.resources.requests.storage, gate.spec.accessModes[0]])
+}
+`,
+				}},
+			},
+		}})
+		eventually(t, 10*time.Second, func() error {
+			return c.client.Create(ctx, constraintFor("E2ESyncedData", "synced-data", "deny", "dave"))
+		})
+		syncCfg := &unstructured.Unstructured{Object: map[string]interface{}{
+			"apiVersion": "config.gatekeeper.sh/v1alpha1", "kind": "Config",
+			"metadata": map[string]interface{}{"name": "config", "namespace": "daaas-guard"},
+			"spec": map[string]interface{}{"sync": map[string]interface{}{"syncOnly": []interface{}{
+				map[string]interface{}{"group": "", "version": "v1", "kind": "Pod"},
+				map[string]interface{}{"group": "", "version": "v1", "kind": "PersistentVolumeClaim"},
+			}}},
+		}}
+		apply(t, c.client, syncCfg)
+		defer func() { _ = c.client.Delete(ctx, syncCfg) }()
+
+		labelled := func(name, app string) *corev1.Pod {
+			p := pod("dave", name, false)
+			p.Labels = map[string]string{"app": app}
+			return p
+		}
+		denied := func(p *corev1.Pod, want string) func() error {
+			return func() error {
+				err := user.Create(ctx, p.DeepCopy(), client.DryRunAll)
+				if err == nil {
+					return fmt.Errorf("pod %s admitted", p.Name)
+				}
+				if !strings.Contains(err.Error(), want) {
+					return fmt.Errorf("pod %s denied for another reason: %v", p.Name, err)
+				}
+				return nil
+			}
+		}
+		admitted := func(p *corev1.Pod) func() error {
+			return func() error { return user.Create(ctx, p.DeepCopy(), client.DryRunAll) }
+		}
+		// From the first list: the first and the last page.
+		eventually(t, 10*time.Second, denied(labelled("dup-first", "app-000"), "pod existing-000 already has app app-000"))
+		eventually(t, 2*time.Second, denied(labelled("dup-last", "app-519"), "pod existing-519 already has app app-519"))
+		// From the watch: a pod created now, then deleted.
+		if err := user.Create(ctx, labelled("newcomer", "fresh")); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 2*time.Second, denied(labelled("dup-new", "fresh"), "pod newcomer already has app fresh"))
+		if err := c.client.Delete(ctx, labelled("newcomer", "fresh")); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 2*time.Second, admitted(labelled("dup-new", "fresh")))
+
+		// A claim created, changed, deleted: numbers keep their Gatekeeper
+		// form and managedFields never reach the data.
+		gate := &corev1.PersistentVolumeClaim{
+			ObjectMeta: metav1.ObjectMeta{Name: "gate", Namespace: "dave", Annotations: map[string]string{"state": "closed"}},
+			Spec: corev1.PersistentVolumeClaimSpec{
+				AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+				Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse("3Gi")}},
+			},
+		}
+		if err := c.client.Create(ctx, gate); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 2*time.Second, denied(labelled("gated", "gated"), "the gate is closed (3Gi, ReadWriteOnce)"))
+		setGate := func(state string) {
+			t.Helper()
+			if err := c.client.Get(ctx, client.ObjectKeyFromObject(gate), gate); err != nil {
+				t.Fatal(err)
+			}
+			gate.Annotations["state"] = state
+			if err := c.client.Update(ctx, gate); err != nil {
+				t.Fatal(err)
+			}
+		}
+		setGate("open")
+		eventually(t, 2*time.Second, admitted(labelled("gated", "gated")))
+		setGate("closed")
+		eventually(t, 2*time.Second, denied(labelled("gated", "gated"), "the gate is closed"))
+		// The API server's protection finalizer holds a deleted claim until
+		// a controller lets it go; there is no controller here.
+		if err := c.client.Delete(ctx, gate); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.client.Get(ctx, client.ObjectKeyFromObject(gate), gate); err != nil {
+			t.Fatal(err)
+		}
+		gate.Finalizers = nil
+		if err := c.client.Update(ctx, gate); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 2*time.Second, admitted(labelled("gated", "gated")))
+
+		// Syncing stopped: the kind's objects leave data.inventory.
+		if err := c.client.Delete(ctx, syncCfg); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 5*time.Second, admitted(labelled("dup-first", "app-000")))
+		if err := c.client.Delete(ctx, constraintFor("E2ESyncedData", "synced-data", "deny")); err != nil {
+			t.Fatal(err)
 		}
 	})
 
