@@ -95,14 +95,16 @@ type vmProgram struct {
 }
 
 // hookModule dispatches each matched constraint to its template, with the
-// input the framework's hook gives it.
+// input the framework's hook gives it ({"review": ..., "parameters": ...}),
+// taken from data.input (vmInputs) so that the review reaches the VM
+// unconverted: a value built in Rego would be converted whole.
 func hookModule(kinds []string) (*ast.Module, error) {
 	var b strings.Builder
 	b.WriteString("package hook\n\n")
 	for _, k := range kinds {
 		fmt.Fprintf(&b, `results contains [%[1]q, name, r] if {
 	some name in input.matched[%[1]q]
-	r := data.%[2]s[%[1]q].tpl.violation[_] with input as {"review": input.review, "parameters": data.params[%[1]q][name]}
+	r := data.%[2]s[%[1]q].tpl.violation[_] with input as data.input[%[1]q][name]
 }
 
 `, k, vmTemplateRoot)
@@ -194,12 +196,14 @@ func (p *vmProgram) evaluates(kind string, t *preparedTemplate) bool {
 // vmRun evaluates the matched constraints of a review in one VM run and
 // returns each constraint's violations (the template's violation values),
 // by kind and name.
-func (d *regoDriver) vmRun(ctx context.Context, p *vmProgram, params fjson.Json, inventory ast.Value, matched ast.Object, review *ast.Term, cancel topdown.Cancel) (map[[2]string][]*ast.Term, error) {
-	var input interface{} = ast.NewObject(
-		ast.Item(ast.InternedTerm("review"), review),
-		ast.Item(ast.InternedTerm("matched"), ast.NewTerm(matched)),
-	)
+func (d *regoDriver) vmRun(ctx context.Context, p *vmProgram, params fjson.Json, inventory ast.Value, matched ast.Object, review *ast.Term, cancel topdown.Cancel) (_ map[[2]string][]*ast.Term, err error) {
+	var input interface{} = ast.NewObject(ast.Item(ast.InternedTerm("matched"), ast.NewTerm(matched)))
 	data := &vmData{params: params, inventory: inventory}
+	if obj, ok := review.Value.(ast.Object); ok {
+		data.review = &astObject{obj: obj}
+	} else if data.review, err = fromAST(ctx, review.Value); err != nil {
+		return nil, err
+	}
 	// The VM requires somewhere to count its instructions.
 	_, ctx = vm.WithStatistics(ctx)
 	machine := p.vms.Get().(*vm.VM)
@@ -253,11 +257,17 @@ func (d *regoDriver) vmRun(ctx context.Context, p *vmProgram, params fjson.Json,
 }
 
 // vmData is the data document of a VM run: the constraints' parameters,
-// converted when constraints change, and the referential data, read in
-// place from the store's Rego values as the program asks for them.
+// converted when constraints change; the referential data, read in place
+// from the store's Rego values as the program asks for them; and each
+// constraint's input (data.input[kind][name]: the review, read the same
+// way, and the constraint's parameters).
 type vmData struct {
 	params    fjson.Json
 	inventory ast.Value
+	// review is the review for this run; the parts of it templates read
+	// are converted once, the rest (a pod's managedFields, its status)
+	// never.
+	review any
 }
 
 var _ vm.IterableObject = (*vmData)(nil)
@@ -269,6 +279,8 @@ func (d *vmData) Get(ctx context.Context, key any) (any, bool, error) {
 	case "inventory":
 		v, err := fromAST(ctx, d.inventory)
 		return v, err == nil, err
+	case "input":
+		return vmInputs{d}, true, nil
 	}
 	return nil, false, nil
 }
@@ -278,6 +290,9 @@ func (d *vmData) Iter(ctx context.Context, f func(key, value any) (bool, error))
 	if err != nil {
 		return err
 	}
+	if stop, err := f(fjson.NewString("input"), vmInputs{d}); stop || err != nil {
+		return err
+	}
 	if stop, err := f(fjson.NewString("inventory"), inventory); stop || err != nil {
 		return err
 	}
@@ -285,37 +300,120 @@ func (d *vmData) Iter(ctx context.Context, f func(key, value any) (bool, error))
 	return err
 }
 
+// vmInputs is data.input: by kind, then by constraint name, the input of
+// the constraint, for the constraints that have parameters.
+type vmInputs struct{ d *vmData }
+
+var _ vm.IterableObject = vmInputs{}
+
+func (in vmInputs) Get(ctx context.Context, key any) (any, bool, error) {
+	byName, ok, err := (&vm.DataOperations{}).Get(ctx, in.d.params, key)
+	if !ok || err != nil {
+		return nil, false, err
+	}
+	return vmKindInputs{d: in.d, byName: byName}, true, nil
+}
+
+func (in vmInputs) Iter(ctx context.Context, f func(key, value any) (bool, error)) error {
+	return (&vm.DataOperations{}).Iter(ctx, in.d.params, func(k, byName any) (bool, error) {
+		return f(k, vmKindInputs{d: in.d, byName: byName})
+	})
+}
+
+type vmKindInputs struct {
+	d      *vmData
+	byName any
+}
+
+var _ vm.IterableObject = vmKindInputs{}
+
+func (in vmKindInputs) Get(ctx context.Context, key any) (any, bool, error) {
+	params, ok, err := (&vm.DataOperations{}).Get(ctx, in.byName, key)
+	if !ok || err != nil {
+		return nil, false, err
+	}
+	return &vmInput{review: in.d.review, params: params}, true, nil
+}
+
+func (in vmKindInputs) Iter(ctx context.Context, f func(key, value any) (bool, error)) error {
+	return (&vm.DataOperations{}).Iter(ctx, in.byName, func(k, params any) (bool, error) {
+		return f(k, &vmInput{review: in.d.review, params: params})
+	})
+}
+
+// vmInput is one constraint's input: {"review": ..., "parameters": ...}.
+type vmInput struct{ review, params any }
+
+var _ vm.IterableObject = (*vmInput)(nil)
+
+func (in *vmInput) Get(_ context.Context, key any) (any, bool, error) {
+	switch keyString(key) {
+	case "parameters":
+		return in.params, true, nil
+	case "review":
+		return in.review, true, nil
+	}
+	return nil, false, nil
+}
+
+func (in *vmInput) Iter(_ context.Context, f func(key, value any) (bool, error)) error {
+	if stop, err := f(fjson.NewString("parameters"), in.params); stop || err != nil {
+		return err
+	}
+	_, err := f(fjson.NewString("review"), in.review)
+	return err
+}
+
 // astObject shows a Rego object to the VM without converting it whole:
-// only the parts a template reads are converted.
-type astObject struct{ obj ast.Object }
+// only the parts a template reads are converted, each once per wrapper.
+type astObject struct {
+	obj  ast.Object
+	memo map[string]any
+}
 
 var _ vm.IterableObject = (*astObject)(nil)
 
 func (o *astObject) Get(ctx context.Context, key any) (any, bool, error) {
 	k, ok := key.(*fjson.String)
 	if !ok {
-		// Referential data comes from JSON: only string keys.
+		// Objects from JSON have only string keys.
 		return nil, false, nil
 	}
-	v := o.obj.Get(ast.StringTerm(k.Value()))
-	if v == nil {
-		return nil, false, nil
+	return o.child(ctx, k.Value(), nil)
+}
+
+// child is the converted value under key (t, when the caller has it).
+func (o *astObject) child(ctx context.Context, key string, t *ast.Term) (any, bool, error) {
+	if x, ok := o.memo[key]; ok {
+		return x, true, nil
 	}
-	x, err := fromAST(ctx, v.Value)
-	return x, err == nil, err
+	if t == nil {
+		if t = o.obj.Get(ast.StringTerm(key)); t == nil {
+			return nil, false, nil
+		}
+	}
+	x, err := fromAST(ctx, t.Value)
+	if err != nil {
+		return nil, false, err
+	}
+	if o.memo == nil {
+		o.memo = make(map[string]any, o.obj.Len())
+	}
+	o.memo[key] = x
+	return x, true, nil
 }
 
 func (o *astObject) Iter(ctx context.Context, f func(key, value any) (bool, error)) error {
 	for _, k := range o.obj.Keys() {
-		kj, err := fromAST(ctx, k.Value)
+		ks, ok := k.Value.(ast.String)
+		if !ok {
+			return fmt.Errorf("object key %v is not a string", k)
+		}
+		v, _, err := o.child(ctx, string(ks), o.obj.Get(k))
 		if err != nil {
 			return err
 		}
-		vj, err := fromAST(ctx, o.obj.Get(k).Value)
-		if err != nil {
-			return err
-		}
-		if stop, err := f(kj, vj); stop || err != nil {
+		if stop, err := f(fjson.NewString(string(ks)), v); stop || err != nil {
 			return err
 		}
 	}
@@ -325,7 +423,7 @@ func (o *astObject) Iter(ctx context.Context, f func(key, value any) (bool, erro
 // fromAST converts a Rego value for the VM, objects lazily.
 func fromAST(ctx context.Context, v ast.Value) (any, error) {
 	if obj, ok := v.(ast.Object); ok {
-		return &astObject{obj}, nil
+		return &astObject{obj: obj}, nil
 	}
 	return (&vm.DataOperations{}).FromInterface(ctx, v)
 }
