@@ -11,6 +11,7 @@
 package inventory
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -293,10 +294,10 @@ func (w *watcher) Stop() {
 func (w *watcher) receive(gvk schema.GroupVersionKind) {
 	defer close(w.result)
 	defer w.Stop()
-	dec := json.NewDecoder(w.body)
+	frames := &frameReader{r: bufio.NewReaderSize(w.body, 64<<10)}
 	for {
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
+		raw, err := frames.next()
+		if err != nil {
 			select {
 			case <-w.done: // stopped
 				return
@@ -315,6 +316,61 @@ func (w *watcher) receive(gvk schema.GroupVersionKind) {
 		}
 		if !w.send(ev) {
 			return
+		}
+	}
+}
+
+// frameReader splits a watch response into its events: JSON objects one
+// after another. It only finds where each ends (strings and nesting);
+// DecodeEvent checks the rest. A full JSON decoder here cost about as much
+// as parsing the event.
+type frameReader struct {
+	r   *bufio.Reader
+	buf []byte
+}
+
+// next returns the next event, valid until the following call; io.EOF at
+// the end of the stream, io.ErrUnexpectedEOF inside an event.
+func (f *frameReader) next() ([]byte, error) {
+	f.buf = f.buf[:0]
+	depth := 0
+	inString, escaped := false, false
+	for {
+		c, err := f.r.ReadByte()
+		if err != nil {
+			if errors.Is(err, io.EOF) && len(f.buf) > 0 {
+				return nil, io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+		if len(f.buf) == 0 {
+			switch c {
+			case ' ', '\t', '\n', '\r':
+				continue
+			case '{':
+			default:
+				return nil, fmt.Errorf("watch stream: want an event object, found %q", c)
+			}
+		}
+		f.buf = append(f.buf, c)
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '{' || c == '[':
+			depth++
+		case c == '}' || c == ']':
+			if depth--; depth == 0 {
+				return f.buf, nil
+			}
 		}
 	}
 }

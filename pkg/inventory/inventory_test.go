@@ -1,6 +1,7 @@
 package inventory
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -255,4 +256,33 @@ func FuzzDecodeEvent(f *testing.F) {
 			t.Errorf("value differs from the framework's (-want +got):\n%s", diff)
 		}
 	})
+}
+
+func TestFrameReader_SplitsEvents(t *testing.T) {
+	stream := `{"a":"}{\"","b":[{}]}` + "\n" + `  {"c":"\\"}{"d":{"e":"[\\\"]"}}` + "\r\n\t" + `{}`
+	f := &frameReader{r: bufio.NewReader(strings.NewReader(stream))}
+	var got []string
+	for {
+		raw, err := f.next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, string(raw))
+	}
+	want := []string{`{"a":"}{\"","b":[{}]}`, `{"c":"\\"}`, `{"d":{"e":"[\\\"]"}}`, `{}`}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("events (-want +got):\n%s", diff)
+	}
+	for _, tc := range []struct{ stream, want string }{
+		{`{"a":1`, io.ErrUnexpectedEOF.Error()},
+		{`[1]`, `want an event object, found '['`},
+	} {
+		f := &frameReader{r: bufio.NewReader(strings.NewReader(tc.stream))}
+		if _, err := f.next(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want %q", tc.stream, err, tc.want)
+		}
+	}
 }

@@ -32,7 +32,6 @@ import (
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
-	cradmission "sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	configv1alpha1 "github.com/statcan/daaas-guard/api/config/v1alpha1"
 	expansionv1alpha1 "github.com/statcan/daaas-guard/api/expansion/v1alpha1"
@@ -316,10 +315,10 @@ func Setup(mgr manager.Manager, cfg Config) (*Webhook, error) {
 			return nil
 		}
 		srv := mgr.GetWebhookServer()
-		srv.Register(ValidatePath, &cradmission.Webhook{Handler: validator, RecoverPanic: ptrTrue()})
-		srv.Register(IgnoreLabelPath, &cradmission.Webhook{Handler: &admission.LabelGuard{Exemptions: w.Exemptions}, RecoverPanic: ptrTrue()})
-		srv.Register(MutationConfigPath, &cradmission.Webhook{Handler: mutate.ConfigGuard{}, RecoverPanic: ptrTrue()})
-		srv.Register(MutatePath, &cradmission.Webhook{Handler: w.Mutator, RecoverPanic: ptrTrue()})
+		srv.Register(ValidatePath, admission.Serve(validator))
+		srv.Register(IgnoreLabelPath, admission.Serve(&admission.LabelGuard{Exemptions: w.Exemptions}))
+		srv.Register(MutationConfigPath, admission.Serve(mutate.ConfigGuard{}))
+		srv.Register(MutatePath, admission.Serve(w.Mutator))
 		w.serving.Store(true)
 		log.Info("admission handlers registered", "validate", ValidatePath, "ignoreLabel", IgnoreLabelPath,
 			"mutationConfig", MutationConfigPath, "mutate", MutatePath)
@@ -348,7 +347,6 @@ func Setup(mgr manager.Manager, cfg Config) (*Webhook, error) {
 	return w, nil
 }
 
-func ptrTrue() *bool { t := true; return &t }
 
 // namespaceReader reads Namespaces from the manager's cache.
 type namespaceReader struct{ c client.Client }
