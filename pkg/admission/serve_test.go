@@ -123,7 +123,9 @@ func FuzzServer(f *testing.F) {
 	f.Add([]byte(strings.Replace(podReview, "%s", "admission.k8s.io/v1", 1)))
 	f.Add([]byte(`{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview","request":{"object":{"a":[1,{"b":null}]},"uid":7}}`))
 	f.Add([]byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{},"request":{}}`))
-	allow := cradmission.HandlerFunc(func(_ context.Context, r cradmission.Request) cradmission.Response { return cradmission.Allowed(string(r.UID)) })
+	allow := cradmission.HandlerFunc(func(_ context.Context, r cradmission.Request) cradmission.Response {
+		return cradmission.Allowed(string(r.UID))
+	})
 	f.Fuzz(func(t *testing.T, body []byte) {
 		req := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")

@@ -347,7 +347,6 @@ func Setup(mgr manager.Manager, cfg Config) (*Webhook, error) {
 	return w, nil
 }
 
-
 // namespaceReader reads Namespaces from the manager's cache.
 type namespaceReader struct{ c client.Client }
 
