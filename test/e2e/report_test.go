@@ -102,17 +102,25 @@ func TestReport_FromTheCluster(t *testing.T) {
 	scanned.Name = "scanned"
 	scanned.Spec.Containers[0].Image = scannedRepo + "@" + scannedDigest
 	verdict := imageScanVerdict(t)
-	for _, o := range []client.Object{audit, pod, scanned, verdict} {
-		if err := c.client.Create(ctx, o); err != nil {
-			t.Fatalf("creating %s: %v", o.GetName(), err)
-		}
-	}
+	// The verdict before the pods: the scanner, seeing a pod first, would
+	// create or update the ImageScan for its digest itself.
+	// Cleaned up whatever happens next: the other tests share the cluster.
 	t.Cleanup(func() {
 		for _, o := range []client.Object{verdict, scanned, pod, audit, constraint, template} {
 			_ = c.client.Delete(ctx, o)
 		}
 	})
+	for _, o := range []client.Object{audit, verdict} {
+		if err := c.client.Create(ctx, o); err != nil {
+			t.Fatalf("creating %s: %v", o.GetName(), err)
+		}
+	}
 	setImageScanVerdict(t, c.client, verdict)
+	for _, o := range []client.Object{pod, scanned} {
+		if err := c.client.Create(ctx, o); err != nil {
+			t.Fatalf("creating %s: %v", o.GetName(), err)
+		}
+	}
 
 	user, err := c.env.AddUser(envtest.User{Name: "auditor", Groups: []string{"system:masters"}}, nil)
 	if err != nil {

@@ -24,6 +24,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -483,9 +484,23 @@ violation[{"msg": msg}] {
 			t.Fatal(err)
 		}
 		eventually(t, 5*time.Second, admitted(labelled("dup-first", "app-000")))
+		// Leave the cluster's policies as they were for the steps after
+		// this one (the metrics step counts templates).
 		if err := c.client.Delete(ctx, constraintFor("E2ESyncedData", "synced-data", "deny")); err != nil {
 			t.Fatal(err)
 		}
+		tmpl := &unstructured.Unstructured{}
+		tmpl.SetGroupVersionKind(schema.GroupVersionKind{Group: "templates.gatekeeper.sh", Version: "v1", Kind: "ConstraintTemplate"})
+		tmpl.SetName("e2esynceddata")
+		if err := c.client.Delete(ctx, tmpl); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 10*time.Second, func() error {
+			if err := c.client.Get(ctx, client.ObjectKeyFromObject(tmpl), tmpl); !apierrors.IsNotFound(err) {
+				return fmt.Errorf("template still there (%v)", err)
+			}
+			return nil
+		})
 	})
 
 	t.Run("a Deployment is denied for the Pods it would create", func(t *testing.T) {
