@@ -126,6 +126,9 @@ func Setup(mgr manager.Manager, o Options) (*Auditor, error) {
 	if err := config.SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
+	if err := reg.Register(config); err != nil {
+		return nil, err
+	}
 	expansions := &controllers.ExpansionReconciler{Client: mgr.GetClient(), Log: log.WithName("expansion")}
 	if err := expansions.SetupWithManager(mgr); err != nil {
 		return nil, err

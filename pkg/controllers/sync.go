@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -86,10 +87,7 @@ func (r *ConfigReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		return ctrl.Result{}, err
 	}
 
-	process := r.Process
-	if process == "" {
-		process = configv1alpha1.ProcessWebhook
-	}
+	process := r.process()
 	var excluded, syncExcluded []match.Glob
 	for _, m := range cfg.Spec.Match {
 		for _, p := range m.Processes {
@@ -141,6 +139,35 @@ func (r *ConfigReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 		}
 	}
 	return result, nil
+}
+
+// syncedObjects is the series of objects kept in data.inventory; process
+// (webhook or audit) tells replicas of both apart in one registry.
+func (r *ConfigReconciler) syncedObjects() *prometheus.Desc {
+	return prometheus.NewDesc("daaas_guard_synced_objects",
+		"Objects of each kind the Config syncs, as held by this process's informers (those in namespaces excluded from sync included).",
+		[]string{"group", "version", "kind"}, prometheus.Labels{"process": r.process()})
+}
+
+// Describe and Collect report the synced objects by kind: read from the
+// informers when scraped, so the count is never stale.
+func (r *ConfigReconciler) Describe(ch chan<- *prometheus.Desc) { ch <- r.syncedObjects() }
+
+func (r *ConfigReconciler) Collect(ch chan<- prometheus.Metric) {
+	desc := r.syncedObjects()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for gvk, s := range r.synced {
+		ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue,
+			float64(len(s.informer.GetStore().ListKeys())), gvk.Group, gvk.Version, gvk.Kind)
+	}
+}
+
+func (r *ConfigReconciler) process() string {
+	if r.Process == "" {
+		return configv1alpha1.ProcessWebhook
+	}
+	return r.Process
 }
 
 // syncRetry is how often a Config's kinds that the API server does not

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -428,6 +429,25 @@ violation[{"msg": msg}] {
 		// From the first list: the first and the last page.
 		eventually(t, 10*time.Second, denied(labelled("dup-first", "app-000"), "pod existing-000 already has app app-000"))
 		eventually(t, 2*time.Second, denied(labelled("dup-last", "app-519"), "pod existing-519 already has app app-519"))
+		// The synced objects are counted by kind.
+		eventually(t, 5*time.Second, func() error {
+			resp, err := http.Get("http://" + c.metrics + "/metrics")
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			const series = `daaas_guard_synced_objects{group="",kind="Pod",process="webhook",version="v1"} `
+			for _, line := range strings.Split(string(body), "\n") {
+				if n, ok := strings.CutPrefix(line, series); ok {
+					if v, err := strconv.ParseFloat(n, 64); err != nil || v < 520 {
+						return fmt.Errorf("%s", line)
+					}
+					return nil
+				}
+			}
+			return fmt.Errorf("/metrics lacks %s", series)
+		})
 		// From the watch: a pod created now, then deleted.
 		if err := user.Create(ctx, labelled("newcomer", "fresh")); err != nil {
 			t.Fatal(err)
