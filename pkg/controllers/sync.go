@@ -54,6 +54,10 @@ type ConfigReconciler struct {
 type syncedKind struct {
 	informer toolscache.SharedIndexInformer
 	stop     context.CancelFunc
+	// mu orders the informer's handlers against stopping: once stopped,
+	// a notification still in flight changes data.inventory no more.
+	mu      sync.Mutex
+	stopped bool
 }
 
 // SetupWithManager registers the controller for the one Config object.
@@ -200,14 +204,25 @@ func (r *ConfigReconciler) start(ctx context.Context, gvk schema.GroupVersionKin
 		return err
 	}
 	inf := toolscache.NewSharedIndexInformer(lw, &inventory.Object{}, 0, toolscache.Indexers{})
+	kind := &syncedKind{informer: inf}
+	// apply runs f unless syncing the kind has stopped.
+	apply := func(f func()) {
+		kind.mu.Lock()
+		defer kind.mu.Unlock()
+		if !kind.stopped {
+			f()
+		}
+	}
 	add := func(o interface{}) {
 		obj, ok := o.(*inventory.Object)
 		if !ok || r.excluded(obj.Namespace) {
 			return
 		}
-		if err := r.Engine.AddDataValue(ctx, gvk, obj.Namespace, obj.Name, obj.Value); err != nil {
-			r.Log.Error(err, "adding data", "gvk", gvk.String(), "namespace", obj.Namespace, "name", obj.Name)
-		}
+		apply(func() {
+			if err := r.Engine.AddDataValue(ctx, gvk, obj.Namespace, obj.Name, obj.Value); err != nil {
+				r.Log.Error(err, "adding data", "gvk", gvk.String(), "namespace", obj.Namespace, "name", obj.Name)
+			}
+		})
 	}
 	handle, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
 		AddFunc:    add,
@@ -217,7 +232,7 @@ func (r *ConfigReconciler) start(ctx context.Context, gvk schema.GroupVersionKin
 				o = d.Obj
 			}
 			if obj, ok := o.(*inventory.Object); ok {
-				_ = r.Engine.RemoveDataFor(ctx, gvk, obj.Namespace, obj.Name)
+				apply(func() { _ = r.Engine.RemoveDataFor(ctx, gvk, obj.Namespace, obj.Name) })
 			}
 		},
 	})
@@ -225,8 +240,9 @@ func (r *ConfigReconciler) start(ctx context.Context, gvk schema.GroupVersionKin
 		return fmt.Errorf("watching %s: %w", gvk, err)
 	}
 	ictx, stop := context.WithCancel(ctx)
+	kind.stop = stop
 	go inf.RunWithContext(ictx)
-	r.synced[gvk] = &syncedKind{informer: inf, stop: stop}
+	r.synced[gvk] = kind
 	go func() {
 		if toolscache.WaitForCacheSync(ictx.Done(), handle.HasSynced) {
 			r.Tracker.observe(dataKey(gvk))
@@ -240,6 +256,9 @@ func (r *ConfigReconciler) start(ctx context.Context, gvk schema.GroupVersionKin
 // data.inventory.
 func (r *ConfigReconciler) stop(ctx context.Context, gvk schema.GroupVersionKind, s *syncedKind) error {
 	s.stop()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stopped = true
 	for _, o := range s.informer.GetStore().List() {
 		if obj, ok := o.(*inventory.Object); ok {
 			_ = r.Engine.RemoveDataFor(ctx, gvk, obj.Namespace, obj.Name)
