@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,10 +16,13 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/open-policy-agent/opa/v1/ast"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/rest"
 )
 
 var podGVK = schema.GroupVersionKind{Version: "v1", Kind: "Pod"}
@@ -284,5 +289,40 @@ func TestFrameReader_SplitsEvents(t *testing.T) {
 		if _, err := f.next(); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: error %v, want %q", tc.stream, err, tc.want)
 		}
+	}
+}
+
+// Against an HTTP server standing in for the API server: a page comes back
+// as a List, a refusal as the server's own Status message.
+func TestListerWatcher_ListsAndReportsTheServersError(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case r.URL.Path == "/api/v1/pods" && r.URL.Query().Get("limit") == "500":
+			fmt.Fprint(w, `{"apiVersion":"v1","kind":"PodList","metadata":{"resourceVersion":"9","continue":"next"},"items":[{"metadata":{"name":"a","namespace":"n"}}]}`)
+		case r.URL.Path == "/api/v1/namespaces" || r.URL.Path == "/api/v1/pods":
+			w.WriteHeader(http.StatusForbidden)
+			fmt.Fprint(w, `{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"pods is forbidden: User \"x\" cannot list resource \"pods\"","reason":"Forbidden","code":403}`)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	mapping := &meta.RESTMapping{Resource: schema.GroupVersionResource{Version: "v1", Resource: "pods"}, GroupVersionKind: podGVK, Scope: meta.RESTScopeNamespace}
+	lw, err := NewListerWatcher(&rest.Config{Host: srv.URL}, srv.Client(), mapping)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := lw.List(metav1.ListOptions{Limit: 500})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := got.(*List)
+	if l.ResourceVersion != "9" || l.Continue != "next" || len(l.Items) != 1 || l.Items[0].(*Object).Kind != "Pod" {
+		t.Errorf("list %+v", l)
+	}
+	_, err = lw.List(metav1.ListOptions{})
+	if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), `pods is forbidden: User "x" cannot list resource "pods"`) {
+		t.Errorf("error %v, want the server's Forbidden status", err)
 	}
 }
