@@ -199,9 +199,7 @@ func (p *vmProgram) evaluates(kind string, t *preparedTemplate) bool {
 func (d *regoDriver) vmRun(ctx context.Context, p *vmProgram, params fjson.Json, inventory ast.Value, matched ast.Object, review *ast.Term, cancel topdown.Cancel) (_ map[[2]string][]*ast.Term, err error) {
 	var input interface{} = ast.NewObject(ast.Item(ast.InternedTerm("matched"), ast.NewTerm(matched)))
 	data := &vmData{params: params, inventory: inventory}
-	if obj, ok := review.Value.(ast.Object); ok {
-		data.review = &astObject{obj: obj}
-	} else if data.review, err = fromAST(ctx, review.Value); err != nil {
+	if data.review, err = fromAST(ctx, review.Value); err != nil {
 		return nil, err
 	}
 	// The VM requires somewhere to count its instructions.
@@ -256,14 +254,17 @@ func (d *regoDriver) vmRun(ctx context.Context, p *vmProgram, params fjson.Json,
 	return out, err
 }
 
-// vmData is the data document of a VM run: the constraints' parameters,
-// converted when constraints change; the referential data, read in place
-// from the store's Rego values as the program asks for them; and each
-// constraint's input (data.input[kind][name]: the review, read the same
-// way, and the constraint's parameters).
+// vmData is the data document of a VM run: the referential data, read in
+// place from the store's Rego values as the program asks for them, and
+// each constraint's input (data.input[kind][name]: the review, read the
+// same way, and the constraint's parameters, converted when constraints
+// change). Templates can read no other data, so there is none.
 type vmData struct {
 	params    fjson.Json
 	inventory ast.Value
+	// inventoryVM is inventory as the VM sees it, made on first use; like
+	// review, the parts templates read are converted once per run.
+	inventoryVM any
 	// review is the review for this run; the parts of it templates read
 	// are converted once, the rest (a pod's managedFields, its status)
 	// never.
@@ -274,10 +275,8 @@ var _ vm.IterableObject = (*vmData)(nil)
 
 func (d *vmData) Get(ctx context.Context, key any) (any, bool, error) {
 	switch keyString(key) {
-	case "params":
-		return d.params, true, nil
 	case "inventory":
-		v, err := fromAST(ctx, d.inventory)
+		v, err := d.inventoryForVM(ctx)
 		return v, err == nil, err
 	case "input":
 		return vmInputs{d}, true, nil
@@ -286,18 +285,26 @@ func (d *vmData) Get(ctx context.Context, key any) (any, bool, error) {
 }
 
 func (d *vmData) Iter(ctx context.Context, f func(key, value any) (bool, error)) error {
-	inventory, err := fromAST(ctx, d.inventory)
+	inventory, err := d.inventoryForVM(ctx)
 	if err != nil {
 		return err
 	}
 	if stop, err := f(fjson.NewString("input"), vmInputs{d}); stop || err != nil {
 		return err
 	}
-	if stop, err := f(fjson.NewString("inventory"), inventory); stop || err != nil {
-		return err
-	}
-	_, err = f(fjson.NewString("params"), d.params)
+	_, err = f(fjson.NewString("inventory"), inventory)
 	return err
+}
+
+func (d *vmData) inventoryForVM(ctx context.Context) (any, error) {
+	if d.inventoryVM == nil {
+		v, err := fromAST(ctx, d.inventory)
+		if err != nil {
+			return nil, err
+		}
+		d.inventoryVM = v
+	}
+	return d.inventoryVM, nil
 }
 
 // vmInputs is data.input: by kind, then by constraint name, the input of
@@ -397,7 +404,9 @@ func (o *astObject) child(ctx context.Context, key string, t *ast.Term) (any, bo
 		return nil, false, err
 	}
 	if o.memo == nil {
-		o.memo = make(map[string]any, o.obj.Len())
+		// Not sized to the object: data.inventory.namespace has a key per
+		// namespace, and a review reads one or two of them.
+		o.memo = map[string]any{}
 	}
 	o.memo[key] = x
 	return x, true, nil
