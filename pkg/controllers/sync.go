@@ -117,9 +117,7 @@ func (r *ConfigReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctr
 	r.noSync = syncExcluded
 	for gvk, s := range r.synced {
 		if !want[gvk] {
-			if err := r.stop(ctx, gvk, s); err != nil {
-				return ctrl.Result{}, err
-			}
+			r.stop(ctx, gvk, s)
 		}
 	}
 	var result ctrl.Result
@@ -254,7 +252,7 @@ func (r *ConfigReconciler) start(ctx context.Context, gvk schema.GroupVersionKin
 
 // stop stops a kind's informer and removes its objects from
 // data.inventory.
-func (r *ConfigReconciler) stop(ctx context.Context, gvk schema.GroupVersionKind, s *syncedKind) error {
+func (r *ConfigReconciler) stop(ctx context.Context, gvk schema.GroupVersionKind, s *syncedKind) {
 	s.stop()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -266,5 +264,4 @@ func (r *ConfigReconciler) stop(ctx context.Context, gvk schema.GroupVersionKind
 	}
 	delete(r.synced, gvk)
 	r.Log.Info("stopped syncing", "gvk", gvk.String())
-	return nil
 }
