@@ -33,19 +33,16 @@ var oscalSchema = sync.OnceValues(func() (*jsonschema.Schema, error) {
 	// The schema's root accepts any OSCAL model; validate against the
 	// assessment-results branch only, so a catalog would not pass and the
 	// errors name the assessment-results fields.
+	type model struct {
+		Required []string `json:"required"`
+	}
 	var root struct {
-		OneOf []struct {
-			Required []string `json:"required"`
-		} `json:"oneOf"`
+		OneOf []model `json:"oneOf"`
 	}
 	if err := json.Unmarshal(raw, &root); err != nil {
 		return nil, err
 	}
-	branch := slices.IndexFunc(root.OneOf, func(b struct {
-		Required []string `json:"required"`
-	}) bool {
-		return slices.Contains(b.Required, "assessment-results")
-	})
+	branch := slices.IndexFunc(root.OneOf, func(m model) bool { return slices.Contains(m.Required, "assessment-results") })
 	if branch < 0 {
 		return nil, fmt.Errorf("%s: no assessment-results model under oneOf", oscalSchemaFile)
 	}
