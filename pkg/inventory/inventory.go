@@ -145,7 +145,7 @@ func (lw *ListerWatcher) WatchWithContext(ctx context.Context, opts metav1.ListO
 // without apiVersion and kind (the API server leaves them out of the items
 // of built-in lists) get the list's, as unstructured decoding does.
 func DecodeList(raw []byte, gvk schema.GroupVersionKind) (*List, error) {
-	v, err := target.ParseDataJSON(raw)
+	v, err := target.ParseDataJSONDropping(raw, "items", "*", "metadata", "managedFields")
 	if err != nil {
 		return nil, fmt.Errorf("%s list: %w", gvk.Kind, err)
 	}
@@ -193,7 +193,7 @@ func DecodeList(raw []byte, gvk schema.GroupVersionKind) (*List, error) {
 
 // DecodeEvent reads one watch event as the API server writes it.
 func DecodeEvent(raw []byte) (watch.Event, error) {
-	v, err := target.ParseDataJSON(raw)
+	v, err := target.ParseDataJSONDropping(raw, "object", "metadata", "managedFields")
 	if err != nil {
 		return watch.Event{}, fmt.Errorf("watch event: %w", err)
 	}
@@ -231,7 +231,8 @@ func DecodeEvent(raw []byte) (watch.Event, error) {
 	return watch.Event{Type: typ, Object: o}, nil
 }
 
-// newObject takes the identity of obj and drops metadata.managedFields.
+// newObject takes the identity of obj, whose metadata.managedFields the
+// decoders left out.
 func newObject(obj ast.Object) (*Object, error) {
 	o := &Object{Value: obj}
 	o.APIVersion, o.Kind = str(obj, "apiVersion"), str(obj, "kind")
@@ -245,15 +246,6 @@ func newObject(obj ast.Object) (*Object, error) {
 	}
 	o.Name, o.Namespace, o.ResourceVersion = str(md, "name"), str(md, "namespace"), str(md, "resourceVersion")
 	o.UID = types.UID(str(md, "uid"))
-	if md.Get(ast.InternedTerm("managedFields")) != nil {
-		stripped := ast.NewObjectWithCapacity(md.Len() - 1)
-		md.Foreach(func(k, v *ast.Term) {
-			if k.Value.Compare(ast.String("managedFields")) != 0 {
-				stripped.Insert(k, v)
-			}
-		})
-		obj.Insert(ast.InternedTerm("metadata"), ast.NewTerm(stripped))
-	}
 	return o, nil
 }
 

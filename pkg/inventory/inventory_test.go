@@ -23,6 +23,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/rest"
+
+	"github.com/statcan/daaas-guard/pkg/target"
 )
 
 var podGVK = schema.GroupVersionKind{Version: "v1", Kind: "Pod"}
@@ -325,4 +327,27 @@ func TestListerWatcher_ListsAndReportsTheServersError(t *testing.T) {
 	if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), `pods is forbidden: User "x" cannot list resource "pods"`) {
 		t.Errorf("error %v, want the server's Forbidden status", err)
 	}
+}
+
+// BenchmarkDecodeEvent decodes the watch event of a notebook pod as the API
+// server sends it: what each change of a synced pod costs the webhook.
+// `make bench` reports it against parsing the same event whole.
+func BenchmarkDecodeEvent(b *testing.B) {
+	event := []byte(`{"type":"MODIFIED","object":` + string(apiServerPod(b)) + `}`)
+	b.Run("whole", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := target.ParseDataJSON(event); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("decode", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := DecodeEvent(event); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

@@ -22,7 +22,7 @@ const maxJSONDepth = 10000
 // 1.50 is 1.5 and 1e3 is 1000), a repeated key keeps its last value, and
 // invalid UTF-8 is replaced with U+FFFD.
 func ParseJSON(data []byte) (ast.Value, error) {
-	return (&jsonParser{data: data}).parse()
+	return (&jsonParser{data: data}).parse(nil)
 }
 
 // ParseDataJSON parses an object as the API server sends it into the Rego
@@ -31,12 +31,31 @@ func ParseJSON(data []byte) (ast.Value, error) {
 // That is ParseJSON's value but for one number: unstructured decoding
 // keeps integers as int64, so an integer written -0 is stored as 0.
 func ParseDataJSON(data []byte) (ast.Value, error) {
-	return (&jsonParser{data: data, intZero: true}).parse()
+	return (&jsonParser{data: data, intZero: true}).parse(nil)
+}
+
+// ParseJSONDeferring is ParseJSON leaving out the value at path (object
+// keys from the top): that value is checked as JSON and returned raw, to be
+// parsed if it is ever read. A pod's metadata.managedFields is nearly half
+// of it as the API server sends it, and no policy reads it.
+func ParseJSONDeferring(data []byte, path ...string) (ast.Value, []byte, error) {
+	p := &jsonParser{data: data}
+	v, err := p.parse(path)
+	return v, p.deferred, err
+}
+
+// ParseDataJSONDropping is ParseDataJSON leaving out the value at path,
+// where "*" stands for every element of an array (a list's items).
+func ParseDataJSONDropping(data []byte, path ...string) (ast.Value, error) {
+	return (&jsonParser{data: data, intZero: true}).parse(path)
 }
 
 type jsonParser struct {
 	data []byte
 	pos  int
+	// deferred is the raw JSON of the value at the deferred path
+	// (ParseJSONDeferring), nil when there is none.
+	deferred []byte
 	// intZero reads the integer -0 as 0 (ParseDataJSON).
 	intZero bool
 	// slab hands out terms in chunks: a pod is some hundreds of values, and
@@ -44,10 +63,11 @@ type jsonParser struct {
 	slab []ast.Term
 }
 
-// parse reads the one JSON value that is all of p.data.
-func (p *jsonParser) parse() (ast.Value, error) {
+// parse reads the one JSON value that is all of p.data, deferring the
+// value at path.
+func (p *jsonParser) parse(path []string) (ast.Value, error) {
 	p.space()
-	v, err := p.value(0)
+	v, err := p.valueOn(0, path)
 	if err != nil {
 		return nil, err
 	}
@@ -84,7 +104,11 @@ func (p *jsonParser) space() {
 	}
 }
 
-func (p *jsonParser) value(depth int) (*ast.Term, error) {
+func (p *jsonParser) value(depth int) (*ast.Term, error) { return p.valueOn(depth, nil) }
+
+// valueOn reads a value; when it is an object, the value at path below it
+// is deferred.
+func (p *jsonParser) valueOn(depth int, path []string) (*ast.Term, error) {
 	if depth > maxJSONDepth {
 		return nil, p.errorf("nested too deeply")
 	}
@@ -93,13 +117,16 @@ func (p *jsonParser) value(depth int) (*ast.Term, error) {
 	}
 	switch c := p.data[p.pos]; {
 	case c == '{':
-		v, err := p.object(depth)
+		v, err := p.object(depth, path)
 		if err != nil {
 			return nil, err
 		}
 		return p.term(v), nil
 	case c == '[':
-		v, err := p.array(depth)
+		if len(path) == 0 || path[0] != "*" {
+			path = nil
+		}
+		v, err := p.array(depth, path)
 		if err != nil {
 			return nil, err
 		}
@@ -131,7 +158,7 @@ func (p *jsonParser) literal(word string, v *ast.Term) (*ast.Term, error) {
 	return v, nil
 }
 
-func (p *jsonParser) object(depth int) (ast.Value, error) {
+func (p *jsonParser) object(depth int, path []string) (ast.Value, error) {
 	p.pos++ // {
 	items := make([][2]*ast.Term, 0, 8)
 	p.space()
@@ -154,11 +181,26 @@ func (p *jsonParser) object(depth int) (ast.Value, error) {
 		}
 		p.pos++
 		p.space()
-		v, err := p.value(depth + 1)
-		if err != nil {
-			return nil, err
+		var below []string
+		deferHere := false
+		if len(path) > 0 && key.Value.Compare(ast.String(path[0])) == 0 {
+			// A repeated key keeps its last value, deferred or not.
+			p.deferred = nil
+			deferHere, below = len(path) == 1, path[1:]
 		}
-		items = append(items, [2]*ast.Term{key, v})
+		if deferHere {
+			start := p.pos
+			if err := p.skip(depth + 1); err != nil {
+				return nil, err
+			}
+			p.deferred = p.data[start:p.pos]
+		} else {
+			v, err := p.valueOn(depth+1, below)
+			if err != nil {
+				return nil, err
+			}
+			items = append(items, [2]*ast.Term{key, v})
+		}
 		p.space()
 		if p.pos >= len(p.data) {
 			return nil, p.errorf("unexpected end of input in an object")
@@ -179,7 +221,101 @@ func (p *jsonParser) object(depth int) (ast.Value, error) {
 	}
 }
 
-func (p *jsonParser) array(depth int) (ast.Value, error) {
+// skip reads a value without building it, with the checks value makes.
+func (p *jsonParser) skip(depth int) error {
+	if depth > maxJSONDepth {
+		return p.errorf("nested too deeply")
+	}
+	if p.pos >= len(p.data) {
+		return p.errorf("unexpected end of input")
+	}
+	switch c := p.data[p.pos]; {
+	case c == '{', c == '[':
+		end := byte('}')
+		if c == '[' {
+			end = ']'
+		}
+		p.pos++
+		p.space()
+		if p.pos < len(p.data) && p.data[p.pos] == end {
+			p.pos++
+			return nil
+		}
+		for {
+			p.space()
+			if c == '{' {
+				if p.pos >= len(p.data) || p.data[p.pos] != '"' {
+					return p.errorf("expected a string key")
+				}
+				if err := p.skipString(); err != nil {
+					return err
+				}
+				p.space()
+				if p.pos >= len(p.data) || p.data[p.pos] != ':' {
+					return p.errorf("expected ':'")
+				}
+				p.pos++
+				p.space()
+			}
+			if err := p.skip(depth + 1); err != nil {
+				return err
+			}
+			p.space()
+			if p.pos >= len(p.data) {
+				return p.errorf("unexpected end of input")
+			}
+			switch p.data[p.pos] {
+			case ',':
+				p.pos++
+			case end:
+				p.pos++
+				return nil
+			default:
+				return p.errorf("expected ',' or %q", end)
+			}
+		}
+	case c == '"':
+		return p.skipString()
+	case c == 't':
+		_, err := p.literal("true", nil)
+		return err
+	case c == 'f':
+		_, err := p.literal("false", nil)
+		return err
+	case c == 'n':
+		_, err := p.literal("null", nil)
+		return err
+	case c == '-' || (c >= '0' && c <= '9'):
+		_, err := p.number()
+		return err
+	default:
+		return p.errorf("unexpected character %q", c)
+	}
+}
+
+// skipString reads a string without keeping it: a plain one is scanned,
+// one with escapes is read by str, which checks them.
+func (p *jsonParser) skipString() error {
+	for i := p.pos + 1; i < len(p.data); i++ {
+		switch c := p.data[i]; {
+		case c == '"':
+			p.pos = i + 1
+			return nil
+		case c == '\\' || c < 0x20:
+			_, err := p.str()
+			return err
+		}
+	}
+	return p.errorf("unterminated string")
+}
+
+// array reads an array; with a path below "*", the value at the rest of
+// the path is left out of each element.
+func (p *jsonParser) array(depth int, path []string) (ast.Value, error) {
+	var below []string
+	if len(path) > 0 {
+		below = path[1:]
+	}
 	p.pos++ // [
 	var terms []*ast.Term
 	p.space()
@@ -189,7 +325,7 @@ func (p *jsonParser) array(depth int) (ast.Value, error) {
 	}
 	for {
 		p.space()
-		v, err := p.value(depth + 1)
+		v, err := p.valueOn(depth+1, below)
 		if err != nil {
 			return nil, err
 		}
