@@ -383,11 +383,18 @@ func (d *regoDriver) Query(ctx context.Context, _ string, constraints []*unstruc
 	for _, opt := range opts {
 		opt(&cfg)
 	}
-	reviewTerm, err := reviewValue(review, cfg.Namespace)
-	if err != nil {
-		return nil, err
-	}
 	tracing := d.tracing || cfg.TracingEnabled
+	// Topdown takes the review whole, made when first needed; the VM takes
+	// it with the parts policies seldom read left raw until read.
+	var reviewTerm *ast.Term
+	fullReview := func() (*ast.Term, error) {
+		if reviewTerm == nil {
+			var err error
+			reviewTerm, err = reviewValue(review, cfg.Namespace)
+			return reviewTerm, err
+		}
+		return reviewTerm, nil
+	}
 	var trace strings.Builder
 
 	txn, err := d.store.NewTransaction(ctx)
@@ -410,8 +417,12 @@ func (d *regoDriver) Query(ctx context.Context, _ string, constraints []*unstruc
 	var prog *vmProgram
 	var vmResults map[[2]string][]*ast.Term
 	if d.useVM && !tracing {
+		vmTerm, deferred, err := vmReviewValue(review, cfg.Namespace)
+		if err != nil {
+			return nil, err
+		}
 		prog = d.program()
-		if vmResults, err = d.vmReview(ctx, prog, constraints, reviewTerm, txn, cancel); err != nil {
+		if vmResults, err = d.vmReview(ctx, prog, constraints, vmTerm, deferred, txn, cancel); err != nil {
 			prog = nil
 		}
 	}
@@ -444,6 +455,10 @@ func (d *regoDriver) Query(ctx context.Context, _ string, constraints []*unstruc
 		} else {
 			if d.counts != nil {
 				d.counts.Topdown.Add(1)
+			}
+			reviewTerm, err := fullReview()
+			if err != nil {
+				return nil, err
 			}
 			if err := d.topdownEval(ctx, t, params, reviewTerm, key, responses, txn, cancel, tracing, &trace); err != nil {
 				results = append(results, errorResult(c, err))
@@ -551,7 +566,7 @@ func (d *regoDriver) paramsForVM(ctx context.Context) (fjson.Json, error) {
 }
 
 // vmReview runs the VM on the constraints its program evaluates.
-func (d *regoDriver) vmReview(ctx context.Context, prog *vmProgram, constraints []*unstructured.Unstructured, reviewTerm *ast.Term, txn storage.Transaction, cancel topdown.Cancel) (map[[2]string][]*ast.Term, error) {
+func (d *regoDriver) vmReview(ctx context.Context, prog *vmProgram, constraints []*unstructured.Unstructured, reviewTerm *ast.Term, deferred []target.Deferred, txn storage.Transaction, cancel topdown.Cancel) (map[[2]string][]*ast.Term, error) {
 	byKind := map[string][]*ast.Term{}
 	for _, c := range constraints {
 		kind := c.GetKind()
@@ -580,7 +595,7 @@ func (d *regoDriver) vmReview(ctx context.Context, prog *vmProgram, constraints 
 			return nil, err
 		}
 	}
-	return d.vmRun(ctx, prog, params, inventory, matched, reviewTerm, cancel)
+	return d.vmRun(ctx, prog, params, inventory, matched, reviewTerm, deferred, cancel)
 }
 
 // hookResponse is what the framework's hook makes of one violation r:
@@ -637,6 +652,15 @@ func errorResult(c *unstructured.Unstructured, err error) *types.Result {
 		Metadata:   map[string]interface{}{"details": nil},
 		Constraint: c.DeepCopy(),
 	}
+}
+
+// vmReviewValue is reviewValue with the review's deferred parts left raw.
+func vmReviewValue(review interface{}, namespace map[string]interface{}) (*ast.Term, []target.Deferred, error) {
+	if r, ok := review.(*target.Review); ok {
+		return r.DeferredValue(namespace)
+	}
+	v, err := reviewValue(review, namespace)
+	return v, nil, err
 }
 
 // reviewValue converts a review to a Rego value once, with the Namespace

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -18,6 +19,8 @@ import (
 	"github.com/open-policy-agent/opa/v1/rego"
 	"github.com/open-policy-agent/opa/v1/topdown"
 	"github.com/open-policy-agent/opa/v1/topdown/builtins"
+
+	"github.com/statcan/daaas-guard/pkg/target"
 )
 
 // Reviews are evaluated by the bytecode VM of Enterprise OPA (open source
@@ -196,10 +199,10 @@ func (p *vmProgram) evaluates(kind string, t *preparedTemplate) bool {
 // vmRun evaluates the matched constraints of a review in one VM run and
 // returns each constraint's violations (the template's violation values),
 // by kind and name.
-func (d *regoDriver) vmRun(ctx context.Context, p *vmProgram, params fjson.Json, inventory ast.Value, matched ast.Object, review *ast.Term, cancel topdown.Cancel) (_ map[[2]string][]*ast.Term, err error) {
+func (d *regoDriver) vmRun(ctx context.Context, p *vmProgram, params fjson.Json, inventory ast.Value, matched ast.Object, review *ast.Term, deferred []target.Deferred, cancel topdown.Cancel) (_ map[[2]string][]*ast.Term, err error) {
 	var input interface{} = ast.NewObject(ast.Item(ast.InternedTerm("matched"), ast.NewTerm(matched)))
 	data := &vmData{params: params, inventory: inventory}
-	if data.review, err = fromAST(ctx, review.Value); err != nil {
+	if data.review, err = fromASTDeferred(ctx, review.Value, deferred); err != nil {
 		return nil, err
 	}
 	// The VM requires somewhere to count its instructions.
@@ -373,9 +376,11 @@ func (in *vmInput) Iter(_ context.Context, f func(key, value any) (bool, error))
 
 // astObject shows a Rego object to the VM without converting it whole:
 // only the parts a template reads are converted, each once per wrapper.
+// Deferred parts below it are parsed when read.
 type astObject struct {
-	obj  ast.Object
-	memo map[string]any
+	obj      ast.Object
+	memo     map[string]any
+	deferred []target.Deferred
 }
 
 var _ vm.IterableObject = (*astObject)(nil)
@@ -394,12 +399,26 @@ func (o *astObject) child(ctx context.Context, key string, t *ast.Term) (any, bo
 	if x, ok := o.memo[key]; ok {
 		return x, true, nil
 	}
+	var below []target.Deferred
+	for _, d := range o.deferred {
+		switch {
+		case d.Path[0] != key:
+		case len(d.Path) == 1:
+			v, err := target.ParseJSON(d.Raw)
+			if err != nil {
+				return nil, false, fmt.Errorf("%s: %w", key, err)
+			}
+			t = ast.NewTerm(v)
+		default:
+			below = append(below, target.Deferred{Path: d.Path[1:], Raw: d.Raw})
+		}
+	}
 	if t == nil {
 		if t = o.obj.Get(ast.StringTerm(key)); t == nil {
 			return nil, false, nil
 		}
 	}
-	x, err := fromAST(ctx, t.Value)
+	x, err := fromASTDeferred(ctx, t.Value, below)
 	if err != nil {
 		return nil, false, err
 	}
@@ -413,7 +432,16 @@ func (o *astObject) child(ctx context.Context, key string, t *ast.Term) (any, bo
 }
 
 func (o *astObject) Iter(ctx context.Context, f func(key, value any) (bool, error)) error {
-	for _, k := range o.obj.Keys() {
+	keys := o.obj.Keys()
+	for _, d := range o.deferred {
+		if len(d.Path) == 1 {
+			// In key order, as if it had been parsed with the rest.
+			k := ast.StringTerm(d.Path[0])
+			i, _ := slices.BinarySearchFunc(keys, k, func(a, b *ast.Term) int { return a.Value.Compare(b.Value) })
+			keys = slices.Insert(keys, i, k)
+		}
+	}
+	for _, k := range keys {
 		ks, ok := k.Value.(ast.String)
 		if !ok {
 			return fmt.Errorf("object key %v is not a string", k)
@@ -431,8 +459,13 @@ func (o *astObject) Iter(ctx context.Context, f func(key, value any) (bool, erro
 
 // fromAST converts a Rego value for the VM, objects lazily.
 func fromAST(ctx context.Context, v ast.Value) (any, error) {
+	return fromASTDeferred(ctx, v, nil)
+}
+
+// fromASTDeferred is fromAST for a value with deferred parts below it.
+func fromASTDeferred(ctx context.Context, v ast.Value, deferred []target.Deferred) (any, error) {
 	if obj, ok := v.(ast.Object); ok {
-		return &astObject{obj: obj}, nil
+		return &astObject{obj: obj, deferred: deferred}, nil
 	}
 	return (&vm.DataOperations{}).FromInterface(ctx, v)
 }

@@ -10,6 +10,10 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	admissionv1 "k8s.io/api/admission/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/statcan/daaas-guard/pkg/target"
 )
 
 // Every template of the platform profile runs on the VM: one that the
@@ -301,5 +305,80 @@ func TestVM_ConcurrentReviewsAndChanges(t *testing.T) {
 		if err := <-errs; err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+// managersTemplate reads metadata.managedFields, which the VM is given raw
+// and parses only when read, and metadata as a whole.
+const managersTemplate = `apiVersion: templates.gatekeeper.sh/v1
+kind: ConstraintTemplate
+metadata:
+  name: k8smanagers
+spec:
+  crd:
+    spec:
+      names:
+        kind: K8sManagers
+  targets:
+    - target: admission.k8s.gatekeeper.sh
+      code:
+        - engine: Rego
+          source:
+            version: v1
+            rego: |
+              package k8smanagers
+              managers := [m.manager | some m in input.review.object.metadata.managedFields]
+              keys := [k | some k, _ in input.review.object.metadata]
+              old := count(object.get(input.review, ["oldObject", "metadata", "managedFields"], []))
+              same := input.review.object.metadata == object.get(input.review, ["oldObject", "metadata"], null)
+              violation contains {"msg": msg} if {
+                msg := sprintf("managers %v keys %v size %v old %v same %v", [managers, keys, count(input.review.object.metadata), old, same])
+              }
+`
+
+// A policy that reads managedFields sees it, in its place among the
+// metadata keys, whichever evaluator runs.
+func TestVM_ManagedFieldsAreParsedWhenRead(t *testing.T) {
+	ctx := context.Background()
+	pod := `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"nb","namespace":"alice","labels":{"a":"b"},` +
+		`"managedFields":[{"manager":"kubectl","operation":"Update"},{"manager":"kubelet","operation":"Update"}],"uid":"u1"},"spec":{}}`
+	for _, tc := range []struct {
+		name string
+		req  admissionv1.AdmissionRequest
+		want string
+	}{
+		{"create", admissionv1.AdmissionRequest{Operation: admissionv1.Create, Object: runtime.RawExtension{Raw: []byte(pod)}},
+			`managers ["kubectl", "kubelet"] keys ["labels", "managedFields", "name", "namespace", "uid"] size 5 old 0 same false`},
+		{"update", admissionv1.AdmissionRequest{Operation: admissionv1.Update, Object: runtime.RawExtension{Raw: []byte(pod)}, OldObject: runtime.RawExtension{Raw: []byte(pod)}},
+			`managers ["kubectl", "kubelet"] keys ["labels", "managedFields", "name", "namespace", "uid"] size 5 old 2 same true`},
+		{"delete", admissionv1.AdmissionRequest{Operation: admissionv1.Delete, OldObject: runtime.RawExtension{Raw: []byte(pod)}},
+			`managers ["kubectl", "kubelet"] keys ["labels", "managedFields", "name", "namespace", "uid"] size 5 old 2 same true`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			review := func(opts ...Option) []string {
+				t.Helper()
+				e := newEngineWith(t, opts, managersTemplate)
+				addConstraint(t, e, constraint("K8sManagers", "all", "  match:\n    kinds: [{apiGroups: [\"\"], kinds: [Pod]}]\n"))
+				req := tc.req
+				req.UID, req.Name, req.Namespace = "r1", "nb", "alice"
+				req.Kind = metav1.GroupVersionKind{Version: "v1", Kind: "Pod"}
+				resp, err := e.Review(ctx, &target.Request{AdmissionRequest: &req}, AtEnforcementPoint(EnforcementPointWebhook))
+				if err != nil {
+					t.Fatal(err)
+				}
+				return messages(resp)
+			}
+			counts := &EvaluatorCounts{}
+			want := []string{tc.want}
+			if diff := cmp.Diff(want, review(WithEvaluatorCounts(counts))); diff != "" {
+				t.Errorf("VM (-want +got):\n%s", diff)
+			}
+			if n := counts.VM.Load(); n != 1 {
+				t.Errorf("%d evaluations by the VM, want 1", n)
+			}
+			if diff := cmp.Diff(want, review(WithTopdownOnly())); diff != "" {
+				t.Errorf("topdown (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

@@ -219,9 +219,22 @@ type Review struct {
 	// reviewed.
 	targets []match.Target
 	// object and oldObject as Rego values, parsed once for both matching
-	// and evaluation.
-	object, oldObject ast.Value
+	// and evaluation, without their metadata.managedFields: that is left
+	// raw (objectFields, oldObjectFields) and parsed only if a policy
+	// reads it.
+	object, oldObject             ast.Value
+	objectFields, oldObjectFields []byte
 }
+
+// Deferred is a part of the review left out of its Rego value: the raw
+// JSON of the value at Path, below input.review.
+type Deferred struct {
+	Path []string
+	Raw  []byte
+}
+
+// managedFields is where an object's metadata.managedFields is, below it.
+var managedFields = []string{"metadata", "managedFields"}
 
 // GetAdmissionRequest lets the framework filter templates by operation.
 func (r *Review) GetAdmissionRequest() *admissionv1.AdmissionRequest { return &r.AdmissionRequest }
@@ -238,17 +251,17 @@ func (r *Review) prepare() error {
 	}
 	var err error
 	if r.Object.Raw != nil {
-		if r.object, err = ParseJSON(r.Object.Raw); err != nil {
+		if r.object, r.objectFields, err = ParseJSONDeferring(r.Object.Raw, managedFields...); err != nil {
 			return fmt.Errorf("%w: %s %q: object: %w", ErrReview, r.Kind.Kind, r.Name, err)
 		}
 		r.targets = append(r.targets, r.matchTarget(r.object))
 	}
 	if r.OldObject.Raw != nil {
 		if r.Operation == admissionv1.Delete {
-			r.oldObject = r.object // the same document
+			r.oldObject, r.oldObjectFields = r.object, r.objectFields // the same document
 			return nil
 		}
-		if r.oldObject, err = ParseJSON(r.OldObject.Raw); err != nil {
+		if r.oldObject, r.oldObjectFields, err = ParseJSONDeferring(r.OldObject.Raw, managedFields...); err != nil {
 			return fmt.Errorf("%w: %s %q: oldObject: %w", ErrReview, r.Kind.Kind, r.Name, err)
 		}
 		r.targets = append(r.targets, r.matchTarget(r.oldObject))
@@ -265,6 +278,36 @@ func (r *Review) matchTarget(v ast.Value) match.Target {
 // namespaceObject (null when the review carries no Namespace). ns is the
 // Namespace as JSON-compatible values.
 func (r *Review) Value(ns map[string]interface{}) (*ast.Term, error) {
+	object, err := withFields(r.object, r.objectFields)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s %q: object: %w", ErrReview, r.Kind.Kind, r.Name, err)
+	}
+	oldObject, err := withFields(r.oldObject, r.oldObjectFields)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s %q: oldObject: %w", ErrReview, r.Kind.Kind, r.Name, err)
+	}
+	return r.value(ns, object, oldObject)
+}
+
+// DeferredValue is Value without the parts a policy seldom reads, which
+// are returned raw with where they belong, for an evaluator that parses
+// them when read.
+func (r *Review) DeferredValue(ns map[string]interface{}) (*ast.Term, []Deferred, error) {
+	v, err := r.value(ns, r.object, r.oldObject)
+	if err != nil {
+		return nil, nil, err
+	}
+	var deferred []Deferred
+	if r.objectFields != nil {
+		deferred = append(deferred, Deferred{Path: append([]string{"object"}, managedFields...), Raw: r.objectFields})
+	}
+	if r.oldObjectFields != nil {
+		deferred = append(deferred, Deferred{Path: append([]string{"oldObject"}, managedFields...), Raw: r.oldObjectFields})
+	}
+	return v, deferred, nil
+}
+
+func (r *Review) value(ns map[string]interface{}, object, oldObject ast.Value) (*ast.Term, error) {
 	shallow := r.AdmissionRequest
 	shallow.Object, shallow.OldObject = runtime.RawExtension{}, runtime.RawExtension{}
 	raw, err := json.Marshal(&shallow)
@@ -279,13 +322,39 @@ func (r *Review) Value(ns map[string]interface{}) (*ast.Term, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w: the request is not an object", ErrReview)
 	}
-	for key, val := range map[string]ast.Value{"object": r.object, "oldObject": r.oldObject} {
+	for key, val := range map[string]ast.Value{"object": object, "oldObject": oldObject} {
 		if val == nil {
 			val = ast.Null{}
 		}
 		obj.Insert(ast.StringTerm(key), ast.NewTerm(val))
 	}
 	return WithNamespace(obj, ns)
+}
+
+// withFields is object with its deferred metadata.managedFields put back,
+// in a copy: the parsed object is shared.
+func withFields(object ast.Value, fields []byte) (ast.Value, error) {
+	if fields == nil {
+		return object, nil
+	}
+	mf, err := ParseJSON(fields)
+	if err != nil {
+		return nil, err
+	}
+	// The parser defers only below objects, so both are objects.
+	obj := object.(ast.Object)
+	meta := obj.Get(ast.InternedTerm("metadata")).Value.(ast.Object)
+	return obj.Map(func(k, v *ast.Term) (*ast.Term, *ast.Term, error) {
+		if k.Equal(ast.InternedTerm("metadata")) {
+			m, err := meta.Map(func(k, v *ast.Term) (*ast.Term, *ast.Term, error) { return k, v, nil })
+			if err != nil {
+				return nil, nil, err
+			}
+			m.Insert(ast.InternedTerm("managedFields"), ast.NewTerm(mf))
+			return k, ast.NewTerm(m), nil
+		}
+		return k, v, nil
+	})
 }
 
 // WithNamespace adds namespaceObject to a review value: the Namespace as
