@@ -63,7 +63,11 @@ type regoDriver struct {
 	mu        sync.RWMutex
 	templates map[string]*preparedTemplate    // by constraint kind
 	params    map[string]map[string]*ast.Term // by constraint kind, then name
-	store     storage.Store
+	// copies holds a copy of each constraint, made when it is added, that
+	// its results share: reviews would otherwise copy it for every review
+	// it has results in (by kind, then name).
+	copies map[string]map[string]*unstructured.Unstructured
+	store  storage.Store
 
 	capabilities *ast.Capabilities
 	tracing      bool
@@ -125,6 +129,7 @@ func newRegoDriver(o options) (*regoDriver, error) {
 	return &regoDriver{
 		templates:    map[string]*preparedTemplate{},
 		params:       map[string]map[string]*ast.Term{},
+		copies:       map[string]map[string]*unstructured.Unstructured{},
 		store:        store,
 		capabilities: caps,
 		tracing:      o.tracing,
@@ -294,6 +299,7 @@ func (d *regoDriver) RemoveTemplate(_ context.Context, ct *templates.ConstraintT
 	d.mu.Lock()
 	delete(d.templates, kind)
 	delete(d.params, kind)
+	delete(d.copies, kind)
 	d.vmParams.Store(nil)
 	d.mu.Unlock()
 	d.buildSoon()
@@ -314,12 +320,15 @@ func (d *regoDriver) AddConstraint(_ context.Context, constraint *unstructured.U
 		return fmt.Errorf("%w: spec.parameters: %v", ErrConstraint, err)
 	}
 	kind, name := constraint.GetKind(), constraint.GetName()
+	copied := constraint.DeepCopy()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.params[kind] == nil {
 		d.params[kind] = map[string]*ast.Term{}
+		d.copies[kind] = map[string]*unstructured.Unstructured{}
 	}
 	d.params[kind][name] = ast.NewTerm(v)
+	d.copies[kind][name] = copied
 	d.vmParams.Store(nil)
 	return nil
 }
@@ -329,6 +338,7 @@ func (d *regoDriver) RemoveConstraint(_ context.Context, constraint *unstructure
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	delete(d.params[constraint.GetKind()], constraint.GetName())
+	delete(d.copies[constraint.GetKind()], constraint.GetName())
 	d.vmParams.Store(nil)
 	return nil
 }
@@ -466,11 +476,7 @@ func (d *regoDriver) Query(ctx context.Context, _ string, constraints []*unstruc
 			}
 		}
 		sorted := responses.Sorted()
-		// One copy of the constraint for all its results in this review.
-		var copied *unstructured.Unstructured
-		if sorted.Len() > 0 {
-			copied = c.DeepCopy()
-		}
+		copied := d.copies[kind][c.GetName()]
 		for i := 0; i < sorted.Len(); i++ {
 			r, err := toResult(copied, sorted.Elem(i))
 			if err != nil {
@@ -625,8 +631,8 @@ func hookResponse(key, r *ast.Term) *ast.Term {
 }
 
 // toResult converts a hook response as the framework's drivers.ToResult
-// does: msg must be a string. c is the copy of the constraint that the
-// constraint's results in this review share.
+// does: msg must be a string. c is the copy of the constraint that all
+// its results share.
 func toResult(c *unstructured.Unstructured, resp *ast.Term) (*types.Result, error) {
 	obj := resp.Value.(ast.Object)
 	msg, ok := obj.Get(ast.InternedTerm("msg")).Value.(ast.String)

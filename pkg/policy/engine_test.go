@@ -899,3 +899,46 @@ func TestReview_RemovedConstraintNoLongerApplies(t *testing.T) {
 func authUser(name string) authenticationv1.UserInfo {
 	return authenticationv1.UserInfo{Username: name}
 }
+
+// Results carry the constraint as it was added: later changes, to the
+// constraint in the engine or to the object it was added from, do not
+// reach results already given, nor results given before the change.
+func TestReview_ResultsCarryTheConstraintAsAdded(t *testing.T) {
+	ctx := context.Background()
+	e := newEngineWith(t, nil, echoTemplate)
+	d := doc(t, constraint("K8sEcho", "echo", "  enforcementAction: deny\n  match:\n    kinds: [{apiGroups: [\"\"], kinds: [Pod]}]\n"))
+	if err := e.AddConstraint(ctx, d.Object, d); err != nil {
+		t.Fatal(err)
+	}
+	review := func() *unstructured.Unstructured {
+		t.Helper()
+		resp, err := e.Review(ctx, podObj("alice", "nb", nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(resp.Results) != 1 {
+			t.Fatalf("%d results, want 1", len(resp.Results))
+		}
+		return resp.Results[0].Object
+	}
+	action := func(u *unstructured.Unstructured) string {
+		a, _, _ := unstructured.NestedString(u.Object, "spec", "enforcementAction")
+		return a
+	}
+	first := review()
+	if err := unstructured.SetNestedField(d.Object.Object, "warn", "spec", "enforcementAction"); err != nil {
+		t.Fatal(err)
+	}
+	if got := action(review()); got != "deny" {
+		t.Errorf("after a change to the added object: result carries %q, want deny", got)
+	}
+	if err := e.AddConstraint(ctx, d.Object, d); err != nil {
+		t.Fatal(err)
+	}
+	if got := action(review()); got != "warn" {
+		t.Errorf("after the constraint changed: result carries %q, want warn", got)
+	}
+	if got := action(first); got != "deny" {
+		t.Errorf("an earlier result now carries %q, want deny", got)
+	}
+}

@@ -38,7 +38,8 @@ type Result struct {
 	// for that point.
 	Actions []string
 	// Object is the constraint itself (its annotations carry metadata such
-	// as severity or control IDs).
+	// as severity or control IDs), shared by all its results: read it, do
+	// not change it.
 	Object *unstructured.Unstructured
 }
 
