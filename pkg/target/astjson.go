@@ -293,20 +293,50 @@ func (p *jsonParser) skip(depth int) error {
 	}
 }
 
-// skipString reads a string without keeping it: a plain one is scanned,
-// one with escapes is read by str, which checks them.
+// skipString reads a string without keeping it, with the checks str
+// makes. (Field managers' keys are full of escaped quotes.)
 func (p *jsonParser) skipString() error {
-	for i := p.pos + 1; i < len(p.data); i++ {
+	i := p.pos + 1
+	for i < len(p.data) {
 		switch c := p.data[i]; {
 		case c == '"':
 			p.pos = i + 1
 			return nil
-		case c == '\\' || c < 0x20:
-			_, err := p.str()
-			return err
+		case c < 0x20:
+			p.pos = i
+			return p.errorf("control character in a string")
+		case c != '\\':
+			i++
+			continue
+		}
+		if i+1 >= len(p.data) {
+			break
+		}
+		switch e := p.data[i+1]; e {
+		case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			i += 2
+		case 'u':
+			if len(p.data)-(i+2) < 4 || !isHex4(p.data[i+2:i+6]) {
+				p.pos = i + 2
+				return p.errorf("invalid \\u escape")
+			}
+			i += 6
+		default:
+			p.pos = i + 2
+			return p.errorf("invalid escape \\%c", e)
 		}
 	}
+	p.pos = len(p.data)
 	return p.errorf("unterminated string")
+}
+
+func isHex4(b []byte) bool {
+	for _, c := range b[:4] {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
 }
 
 // array reads an array; with a path below "*", the value at the rest of

@@ -100,6 +100,7 @@ func TestParseJSONDeferring(t *testing.T) {
 		{`{"metadata":{"managedFields":1},"metadata":{"name":"b"}}`, `{"metadata":{"name":"b"}}`, ``},
 		{`{"metadata":{"managedFields":1},"metadata":3}`, `{"metadata":3}`, ``},
 		{`{"metadata":{"managedFields": "\u00e9\n" }}`, `{"metadata":{}}`, `"\u00e9\n"`},
+		{`{"metadata":{"managedFields":{"k:{\"name\":\"x\"}":"\/\b\f\r\t\\\ud83d\ude00"}}}`, `{"metadata":{}}`, `{"k:{\"name\":\"x\"}":"\/\b\f\r\t\\\ud83d\ude00"}`},
 		{`[1]`, `[1]`, ``},
 	} {
 		got, deferred, err := ParseJSONDeferring([]byte(tc.in), path...)
@@ -117,6 +118,7 @@ func TestParseJSONDeferring(t *testing.T) {
 		`{"metadata":{"managedFields":[1,]}}`, `{"metadata":{"managedFields":01}}`, `{"metadata":{"managedFields":"\q"}}`,
 		`{"metadata":{"managedFields":{"a" 1}}}`, `{"metadata":{"managedFields":tru}}`, "{\"metadata\":{\"managedFields\":\"\x01\"}}",
 		`{"metadata":{"managedFields":"\ud800\u12"}}`, `{"metadata":{"managedFields":1e400}}`, `{"metadata":{"managedFields":[`,
+		`{"metadata":{"managedFields":"\u12G4"}}`, `{"metadata":{"managedFields":"\`, `{"metadata":{"managedFields":"abc`,
 	} {
 		if _, _, err := ParseJSONDeferring([]byte(in), path...); err == nil {
 			t.Errorf("%s accepted", in)
