@@ -8,7 +8,8 @@
 //     per review (from /proc), against a baseline run of the same webhook
 //     with no policies;
 //  2. apiserver: pods created through kube-apiserver per second, without
-//     and then with the webhook registered, in one run, and their ratio;
+//     and then with the webhook registered, in rounds that alternate the
+//     two within one run, and their ratio (the median round's);
 //  3. mutation: a GPU and Vault pipeline pod's mutation AdmissionReview
 //     posted to /v1/mutate (direct), and the latency of creating such pods
 //     through kube-apiserver one at a time, without and then with the
@@ -65,6 +66,7 @@ type options struct {
 	duration    time.Duration
 	levels      []int
 	pods        int
+	podRounds   int
 	podWorkers  int
 	latencyPods int
 	webhookBin  string
@@ -79,6 +81,7 @@ func main() {
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "duration of each direct load level")
 	flag.StringVar(&levels, "concurrency", "1,8,32", "concurrency levels of the direct load")
 	flag.IntVar(&o.pods, "pods", 300, "pods created through the API server per phase")
+	flag.IntVar(&o.podRounds, "pod-rounds", 3, "rounds of pod creation, each without and then with the webhook")
 	flag.IntVar(&o.podWorkers, "pod-workers", 16, "concurrent pod creations")
 	flag.IntVar(&o.latencyPods, "latency-pods", 100, "GPU+Vault pipeline pods created one at a time per mutation phase")
 	flag.StringVar(&o.webhookBin, "webhook", "bin/webhook", "webhook binary")
@@ -92,6 +95,9 @@ func main() {
 			fail(fmt.Errorf("bad concurrency %q", l))
 		}
 		o.levels = append(o.levels, n)
+	}
+	if o.podRounds < 1 || o.pods < 1 {
+		fail(errors.New("-pods and -pod-rounds must be at least 1"))
 	}
 	crlog.SetLogger(logr.Discard())
 	if err := run(o); err != nil {
@@ -187,30 +193,53 @@ func run(o options) error {
 	if err := prepareNamespace(ctx, cl, o.profile, "alice"); err != nil {
 		return err
 	}
-	// The machine's busy CPU time per pod created says where a slowdown
-	// comes from: the webhook's own share is measured separately.
-	busy0 := machineBusy()
-	without, err := createPods(ctx, cfg, "without", o.pods, o.podWorkers)
-	if err != nil {
-		return err
+	// Rounds alternate the two phases, so that a change in the machine's
+	// speed during the run (a shared machine drifts from one minute to the
+	// next) weighs on both alike; the ratio reported is the median
+	// round's. The machine's busy CPU time per pod created says where a
+	// slowdown comes from; the webhook's own share is measured separately.
+	var without, with podResult
+	var busyWithout, busyWith, webhookCPU time.Duration
+	var ratios []float64
+	const vwc = "manifests/base/validatingwebhookconfiguration.yaml"
+	for round := 1; round <= o.podRounds; round++ {
+		if round > 1 {
+			if err := unregisterWebhook(ctx, cl, vwc); err != nil {
+				return err
+			}
+		}
+		busy0 := machineBusy()
+		wo, err := createPods(ctx, cfg, fmt.Sprintf("without-%d", round), o.pods, o.podWorkers)
+		if err != nil {
+			return err
+		}
+		busyWithout += machineBusy() - busy0
+		if err := registerWebhook(ctx, cl, vwc, wh.port, caPEM); err != nil {
+			return err
+		}
+		wait := func() {}
+		if round == 1 {
+			// The profile covers the start of the phase; raise -pods so
+			// that the phase outlasts it.
+			wait = wh.cpuProfile(o.pprofDir, "pods-with-webhook", 2*time.Second)
+		}
+		busy0, cpu0 := machineBusy(), cpuTime(wh.cmd.Process.Pid)
+		wi, err := createPods(ctx, cfg, fmt.Sprintf("with-%d", round), o.pods, o.podWorkers)
+		if err != nil {
+			return err
+		}
+		busyWith += machineBusy() - busy0
+		webhookCPU += cpuTime(wh.cmd.Process.Pid) - cpu0
+		wait()
+		without, with = without.add(wo), with.add(wi)
+		ratios = append(ratios, wi.rate()/wo.rate())
+		fmt.Printf("round %d: without the webhook %s\n         with it           %s  (%.0f%%)\n", round, wo, wi, 100*wi.rate()/wo.rate())
 	}
-	busyWithout := machineBusy() - busy0
+	sort.Float64s(ratios)
 	fmt.Printf("without webhook: %s\n", without)
-	if err := registerWebhook(ctx, cl, "manifests/base/validatingwebhookconfiguration.yaml", wh.port, caPEM); err != nil {
-		return err
-	}
-	// The profile covers the start of the phase; raise -pods so that the
-	// phase outlasts it.
-	wait := wh.cpuProfile(o.pprofDir, "pods-with-webhook", 2*time.Second)
-	busy0, cpu0 := machineBusy(), cpuTime(wh.cmd.Process.Pid)
-	with, err := createPods(ctx, cfg, "with", o.pods, o.podWorkers)
-	if err != nil {
-		return err
-	}
-	busyWith, webhookCPU := machineBusy()-busy0, cpuTime(wh.cmd.Process.Pid)-cpu0
-	wait()
 	fmt.Printf("with webhook:    %s\n", with)
-	fmt.Printf("pod creation with the webhook / without: %.0f%%\n", 100*with.rate()/without.rate())
+	fmt.Printf("pod creation with the webhook / without: %.0f%% (median of %d rounds, %.0f%%-%.0f%%; all rounds together %.0f%%)\n",
+		100*ratios[len(ratios)/2], len(ratios), 100*ratios[0], 100*ratios[len(ratios)-1], 100*with.rate()/without.rate())
 	if without.created > 0 && with.created > 0 {
 		fmt.Printf("machine CPU per pod created: %s without the webhook, %s with it, of which the webhook process %s\n",
 			perPod(busyWithout, without.created), perPod(busyWith, with.created), perPod(webhookCPU, with.created))
@@ -723,6 +752,17 @@ type podResult struct {
 
 func (r podResult) rate() float64 { return float64(r.created) / r.elapsed.Seconds() }
 
+// add sums two phases' results.
+func (r podResult) add(o podResult) podResult {
+	r.created += o.created
+	r.failed += o.failed
+	r.elapsed += o.elapsed
+	if r.firstError == "" {
+		r.firstError = o.firstError
+	}
+	return r
+}
+
 func (r podResult) String() string {
 	s := fmt.Sprintf("%6.1f pods/s (%d created, %d failed, %s)", r.rate(), r.created, r.failed, r.elapsed.Round(time.Millisecond))
 	if r.firstError != "" {
@@ -773,6 +813,22 @@ func createPods(ctx context.Context, cfg *rest.Config, phase string, n, workers 
 		r.firstError = e
 	}
 	return r, nil
+}
+
+// unregisterWebhook removes the webhook configurations in file and gives
+// the API server time to notice.
+func unregisterWebhook(ctx context.Context, cl client.Client, file string) error {
+	docs, err := manifest.ReadFile(file, manifest.Options{})
+	if err != nil {
+		return err
+	}
+	for _, d := range docs {
+		if err := cl.Delete(ctx, d.Object); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("removing %s %s: %w", d.Object.GetKind(), d.Object.GetName(), err)
+		}
+	}
+	time.Sleep(2 * time.Second) // as when registering
+	return nil
 }
 
 // registerWebhook registers the webhook configuration in file, pointed at
