@@ -448,19 +448,13 @@ func (d *regoDriver) Query(ctx context.Context, _ string, constraints []*unstruc
 			// As the hook does when the constraint is not in storage.
 			continue
 		}
-		key := ast.ObjectTerm(
-			ast.Item(ast.InternedTerm("kind"), ast.StringTerm(kind)),
-			ast.Item(ast.InternedTerm("name"), ast.StringTerm(c.GetName())),
-		)
-		responses := ast.NewSet()
+		var found violations
 		if prog.evaluates(kind, t) {
 			if d.counts != nil {
 				d.counts.VM.Add(1)
 			}
 			for _, r := range vmResults[[2]string{kind, c.GetName()}] {
-				if resp := hookResponse(key, r); resp != nil {
-					responses.Add(resp)
-				}
+				found.add(r)
 			}
 		} else {
 			if d.counts != nil {
@@ -470,20 +464,16 @@ func (d *regoDriver) Query(ctx context.Context, _ string, constraints []*unstruc
 			if err != nil {
 				return nil, err
 			}
-			if err := d.topdownEval(ctx, t, params, reviewTerm, key, responses, txn, cancel, tracing, &trace); err != nil {
+			if err := d.topdownEval(ctx, t, params, reviewTerm, &found, txn, cancel, tracing, &trace); err != nil {
 				results = append(results, errorResult(c, err))
 				continue
 			}
 		}
-		sorted := responses.Sorted()
-		copied := d.copies[kind][c.GetName()]
-		for i := 0; i < sorted.Len(); i++ {
-			r, err := toResult(copied, sorted.Elem(i))
-			if err != nil {
-				return nil, err
-			}
-			results = append(results, r)
+		rs, err := found.results(d.copies[kind][c.GetName()])
+		if err != nil {
+			return nil, err
 		}
+		results = append(results, rs...)
 	}
 	resp := &drivers.QueryResponse{Results: results}
 	if trace.Len() > 0 {
@@ -495,7 +485,7 @@ func (d *regoDriver) Query(ctx context.Context, _ string, constraints []*unstruc
 
 // topdownEval evaluates one constraint with topdown, adding the hook's
 // responses.
-func (d *regoDriver) topdownEval(ctx context.Context, t *preparedTemplate, params, reviewTerm, key *ast.Term, responses ast.Set, txn storage.Transaction, cancel topdown.Cancel, tracing bool, trace *strings.Builder) error {
+func (d *regoDriver) topdownEval(ctx context.Context, t *preparedTemplate, params, reviewTerm *ast.Term, found *violations, txn storage.Transaction, cancel topdown.Cancel, tracing bool, trace *strings.Builder) error {
 	input := ast.ObjectTerm(
 		ast.Item(ast.InternedTerm("review"), reviewTerm),
 		ast.Item(ast.InternedTerm("parameters"), params),
@@ -514,9 +504,7 @@ func (d *regoDriver) topdownEval(ctx context.Context, t *preparedTemplate, param
 		q = q.WithQueryTracer(buf)
 	}
 	err := q.Iter(ctx, func(qr topdown.QueryResult) error {
-		if resp := hookResponse(key, qr[t.result]); resp != nil {
-			responses.Add(resp)
-		}
+		found.add(qr[t.result])
 		return nil
 	})
 	if buf != nil {
@@ -604,42 +592,73 @@ func (d *regoDriver) vmReview(ctx context.Context, prog *vmProgram, constraints 
 	return d.vmRun(ctx, prog, params, inventory, matched, reviewTerm, deferred, cancel)
 }
 
-// hookResponse is what the framework's hook makes of one violation r:
-// {key, details: object.get(r, "details", {}), msg: r.msg}, or nothing when
-// r has no msg.
-func hookResponse(key, r *ast.Term) *ast.Term {
+// violations are a constraint's violations as the framework's hook
+// responds with them: for each violation r that has a msg, {key, details:
+// object.get(r, "details", {}), msg: r.msg}, as a set. The key is the
+// same for all of them, so a response is kept as its details and msg,
+// and the set's order is theirs.
+type violations []violation
+
+type violation struct{ details, msg *ast.Term }
+
+func (vs *violations) add(r *ast.Term) {
 	if r == nil {
-		return nil
+		return
 	}
 	obj, ok := r.Value.(ast.Object)
 	if !ok {
-		return nil
+		return
 	}
 	msg := obj.Get(ast.InternedTerm("msg"))
 	if msg == nil {
-		return nil
+		return
 	}
 	details := obj.Get(ast.InternedTerm("details"))
 	if details == nil {
-		details = ast.ObjectTerm()
+		details = ast.InternedEmptyObject
 	}
-	return ast.ObjectTerm(
-		ast.Item(ast.InternedTerm("details"), details),
-		ast.Item(ast.InternedTerm("key"), key),
-		ast.Item(ast.InternedTerm("msg"), msg),
-	)
+	*vs = append(*vs, violation{details: details, msg: msg})
 }
 
-// toResult converts a hook response as the framework's drivers.ToResult
-// does: msg must be a string. c is the copy of the constraint that all
-// its results share.
-func toResult(c *unstructured.Unstructured, resp *ast.Term) (*types.Result, error) {
-	obj := resp.Value.(ast.Object)
-	msg, ok := obj.Get(ast.InternedTerm("msg")).Value.(ast.String)
+// results are the violations as the framework's results, in the set's
+// order, each once, sharing c.
+func (vs violations) results(c *unstructured.Unstructured) ([]*types.Result, error) {
+	if len(vs) == 0 {
+		return nil, nil
+	}
+	// Stable: of equal responses (1 and 1.0 are one number) the set keeps
+	// the first added.
+	slices.SortStableFunc(vs, compareViolations)
+	vs = slices.CompactFunc(vs, func(a, b violation) bool { return compareViolations(a, b) == 0 })
+	out := make([]*types.Result, 0, len(vs))
+	for _, v := range vs {
+		r, err := toResult(c, v)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// compareViolations orders responses as ast.Compare orders them: objects
+// compare key by key, and only details and msg differ.
+func compareViolations(a, b violation) int {
+	if c := ast.Compare(a.details, b.details); c != 0 {
+		return c
+	}
+	return ast.Compare(a.msg, b.msg)
+}
+
+// toResult converts a response as the framework's drivers.ToResult does:
+// msg must be a string. c is the copy of the constraint that all its
+// results share.
+func toResult(c *unstructured.Unstructured, v violation) (*types.Result, error) {
+	msg, ok := v.msg.Value.(ast.String)
 	if !ok {
 		return nil, fmt.Errorf("extracting message binding: %s %q: msg is not a string", c.GetKind(), c.GetName())
 	}
-	details, err := ast.JSON(obj.Get(ast.InternedTerm("details")).Value)
+	details, err := ast.JSON(v.details.Value)
 	if err != nil {
 		return nil, fmt.Errorf("extracting details: %s %q: %v", c.GetKind(), c.GetName(), err)
 	}

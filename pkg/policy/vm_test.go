@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -9,8 +10,10 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/open-policy-agent/opa/v1/ast"
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/statcan/daaas-guard/pkg/target"
@@ -380,5 +383,70 @@ func TestVM_ManagedFieldsAreParsedWhenRead(t *testing.T) {
 				t.Errorf("topdown (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// A constraint's results come in the order, and with the duplicates
+// removed, of the set of responses the framework's hook builds: objects
+// {details, key, msg}, compared as Rego values.
+func TestViolations_AsTheHooksResponseSet(t *testing.T) {
+	parse := func(s string) *ast.Term {
+		t.Helper()
+		v, err := ast.ParseTerm(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	raw := []string{
+		`{"msg": "b", "details": {"x": 1}}`,
+		`{"msg": "a", "details": {"x": 1}}`,
+		`{"msg": "a"}`,
+		`{"msg": "a", "details": {}}`, // the same response as the one above
+		`{"msg": "c", "details": {"x": 1.0}}`,
+		`{"msg": "c", "details": {"x": 1}}`, // 1.0 and 1 are the same number
+		`{"msg": "a", "details": {"x": 1}, "extra": true}`,
+		`{"msg": "z", "details": []}`,
+		`{"msg": "y", "details": "s"}`,
+		`{"details": {"x": 2}}`, // no msg: no response
+		`"not an object"`,
+		`{"msg": "a", "details": {"a": [1, 2]}}`,
+		`{"msg": "b", "details": {"a": [1]}}`,
+	}
+	key := ast.ObjectTerm(ast.Item(ast.StringTerm("kind"), ast.StringTerm("K")), ast.Item(ast.StringTerm("name"), ast.StringTerm("n")))
+	want := ast.NewSet()
+	var found violations
+	for _, s := range raw {
+		r := parse(s)
+		found.add(r)
+		obj, ok := r.Value.(ast.Object)
+		if !ok || obj.Get(ast.StringTerm("msg")) == nil {
+			continue
+		}
+		details := obj.Get(ast.StringTerm("details"))
+		if details == nil {
+			details = ast.ObjectTerm()
+		}
+		want.Add(ast.ObjectTerm(ast.Item(ast.StringTerm("details"), details), ast.Item(ast.StringTerm("key"), key), ast.Item(ast.StringTerm("msg"), obj.Get(ast.StringTerm("msg")))))
+	}
+	c := &unstructured.Unstructured{Object: map[string]interface{}{"kind": "K", "metadata": map[string]interface{}{"name": "n"}}}
+	got, err := found.results(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gotS, wantS []string
+	for _, r := range got {
+		b, _ := json.Marshal(r.Metadata["details"])
+		gotS = append(gotS, fmt.Sprintf("%s %s", r.Msg, b))
+	}
+	sorted := want.Sorted()
+	for i := 0; i < sorted.Len(); i++ {
+		o := sorted.Elem(i).Value.(ast.Object)
+		d, _ := ast.JSON(o.Get(ast.StringTerm("details")).Value)
+		b, _ := json.Marshal(d)
+		wantS = append(wantS, fmt.Sprintf("%s %s", string(o.Get(ast.StringTerm("msg")).Value.(ast.String)), b))
+	}
+	if diff := cmp.Diff(wantS, gotS); diff != "" {
+		t.Errorf("results (-the hook's set +got):\n%s", diff)
 	}
 }
