@@ -81,7 +81,7 @@ func main() {
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "duration of each direct load level")
 	flag.StringVar(&levels, "concurrency", "1,8,32", "concurrency levels of the direct load")
 	flag.IntVar(&o.pods, "pods", 300, "pods created through the API server per phase")
-	flag.IntVar(&o.podRounds, "pod-rounds", 3, "rounds of pod creation, each without and then with the webhook")
+	flag.IntVar(&o.podRounds, "pod-rounds", 5, "rounds of pod creation, each without and then with the webhook")
 	flag.IntVar(&o.podWorkers, "pod-workers", 16, "concurrent pod creations")
 	flag.IntVar(&o.latencyPods, "latency-pods", 100, "GPU+Vault pipeline pods created one at a time per mutation phase")
 	flag.StringVar(&o.webhookBin, "webhook", "bin/webhook", "webhook binary")
