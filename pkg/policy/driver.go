@@ -460,11 +460,11 @@ func (d *regoDriver) Query(ctx context.Context, _ string, constraints []*unstruc
 			if d.counts != nil {
 				d.counts.Topdown.Add(1)
 			}
-			reviewTerm, err := fullReview()
+			whole, err := fullReview()
 			if err != nil {
 				return nil, err
 			}
-			if err := d.topdownEval(ctx, t, params, reviewTerm, &found, txn, cancel, tracing, &trace); err != nil {
+			if err := d.topdownEval(ctx, t, params, whole, &found, txn, cancel, tracing, &trace); err != nil {
 				results = append(results, errorResult(c, err))
 				continue
 			}
