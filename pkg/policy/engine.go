@@ -26,11 +26,13 @@ import (
 	"github.com/open-policy-agent/frameworks/constraint/pkg/client/reviews"
 	"github.com/open-policy-agent/opa/v1/ast"
 	"github.com/open-policy-agent/opa/v1/topdown/print"
+	corev1 "k8s.io/api/core/v1"
 	apiextensionsinternal "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/install"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/statcan/daaas-guard/pkg/target"
 )
@@ -127,6 +129,58 @@ type Engine struct {
 	state       sync.RWMutex
 	templates   map[string]*Template                  // by kind
 	constraints map[string]*unstructured.Unstructured // by kind/name
+
+	namespaces namespaceForms
+}
+
+// namespaceForms keeps the forms of a Namespace that every review in it
+// needs (the map the framework passes along, and its Rego value), by UID,
+// for the resourceVersion they were made from: converting the Namespace
+// on every review was 5% of the webhook's CPU per pod created.
+type namespaceForms struct {
+	mu    sync.Mutex
+	byUID map[types.UID]nsForms
+}
+
+type nsForms struct {
+	resourceVersion string
+	m               map[string]interface{}
+	v               ast.Value
+}
+
+// maxNamespaceForms bounds the cache: past it, it starts again.
+const maxNamespaceForms = 4096
+
+// get returns ns as a map and as a Rego value, converted once per
+// resourceVersion. A Namespace without UID or resourceVersion (read from a
+// file) is converted every time. The map is shared: read it only.
+func (c *namespaceForms) get(ns *corev1.Namespace) (map[string]interface{}, ast.Value, error) {
+	cacheable := ns.UID != "" && ns.ResourceVersion != ""
+	if cacheable {
+		c.mu.Lock()
+		f, ok := c.byUID[ns.UID]
+		c.mu.Unlock()
+		if ok && f.resourceVersion == ns.ResourceVersion {
+			return f.m, f.v, nil
+		}
+	}
+	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(ns)
+	if err != nil {
+		return nil, nil, err
+	}
+	v, err := ast.InterfaceToValue(m)
+	if err != nil {
+		return nil, nil, err
+	}
+	if cacheable {
+		c.mu.Lock()
+		if c.byUID == nil || len(c.byUID) >= maxNamespaceForms {
+			c.byUID = map[types.UID]nsForms{}
+		}
+		c.byUID[ns.UID] = nsForms{resourceVersion: ns.ResourceVersion, m: m, v: v}
+		c.mu.Unlock()
+	}
+	return m, v, nil
 }
 
 // New creates an empty engine.
@@ -433,10 +487,11 @@ func (e *Engine) Review(ctx context.Context, in interface{}, opts ...ReviewOptio
 	}
 	ropts := []reviews.ReviewOpt{reviews.EnforcementPoint(cfg.ep), reviews.Tracing(cfg.tracing)}
 	if ns := r.NamespaceObject(); ns != nil {
-		m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(ns)
+		m, v, err := e.namespaces.get(ns)
 		if err != nil {
 			return nil, fmt.Errorf("%w: Namespace %q: %w", ErrReview, ns.Name, err)
 		}
+		r.SetNamespaceValue(v)
 		ropts = append(ropts, reviews.Namespace(m))
 	}
 	resp, rerr := e.client.Review(ctx, r, ropts...)

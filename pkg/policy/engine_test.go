@@ -942,3 +942,59 @@ func TestReview_ResultsCarryTheConstraintAsAdded(t *testing.T) {
 		t.Errorf("an earlier result now carries %q, want deny", got)
 	}
 }
+
+// The Namespace a review carries reaches policies as namespaceObject; the
+// engine converts it once per resourceVersion, so a changed Namespace is
+// seen at once, whichever evaluator runs.
+func TestReview_NamespaceObjectFollowsTheNamespace(t *testing.T) {
+	const tmpl = `apiVersion: templates.gatekeeper.sh/v1
+kind: ConstraintTemplate
+metadata:
+  name: k8snslabel
+spec:
+  crd:
+    spec:
+      names:
+        kind: K8sNsLabel
+  targets:
+    - target: admission.k8s.gatekeeper.sh
+      code:
+        - engine: Rego
+          source:
+            version: v1
+            rego: |
+              package k8snslabel
+              violation contains {"msg": msg} if {
+                msg := sprintf("tier %v", [object.get(input.review, ["namespaceObject", "metadata", "labels", "tier"], "none")])
+              }
+`
+	for _, opts := range [][]Option{nil, {WithTopdownOnly()}} {
+		e := newEngineWith(t, opts, tmpl)
+		addConstraint(t, e, constraint("K8sNsLabel", "tier", "  match: {}\n"))
+		ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "alice", UID: "u-alice", ResourceVersion: "1", Labels: map[string]string{"tier": "gold"}}}
+		review := func() []string {
+			t.Helper()
+			req := request(t, admissionv1.Create, podObj("alice", "p", nil), nil)
+			req.Namespace = ns.DeepCopy()
+			resp, err := e.Review(context.Background(), req, AtEnforcementPoint(EnforcementPointWebhook))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return messages(resp)
+		}
+		for i := 0; i < 2; i++ {
+			if diff := cmp.Diff([]string{"tier gold"}, review()); diff != "" {
+				t.Errorf("review %d (-want +got):\n%s", i, diff)
+			}
+		}
+		ns.Labels["tier"], ns.ResourceVersion = "silver", "2"
+		if diff := cmp.Diff([]string{"tier silver"}, review()); diff != "" {
+			t.Errorf("after the Namespace changed (-want +got):\n%s", diff)
+		}
+		// A Namespace read from a file has neither UID nor resourceVersion.
+		ns.UID, ns.ResourceVersion, ns.Labels["tier"] = "", "", "bronze"
+		if diff := cmp.Diff([]string{"tier bronze"}, review()); diff != "" {
+			t.Errorf("a Namespace without identity (-want +got):\n%s", diff)
+		}
+	}
+}

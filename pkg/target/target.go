@@ -224,7 +224,16 @@ type Review struct {
 	// reads it.
 	object, oldObject             ast.Value
 	objectFields, oldObjectFields []byte
+	// namespaceValue is the Namespace as a Rego value, when the caller
+	// has it already (SetNamespaceValue).
+	namespaceValue ast.Value
 }
+
+// SetNamespaceValue gives the review its Namespace already converted to a
+// Rego value, the value of the map the framework passes along with it:
+// every review in a namespace needs it, and converting it is a good part
+// of a small review's cost.
+func (r *Review) SetNamespaceValue(v ast.Value) { r.namespaceValue = v }
 
 // Deferred is a part of the review left out of its Rego value: the raw
 // JSON of the value at Path, below input.review.
@@ -327,6 +336,10 @@ func (r *Review) value(ns map[string]interface{}, object, oldObject ast.Value) (
 			val = ast.Null{}
 		}
 		obj.Insert(ast.StringTerm(key), ast.NewTerm(val))
+	}
+	if ns != nil && r.namespaceValue != nil {
+		obj.Insert(ast.StringTerm("namespaceObject"), ast.NewTerm(r.namespaceValue))
+		return ast.NewTerm(obj), nil
 	}
 	return WithNamespace(obj, ns)
 }
