@@ -438,12 +438,12 @@ func (d *regoDriver) Query(ctx context.Context, _ string, constraints []*unstruc
 	}
 	var results []*types.Result
 	for _, c := range constraints {
-		kind := c.GetKind()
+		kind, name := c.GetKind(), c.GetName()
 		t := d.templates[kind]
 		if t == nil {
 			return nil, fmt.Errorf("%w: no template for kind %q", clienterrors.ErrMissingConstraintTemplate, kind)
 		}
-		params := d.params[kind][c.GetName()]
+		params := d.params[kind][name]
 		if params == nil {
 			// As the hook does when the constraint is not in storage.
 			continue
@@ -453,7 +453,7 @@ func (d *regoDriver) Query(ctx context.Context, _ string, constraints []*unstruc
 			if d.counts != nil {
 				d.counts.VM.Add(1)
 			}
-			for _, r := range vmResults[[2]string{kind, c.GetName()}] {
+			for _, r := range vmResults[[2]string{kind, name}] {
 				found.add(r)
 			}
 		} else {
@@ -469,7 +469,7 @@ func (d *regoDriver) Query(ctx context.Context, _ string, constraints []*unstruc
 				continue
 			}
 		}
-		rs, err := found.results(d.copies[kind][c.GetName()])
+		rs, err := found.results(d.copies[kind][name])
 		if err != nil {
 			return nil, err
 		}
@@ -563,9 +563,9 @@ func (d *regoDriver) paramsForVM(ctx context.Context) (fjson.Json, error) {
 func (d *regoDriver) vmReview(ctx context.Context, prog *vmProgram, constraints []*unstructured.Unstructured, reviewTerm *ast.Term, deferred []target.Deferred, txn storage.Transaction, cancel topdown.Cancel) (map[[2]string][]*ast.Term, error) {
 	byKind := map[string][]*ast.Term{}
 	for _, c := range constraints {
-		kind := c.GetKind()
-		if prog.evaluates(kind, d.templates[kind]) && d.params[kind][c.GetName()] != nil {
-			byKind[kind] = append(byKind[kind], ast.StringTerm(c.GetName()))
+		kind, name := c.GetKind(), c.GetName()
+		if prog.evaluates(kind, d.templates[kind]) && d.params[kind][name] != nil {
+			byKind[kind] = append(byKind[kind], ast.StringTerm(name))
 		}
 	}
 	if len(byKind) == 0 {
