@@ -68,22 +68,7 @@ func withDeferred(v ast.Value, deferred []byte, path []string) (ast.Value, error
 	if deferred == nil {
 		return v, nil
 	}
-	d, err := ParseJSON(deferred)
-	if err != nil {
-		return nil, err
-	}
-	var put func(v ast.Value, path []string) ast.Value
-	put = func(v ast.Value, path []string) ast.Value {
-		obj := v.(ast.Object).Copy()
-		if len(path) == 1 {
-			obj.Insert(ast.StringTerm(path[0]), ast.NewTerm(d))
-			return obj
-		}
-		k := ast.StringTerm(path[0])
-		obj.Insert(k, ast.NewTerm(put(obj.Get(k).Value, path[1:])))
-		return obj
-	}
-	return put(v, path), nil
+	return Deferred{Path: path, Raw: deferred}.Into(v)
 }
 
 func TestParseJSONDeferring(t *testing.T) {

@@ -287,15 +287,17 @@ func (r *Review) matchTarget(v ast.Value) match.Target {
 // namespaceObject (null when the review carries no Namespace). ns is the
 // Namespace as JSON-compatible values.
 func (r *Review) Value(ns map[string]interface{}) (*ast.Term, error) {
-	object, err := withFields(r.object, r.objectFields)
+	t, deferred, err := r.DeferredValue(ns)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s %q: object: %w", ErrReview, r.Kind.Kind, r.Name, err)
+		return nil, err
 	}
-	oldObject, err := withFields(r.oldObject, r.oldObjectFields)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s %q: oldObject: %w", ErrReview, r.Kind.Kind, r.Name, err)
+	v := t.Value
+	for _, d := range deferred {
+		if v, err = d.Into(v); err != nil {
+			return nil, fmt.Errorf("%w: %s %q: %s: %w", ErrReview, r.Kind.Kind, r.Name, strings.Join(d.Path, "."), err)
+		}
 	}
-	return r.value(ns, object, oldObject)
+	return ast.NewTerm(v), nil
 }
 
 // DeferredValue is Value without the parts a policy seldom reads, which
@@ -344,30 +346,33 @@ func (r *Review) value(ns map[string]interface{}, object, oldObject ast.Value) (
 	return WithNamespace(obj, ns)
 }
 
-// withFields is object with its deferred metadata.managedFields put back,
-// in a copy: the parsed object is shared.
-func withFields(object ast.Value, fields []byte) (ast.Value, error) {
-	if fields == nil {
-		return object, nil
+// Into is v with the deferred value parsed and put in its place, in a
+// copy of the objects on its path: they may be shared (a DELETE's object
+// and oldObject are one document).
+func (d Deferred) Into(v ast.Value) (ast.Value, error) {
+	obj, ok := v.(ast.Object)
+	if !ok || len(d.Path) == 0 {
+		return nil, fmt.Errorf("nowhere to put the deferred value in %s", ast.ValueName(v))
 	}
-	mf, err := ParseJSON(fields)
+	key := ast.StringTerm(d.Path[0])
+	var child ast.Value
+	var err error
+	if len(d.Path) == 1 {
+		child, err = ParseJSON(d.Raw)
+	} else if t := obj.Get(key); t != nil {
+		child, err = Deferred{Path: d.Path[1:], Raw: d.Raw}.Into(t.Value)
+	} else {
+		err = fmt.Errorf("no %s", d.Path[0])
+	}
 	if err != nil {
 		return nil, err
 	}
-	// The parser defers only below objects, so both are objects.
-	obj := object.(ast.Object)
-	meta := obj.Get(ast.InternedTerm("metadata")).Value.(ast.Object)
-	return obj.Map(func(k, v *ast.Term) (*ast.Term, *ast.Term, error) {
-		if k.Equal(ast.InternedTerm("metadata")) {
-			m, err := meta.Map(func(k, v *ast.Term) (*ast.Term, *ast.Term, error) { return k, v, nil })
-			if err != nil {
-				return nil, nil, err
-			}
-			m.Insert(ast.InternedTerm("managedFields"), ast.NewTerm(mf))
-			return k, ast.NewTerm(m), nil
-		}
-		return k, v, nil
-	})
+	cp, err := obj.Map(func(k, v *ast.Term) (*ast.Term, *ast.Term, error) { return k, v, nil })
+	if err != nil {
+		return nil, err
+	}
+	cp.Insert(key, ast.NewTerm(child))
+	return cp, nil
 }
 
 // WithNamespace adds namespaceObject to a review value: the Namespace as
