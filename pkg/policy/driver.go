@@ -465,7 +465,7 @@ func (d *regoDriver) Query(ctx context.Context, _ string, constraints []*unstruc
 				return nil, err
 			}
 			if err := d.topdownEval(ctx, t, params, whole, &found, txn, cancel, tracing, &trace); err != nil {
-				results = append(results, errorResult(c, err))
+				results = append(results, errorResult(d.copies[kind][name], err))
 				continue
 			}
 		}
@@ -670,12 +670,13 @@ func toResult(c *unstructured.Unstructured, v violation) (*types.Result, error) 
 }
 
 // errorResult reports an evaluation error as a violation of the
-// constraint, without details, as the stock driver does.
+// constraint, without details, as the stock driver does. c is the copy of
+// the constraint that all its results share.
 func errorResult(c *unstructured.Unstructured, err error) *types.Result {
 	return &types.Result{
 		Msg:        err.Error(),
 		Metadata:   map[string]interface{}{"details": nil},
-		Constraint: c.DeepCopy(),
+		Constraint: c,
 	}
 }
 
