@@ -172,14 +172,12 @@ func run(o options) error {
 	fmt.Printf("profile loaded: %s\n", n)
 	var results []loadResult
 	for _, c := range o.levels {
-		var wait func()
+		wait := func() {}
 		if c == 8 {
 			wait = wh.cpuProfile(o.pprofDir, "direct-c8", o.duration-time.Second)
 		}
 		r := wh.load(webhook.ValidatePath, reviews, c, o.duration)
-		if wait != nil {
-			wait()
-		}
+		wait()
 		results = append(results, r)
 		fmt.Printf("profile, concurrency %-3d %s\n", c, r)
 	}
@@ -232,8 +230,9 @@ func run(o options) error {
 		webhookCPU += cpuTime(wh.cmd.Process.Pid) - cpu0
 		wait()
 		without, with = without.add(wo), with.add(wi)
-		ratios = append(ratios, wi.rate()/wo.rate())
-		fmt.Printf("round %d: without the webhook %s\n         with it           %s  (%.0f%%)\n", round, wo, wi, 100*wi.rate()/wo.rate())
+		ratio := wi.rate() / wo.rate()
+		ratios = append(ratios, ratio)
+		fmt.Printf("round %d: without the webhook %s\n         with it           %s  (%.0f%%)\n", round, wo, wi, 100*ratio)
 	}
 	sort.Float64s(ratios)
 	fmt.Printf("without webhook: %s\n", without)
