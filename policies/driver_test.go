@@ -33,18 +33,27 @@ func TestDriverMatchesStockDriver(t *testing.T) {
 		return rep
 	}
 	stock := flatten(run(t, policy.WithDriver(func() (drivers.Driver, error) { return stockrego.New() })))
-	for name, topdown := range map[string]bool{"vm": false, "topdown": true} {
+	for name, topdown := range map[string]bool{"vm": false, "vm-cached": false, "topdown": true} {
 		t.Run(name, func(t *testing.T) {
 			counts := &policy.EvaluatorCounts{}
 			opts := []policy.Option{policy.WithEvaluatorCounts(counts)}
 			if topdown {
 				opts = append(opts, policy.WithTopdownOnly())
 			}
+			if name == "vm-cached" {
+				// Cases that repeat an earlier one's reads are answered
+				// from the review cache.
+				opts = append(opts, policy.WithReviewCache(256))
+			}
 			ours := flatten(run(t, opts...))
 			// Each evaluation ran where it was meant to.
 			if vm, td := counts.VM.Load(), counts.Topdown.Load(); (topdown && vm > 0) || (!topdown && (vm == 0 || td > 0)) {
 				t.Errorf("constraint evaluations: %d by the VM, %d by topdown", vm, td)
 			}
+			if name == "vm-cached" && counts.CacheHits.Load() == 0 {
+				t.Error("no case was answered from the review cache")
+			}
+			t.Logf("review cache: %d hits, %d misses", counts.CacheHits.Load(), counts.CacheMisses.Load())
 			if len(ours) < 370 {
 				t.Fatalf("only %d cases ran", len(ours))
 			}

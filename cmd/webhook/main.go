@@ -42,6 +42,7 @@ func main() {
 	flag.StringVar(&cfg.MutatingWebhookConfigName, "mutating-webhook-config", "daaas-guard-mutating", "MutatingWebhookConfiguration that receives the CA bundle (empty: none)")
 	flag.Var(&mayIgnore, "exempt-namespace", "namespace (glob: kube-*, *-system) allowed to carry admission.gatekeeper.sh/ignore (repeatable)")
 	flag.IntVar(&cfg.MaxInFlight, "max-serving-threads", 0, "reviews evaluated at once; more wait (default: the CPUs the process may use, as evaluation never waits on I/O)")
+	flag.IntVar(&cfg.ReviewCache, "review-cache", 256, "recent policy runs kept to answer a review that would repeat one, e.g. a Deployment's replicas (0: off)")
 	flag.DurationVar(&cfg.EvalTimeout, "eval-timeout", 2500*time.Millisecond, "deadline for one review; keep it below the webhook timeoutSeconds")
 	flag.StringVar(&cfg.HealthAddr, "health-addr", ":8081", "address of /healthz and /readyz")
 	flag.StringVar(&cfg.MetricsAddr, "metrics-addr", ":8080", "address of /metrics (0 disables)")

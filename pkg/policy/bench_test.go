@@ -146,6 +146,9 @@ func BenchmarkReviewProfile(b *testing.B) {
 	}{
 		{"topdown", []Option{WithTopdownOnly()}},
 		{"vm", nil},
+		// The same review again and again: every run after the first is
+		// answered by the review cache.
+		{"vm-cached", []Option{WithReviewCache(64)}},
 	} {
 		b.Run(ev.name, func(b *testing.B) {
 			ctx := context.Background()

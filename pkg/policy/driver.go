@@ -84,6 +84,9 @@ type regoDriver struct {
 	vmParams atomic.Pointer[fjson.Json]
 	// building is set while a build in the background is pending.
 	building atomic.Bool
+	// cache answers VM runs that would repeat a recent one (vmcache.go);
+	// nil when off.
+	cache *reviewCache
 }
 
 type preparedTemplate struct {
@@ -136,6 +139,7 @@ func newRegoDriver(o options) (*regoDriver, error) {
 		printHook:    o.printHook,
 		useVM:        !o.noVM,
 		counts:       o.counts,
+		cache:        newReviewCache(o.reviewCache),
 	}, nil
 }
 
@@ -589,7 +593,26 @@ func (d *regoDriver) vmReview(ctx context.Context, prog *vmProgram, constraints 
 			return nil, err
 		}
 	}
-	return d.vmRun(ctx, prog, params, inventory, matched, reviewTerm, deferred, cancel)
+	if d.cache == nil || !prog.repeatable(byKind) {
+		return d.vmRun(ctx, prog, params, inventory, matched, reviewTerm, deferred, cancel, nil)
+	}
+	// The parameters are converted anew after every change of a
+	// constraint, under d.mu, which the caller holds.
+	paramsVersion := d.vmParams.Load()
+	key := matchedKey(matched)
+	for _, run := range d.cache.candidates(prog, paramsVersion, key) {
+		if run.repeats(reviewTerm.Value, deferred, inventory) {
+			d.counts.cached(true)
+			return run.results, nil
+		}
+	}
+	d.counts.cached(false)
+	log := &readLog{}
+	out, err := d.vmRun(ctx, prog, params, inventory, matched, reviewTerm, deferred, cancel, log)
+	if err == nil && !log.uncacheable {
+		d.cache.add(prog, paramsVersion, key, &cachedRun{reads: log.reads, results: out})
+	}
+	return out, err
 }
 
 // violations are a constraint's violations as the framework's hook

@@ -64,6 +64,7 @@ type options struct {
 	printHook         print.Hook
 	allowNetwork      bool
 	noVM              bool
+	reviewCache       int
 	counts            *EvaluatorCounts
 	newDriver         func() (drivers.Driver, error)
 }
@@ -99,10 +100,28 @@ func WithNetworkBuiltins(allow bool) Option { return func(o *options) { o.allowN
 // them.
 type EvaluatorCounts struct {
 	VM, Topdown atomic.Int64
+	// CacheHits and CacheMisses count the VM runs the review cache
+	// answered and those it did not (WithReviewCache).
+	CacheHits, CacheMisses atomic.Int64
+}
+
+func (c *EvaluatorCounts) cached(hit bool) {
+	switch {
+	case c == nil:
+	case hit:
+		c.CacheHits.Add(1)
+	default:
+		c.CacheMisses.Add(1)
+	}
 }
 
 // WithEvaluatorCounts counts each constraint evaluation in c.
 func WithEvaluatorCounts(c *EvaluatorCounts) Option { return func(o *options) { o.counts = c } }
+
+// WithReviewCache keeps the reads and results of the last n VM runs and
+// answers a review that would repeat one of them without evaluating it
+// (pkg/policy/vmcache.go); 0, the default, keeps none.
+func WithReviewCache(n int) Option { return func(o *options) { o.reviewCache = n } }
 
 // WithTopdownOnly evaluates every template with OPA's topdown evaluator,
 // never with the VM: the reference the VM is compared against.

@@ -95,6 +95,61 @@ type vmProgram struct {
 	// program is rebuilt, as are the excluded ones (with the reason).
 	kinds    map[string]*preparedTemplate
 	excluded map[string]error
+	// unrepeatable are the kinds whose templates call a builtin whose
+	// answer can change between two runs on the same input (the time, a
+	// random number, the network): their runs are never cached.
+	unrepeatable map[string]bool
+}
+
+// repeatable reports whether a run of these kinds gives the same results
+// whenever it reads the same values.
+func (p *vmProgram) repeatable(kinds map[string][]*ast.Term) bool {
+	for kind := range kinds {
+		if p.unrepeatable[kind] {
+			return false
+		}
+	}
+	return true
+}
+
+// timeDependent are builtins OPA does not mark nondeterministic whose
+// answer depends on the current time.
+var timeDependent = map[string]bool{
+	"io.jwt.decode_verify":                                   true,
+	"crypto.x509.parse_and_verify_certificates":              true,
+	"crypto.x509.parse_and_verify_certificates_with_options": true,
+}
+
+// callsUnrepeatable reports whether the modules call a builtin that is
+// nondeterministic, depends on the time or reaches the network, or print
+// when its output is kept (a cached run would print nothing).
+func callsUnrepeatable(mods []*ast.Module, print bool) bool {
+	found := false
+	unrepeatable := func(op ast.Ref) bool {
+		name := op.String()
+		if name == ast.Print.Name {
+			return print
+		}
+		b, ok := ast.BuiltinMap[name]
+		return ok && (b.Nondeterministic || timeDependent[name] || contains(networkBuiltins, name))
+	}
+	for _, m := range mods {
+		// Calls are expressions (f(x)) or terms inside them (y := f(x)).
+		ast.NewGenericVisitor(func(x any) bool {
+			switch x := x.(type) {
+			case *ast.Expr:
+				if x.IsCall() && unrepeatable(x.Operator()) {
+					found = true
+				}
+			case ast.Call:
+				if ref, ok := x[0].Value.(ast.Ref); ok && unrepeatable(ref) {
+					found = true
+				}
+			}
+			return found
+		}).Walk(m)
+	}
+	return found
 }
 
 // hookModule dispatches each matched constraint to its template, with the
@@ -183,10 +238,13 @@ func buildProgram(caps *ast.Capabilities, print bool, templates map[string]*prep
 			return &vmProgram{kinds: map[string]*preparedTemplate{}, excluded: excluded}
 		}
 	}
-	p := &vmProgram{exe: exe, kinds: map[string]*preparedTemplate{}, excluded: excluded}
+	p := &vmProgram{exe: exe, kinds: map[string]*preparedTemplate{}, excluded: excluded, unrepeatable: map[string]bool{}}
 	p.vms.New = func() any { return vm.NewVM().WithExecutable(exe) }
-	for kind := range modules {
+	for kind, mods := range modules {
 		p.kinds[kind] = templates[kind]
+		if callsUnrepeatable(mods, print) {
+			p.unrepeatable[kind] = true
+		}
 	}
 	return p
 }
@@ -199,11 +257,18 @@ func (p *vmProgram) evaluates(kind string, t *preparedTemplate) bool {
 // vmRun evaluates the matched constraints of a review in one VM run and
 // returns each constraint's violations (the template's violation values),
 // by kind and name.
-func (d *regoDriver) vmRun(ctx context.Context, p *vmProgram, params fjson.Json, inventory ast.Value, matched ast.Object, review *ast.Term, deferred []target.Deferred, cancel topdown.Cancel) (_ map[[2]string][]*ast.Term, err error) {
+// Reads of the review and of data.inventory are recorded in log, when
+// set.
+func (d *regoDriver) vmRun(ctx context.Context, p *vmProgram, params fjson.Json, inventory ast.Value, matched ast.Object, review *ast.Term, deferred []target.Deferred, cancel topdown.Cancel, log *readLog) (_ map[[2]string][]*ast.Term, err error) {
 	var input interface{} = ast.NewObject(ast.Item(ast.InternedTerm("matched"), ast.NewTerm(matched)))
-	data := &vmData{params: params, inventory: inventory}
+	data := &vmData{params: params, inventory: inventory, log: log}
 	if data.review, err = fromASTDeferred(ctx, review.Value, deferred); err != nil {
 		return nil, err
+	}
+	if root, ok := data.review.(*astObject); ok {
+		root.log, root.root = log, rootReview
+	} else {
+		log.spoil()
 	}
 	// The VM requires somewhere to count its instructions.
 	_, ctx = vm.WithStatistics(ctx)
@@ -272,6 +337,8 @@ type vmData struct {
 	// are converted once, the rest (a pod's managedFields, its status)
 	// never.
 	review any
+	// log records the run's reads of review and inventory (may be nil).
+	log *readLog
 }
 
 var _ vm.IterableObject = (*vmData)(nil)
@@ -288,6 +355,8 @@ func (d *vmData) Get(ctx context.Context, key any) (any, bool, error) {
 }
 
 func (d *vmData) Iter(ctx context.Context, f func(key, value any) (bool, error)) error {
+	// Iterating the data document whole is not recorded read by read.
+	d.log.spoil()
 	inventory, err := d.inventoryForVM(ctx)
 	if err != nil {
 		return err
@@ -304,6 +373,11 @@ func (d *vmData) inventoryForVM(ctx context.Context) (any, error) {
 		v, err := fromAST(ctx, d.inventory)
 		if err != nil {
 			return nil, err
+		}
+		if root, ok := v.(*astObject); ok {
+			root.log, root.root = d.log, rootInventory
+		} else {
+			d.log.spoil()
 		}
 		d.inventoryVM = v
 	}
@@ -381,6 +455,11 @@ type astObject struct {
 	obj      ast.Object
 	memo     map[string]any
 	deferred []target.Deferred
+	// log, when set, records what the run read below this object, which
+	// is at path in root (vmcache.go).
+	log  *readLog
+	root readRoot
+	path []string
 }
 
 var _ vm.IterableObject = (*astObject)(nil)
@@ -404,6 +483,7 @@ func (o *astObject) child(ctx context.Context, key string, t *ast.Term) (any, bo
 		switch {
 		case d.Path[0] != key:
 		case len(d.Path) == 1:
+			o.log.spoil()
 			v, err := target.ParseJSON(d.Raw)
 			if err != nil {
 				return nil, false, fmt.Errorf("%s: %w", key, err)
@@ -415,12 +495,24 @@ func (o *astObject) child(ctx context.Context, key string, t *ast.Term) (any, bo
 	}
 	if t == nil {
 		if t = o.obj.Get(ast.StringTerm(key)); t == nil {
+			if o.log != nil {
+				o.log.add(read{root: o.root, kind: readValue, path: childPath(o.path, key)})
+			}
 			return nil, false, nil
 		}
 	}
 	x, err := fromASTDeferred(ctx, t.Value, below)
 	if err != nil {
 		return nil, false, err
+	}
+	if o.log != nil {
+		path := childPath(o.path, key)
+		if child, ok := x.(*astObject); ok {
+			child.log, child.root, child.path = o.log, o.root, path
+			o.log.add(read{root: o.root, kind: readObject, path: path})
+		} else {
+			o.log.add(read{root: o.root, kind: readValue, path: path, value: t.Value})
+		}
 	}
 	if o.memo == nil {
 		// Not sized to the object: data.inventory.namespace has a key per
@@ -440,6 +532,9 @@ func (o *astObject) Iter(ctx context.Context, f func(key, value any) (bool, erro
 			i, _ := slices.BinarySearchFunc(keys, k, func(a, b *ast.Term) int { return a.Value.Compare(b.Value) })
 			keys = slices.Insert(keys, i, k)
 		}
+	}
+	if o.log != nil {
+		o.log.add(read{root: o.root, kind: readKeys, path: o.path, keys: keys})
 	}
 	for _, k := range keys {
 		ks, ok := k.Value.(ast.String)

@@ -202,23 +202,27 @@ spec:
                 print("reviewing", input.review.object.metadata.name)
               }
 `
-	for name, opts := range map[string][]Option{"vm": nil, "topdown": {WithTopdownOnly()}} {
+	// With the review cache, a template that prints is evaluated every
+	// time: a cached answer would print nothing.
+	for name, opts := range map[string][]Option{"vm": nil, "vm-cached": {WithReviewCache(8)}, "topdown": {WithTopdownOnly()}} {
 		t.Run(name, func(t *testing.T) {
 			var out strings.Builder
 			counts := &EvaluatorCounts{}
 			e := newEngineWith(t, append(opts, WithPrintOutput(&out), WithEvaluatorCounts(counts)), printTemplate)
 			addConstraint(t, e, constraint("K8sPrint", "print", "  match:\n    kinds: [{apiGroups: [\"\"], kinds: [Pod]}]\n"))
-			resp, err := e.Review(context.Background(), request(t, admissionv1.Create, podObj("alice", "nb", nil), nil), AtEnforcementPoint(EnforcementPointWebhook))
-			if err != nil {
-				t.Fatal(err)
+			for i := 0; i < 2; i++ {
+				resp, err := e.Review(context.Background(), request(t, admissionv1.Create, podObj("alice", "nb", nil), nil), AtEnforcementPoint(EnforcementPointWebhook))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if diff := cmp.Diff([]string{"seen"}, messages(resp)); diff != "" {
+					t.Errorf("(-want +got):\n%s", diff)
+				}
 			}
-			if diff := cmp.Diff([]string{"seen"}, messages(resp)); diff != "" {
-				t.Errorf("(-want +got):\n%s", diff)
+			if n := strings.Count(out.String(), "reviewing nb"); n != 2 {
+				t.Errorf("print output %q, want it to say %q twice", out.String(), "reviewing nb")
 			}
-			if !strings.Contains(out.String(), "reviewing nb") {
-				t.Errorf("print output %q, want it to say %q", out.String(), "reviewing nb")
-			}
-			if vm := counts.VM.Load(); (name == "vm") != (vm > 0) {
+			if vm := counts.VM.Load(); (name != "topdown") != (vm > 0) {
 				t.Errorf("%d evaluations by the VM", vm)
 			}
 		})
@@ -260,8 +264,14 @@ func TestVM_LibrariesAndInventory(t *testing.T) {
 // Reviews run concurrently with template, constraint and data changes
 // (run with -race): the pooled machines and the program swap are safe.
 func TestVM_ConcurrentReviewsAndChanges(t *testing.T) {
+	for name, opts := range map[string][]Option{"vm": nil, "vm-cached": {WithReviewCache(16)}} {
+		t.Run(name, func(t *testing.T) { concurrentReviewsAndChanges(t, opts) })
+	}
+}
+
+func concurrentReviewsAndChanges(t *testing.T, opts []Option) {
 	ctx := context.Background()
-	e := newEngine(t, echoTemplate, guardrailsTemplate)
+	e := newEngineWith(t, opts, echoTemplate, guardrailsTemplate)
 	addConstraint(t, e, constraint("K8sEcho", "echo", "  match:\n    kinds: [{apiGroups: [\"\"], kinds: [Pod]}]\n"))
 	addConstraint(t, e, constraint("K8sGuardrails", "netpol", "  match:\n    kinds: [{apiGroups: [\"\"], kinds: [Pod]}]\n  parameters:\n    policy: default-deny\n"))
 	stop := make(chan struct{})
@@ -308,6 +318,20 @@ func TestVM_ConcurrentReviewsAndChanges(t *testing.T) {
 		if err := <-errs; err != nil {
 			t.Error(err)
 		}
+	}
+	// Every change is seen once made.
+	resp, err := e.Review(ctx, request(t, admissionv1.Create, podObj("alice", "nb", nil), nil), AtEnforcementPoint(EnforcementPointWebhook))
+	if err != nil {
+		t.Fatal(err)
+	}
+	echoes := 0
+	for _, r := range resp.Results {
+		if r.Kind == "K8sEcho" {
+			echoes++
+		}
+	}
+	if echoes != 21 {
+		t.Errorf("%d results of K8sEcho constraints, want 21", echoes)
 	}
 }
 

@@ -85,6 +85,9 @@ type Config struct {
 	// MaxInFlight bounds concurrent evaluations; EvalTimeout bounds one.
 	MaxInFlight int
 	EvalTimeout time.Duration
+	// ReviewCache is how many recent VM runs are kept to answer reviews
+	// that would repeat one (pkg/policy/vmcache.go); 0 keeps none.
+	ReviewCache int
 
 	// HealthAddr serves /healthz and /readyz; MetricsAddr serves /metrics
 	// ("0" disables it).
@@ -178,7 +181,8 @@ func Setup(mgr manager.Manager, cfg Config) (*Webhook, error) {
 	}
 	log := cfg.Log
 	counts := &policy.EvaluatorCounts{}
-	engine, err := policy.New(policy.WithEnforcementPoints(policy.EnforcementPointWebhook), policy.WithEvaluatorCounts(counts))
+	engine, err := policy.New(policy.WithEnforcementPoints(policy.EnforcementPointWebhook), policy.WithEvaluatorCounts(counts),
+		policy.WithReviewCache(cfg.ReviewCache))
 	if err != nil {
 		return nil, err
 	}
@@ -200,6 +204,13 @@ func Setup(mgr manager.Manager, cfg Config) (*Webhook, error) {
 			Name:        "daaas_guard_engine_constraint_evaluations_total",
 			Help:        "Constraint evaluations, by the evaluator that ran them (vm, or topdown where the VM could not).",
 			ConstLabels: prometheus.Labels{"evaluator": evaluator},
+		}, func() float64 { return float64(n.Load()) }))
+	}
+	for result, n := range map[string]*atomic.Int64{"hit": &counts.CacheHits, "miss": &counts.CacheMisses} {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "daaas_guard_engine_review_cache_total",
+			Help:        "VM runs answered from the review cache (hit) and evaluated because none of its runs would repeat (miss).",
+			ConstLabels: prometheus.Labels{"result": result},
 		}, func() float64 { return float64(n.Load()) }))
 	}
 	cm := controllers.NewMetrics(reg)

@@ -162,6 +162,7 @@ func newCluster(t *testing.T) (*cluster, error) {
 		CertDir:             opts.LocalServingCertDir,
 		DisableCertRotation: true,
 		MayIgnore:           []string{"exempt-*"},
+		ReviewCache:         256, // as cmd/webhook runs by default
 		HealthAddr:          health,
 		MetricsAddr:         c.metrics,
 		ShutdownGrace:       5 * time.Second,

@@ -342,6 +342,7 @@ func TestWebhook(t *testing.T) {
 			`daaas_guard_admission_in_flight_requests`,
 			`daaas_guard_engine_evaluation_seconds_bucket`,
 			`daaas_guard_engine_constraint_evaluations_total{evaluator="vm"}`,
+			`daaas_guard_engine_review_cache_total{result="hit"}`,
 		} {
 			if !strings.Contains(string(body), series) {
 				t.Errorf("/metrics lacks %s", series)

@@ -1,0 +1,404 @@
+package policy
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	admissionv1 "k8s.io/api/admission/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/statcan/daaas-guard/pkg/manifest"
+	"github.com/statcan/daaas-guard/pkg/match"
+	"github.com/statcan/daaas-guard/pkg/target"
+)
+
+// profileEngineWith is the platform profile, with its inventory, on an
+// engine made with opts.
+func profileEngineWith(t *testing.T, opts ...Option) *Engine {
+	t.Helper()
+	docs, err := kustomizeProfile(t)
+	if err != nil {
+		t.Fatalf("profile: %v", err)
+	}
+	ctx := context.Background()
+	e, err := New(append(opts, WithEnforcementPoints(EnforcementPointWebhook))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range docs {
+		if IsTemplate(d.Object) {
+			tp, err := NewTemplate(d.Object, d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := e.AddTemplate(ctx, tp); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, d := range docs {
+		if IsConstraint(d.Object) {
+			if err := e.AddConstraint(ctx, d.Object, d); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	inv, err := manifest.ReadFile(filepath.Join("..", "..", "policies", "profiles", "daaas", "workloads", "inventory.yaml"), manifest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range inv {
+		if err := e.AddData(ctx, d.Object); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return e
+}
+
+// libraryPods are the Pod samples of the policy library, in file order:
+// neighbours often differ only in the field their suite is about.
+func libraryPods(t *testing.T) []*unstructured.Unstructured {
+	t.Helper()
+	root := filepath.Join("..", "..", "policies")
+	files, err := manifest.Files([]string{filepath.Join(root, "general"), filepath.Join(root, "pod-security-policy"), filepath.Join(root, "pipelines")}, ".yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pods []*unstructured.Unstructured
+	for _, f := range files {
+		if !strings.Contains(filepath.ToSlash(f), "/samples/") {
+			continue
+		}
+		docs, err := manifest.ReadFile(f, manifest.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range docs {
+			if d.Object.GetKind() == "Pod" && d.Object.GetAPIVersion() == "v1" {
+				pods = append(pods, d.Object)
+			}
+		}
+	}
+	if len(pods) < 200 {
+		t.Fatalf("only %d library pods", len(pods))
+	}
+	return pods
+}
+
+func createRequest(t *testing.T, pod *unstructured.Unstructured, user string) *target.Request {
+	t.Helper()
+	b, err := json.Marshal(pod.Object)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := pod.GetNamespace()
+	if ns == "" {
+		ns = "alice"
+	}
+	return &target.Request{AdmissionRequest: &admissionv1.AdmissionRequest{
+		UID: types.UID("uid-" + pod.GetName()), Kind: metav1.GroupVersionKind{Version: "v1", Kind: "Pod"},
+		Resource: metav1.GroupVersionResource{Version: "v1", Resource: "pods"}, Name: pod.GetName(), Namespace: ns,
+		Operation: admissionv1.Create, UserInfo: authUser(user), Object: runtime.RawExtension{Raw: b},
+	}, Source: match.SourceOriginal}
+}
+
+// Every Pod sample of the library, reviewed in turn by an engine with the
+// review cache, gets the answer an engine without it gives: the first
+// time (evaluated, or answered from a neighbour's run: neighbours often
+// differ only in the field their suite tests), at once again (answered
+// from the cache) and renamed (from the cache too unless a template read
+// the name, in a message for instance).
+func TestReviewCache_LibraryPodsGetTheUncachedAnswer(t *testing.T) {
+	ctx := context.Background()
+	plain := profileEngineWith(t)
+	counts := &EvaluatorCounts{}
+	cached := profileEngineWith(t, WithReviewCache(1024), WithEvaluatorCounts(counts))
+	review := func(e *Engine, in *target.Request) []resultSummary {
+		t.Helper()
+		resp, err := e.Review(ctx, in, AtEnforcementPoint(EnforcementPointWebhook))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return summarize(resp)
+	}
+	check := func(step string, pod *unstructured.Unstructured, user string) (hit bool) {
+		t.Helper()
+		in := createRequest(t, pod, user)
+		h0 := counts.CacheHits.Load()
+		if diff := cmp.Diff(review(plain, in), review(cached, in)); diff != "" {
+			t.Errorf("%s: pod %s/%s by %s (-uncached +cached):\n%s", step, pod.GetNamespace(), pod.GetName(), user, diff)
+		}
+		return counts.CacheHits.Load() > h0
+	}
+	pods := libraryPods(t)
+	var renamedHits int
+	for _, pod := range pods {
+		for _, user := range []string{"alice@statcan.gc.ca", "system:serviceaccount:kubeflow:pipeline-runner"} {
+			check("first", pod, user)
+			if !check("again", pod, user) {
+				t.Errorf("pod %s/%s by %s: not answered from the cache the second time", pod.GetNamespace(), pod.GetName(), user)
+			}
+			renamed := pod.DeepCopy()
+			renamed.SetName(pod.GetName() + "-x7k2p")
+			if check("renamed", renamed, user) {
+				renamedHits++
+			}
+		}
+	}
+	if renamedHits < len(pods) {
+		t.Errorf("%d of %d renamed pods answered from the cache, want most", renamedHits, 2*len(pods))
+	}
+	t.Logf("%d reviews: %d answered from the cache, %d evaluated; %d of %d renamed pods from the cache",
+		6*len(pods), counts.CacheHits.Load(), counts.CacheMisses.Load(), renamedHits, 2*len(pods))
+}
+
+// A change of referential data that a run read is seen at once; reviews
+// between changes are answered from the cache.
+func TestReviewCache_InventoryChangesAreSeen(t *testing.T) {
+	ctx := context.Background()
+	counts := &EvaluatorCounts{}
+	e := newEngineWith(t, []Option{WithReviewCache(16), WithEvaluatorCounts(counts)}, guardrailsTemplate)
+	addConstraint(t, e, constraint("K8sGuardrails", "netpol", "  match:\n    kinds: [{apiGroups: [\"\"], kinds: [Pod]}]\n  parameters:\n    policy: default-deny\n"))
+	pod := podObj("alice", "nb", nil)
+	review := func() []string {
+		t.Helper()
+		resp, err := e.Review(ctx, pod, AtEnforcementPoint(EnforcementPointAudit))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return messages(resp)
+	}
+	both := []string{"namespace alice has no NetworkPolicy default-deny", "namespace alice is not a Kubeflow profile"}
+	ns := doc(t, "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: alice\n  labels:\n    app.kubernetes.io/part-of: kubeflow-profile\n").Object
+	np := doc(t, "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: default-deny\n  namespace: alice\nspec:\n  podSelector: {}\n").Object
+	other := doc(t, "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: allow-web\n  namespace: bob\nspec:\n  podSelector: {}\n").Object
+	steps := []struct {
+		name      string
+		change    func() error
+		want      []string
+		hit, miss int64
+	}{
+		{"empty inventory", nil, both, 0, 1},
+		{"again", nil, both, 1, 0},
+		{"namespace added", func() error { return e.AddData(ctx, ns) }, both[:1], 0, 1},
+		{"policy added", func() error { return e.AddData(ctx, np) }, nil, 0, 1},
+		{"again", nil, nil, 1, 0},
+		// Another namespace's objects are not read by this review.
+		{"unrelated policy added", func() error { return e.AddData(ctx, other) }, nil, 1, 0},
+		{"policy removed", func() error { return e.RemoveData(ctx, np) }, both[:1], 0, 1},
+		{"namespace relabelled", func() error {
+			ns.SetLabels(map[string]string{"team": "analytics"})
+			return e.AddData(ctx, ns)
+		}, both, 0, 1},
+		{"wiped", func() error { return e.WipeData(ctx) }, both, 0, 1},
+	}
+	for _, s := range steps {
+		if s.change != nil {
+			if err := s.change(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		h0, m0 := counts.CacheHits.Load(), counts.CacheMisses.Load()
+		if diff := cmp.Diff(s.want, review()); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", s.name, diff)
+		}
+		if h, m := counts.CacheHits.Load()-h0, counts.CacheMisses.Load()-m0; h != s.hit || m != s.miss {
+			t.Errorf("%s: %d hits, %d misses; want %d, %d", s.name, h, m, s.hit, s.miss)
+		}
+	}
+}
+
+const sprintfTemplate = `apiVersion: templates.gatekeeper.sh/v1
+kind: ConstraintTemplate
+metadata:
+  name: k8ssprintf
+spec:
+  crd:
+    spec:
+      names:
+        kind: K8sSprintf
+  targets:
+    - target: admission.k8s.gatekeeper.sh
+      code:
+        - engine: Rego
+          source:
+            version: v1
+            rego: |
+              package k8ssprintf
+              violation contains {"msg": msg} if {
+                msg := sprintf("replicas %v labels %v", [input.review.object.spec.replicas, input.review.object.metadata.labels])
+              }
+`
+
+const clockTemplate = `apiVersion: templates.gatekeeper.sh/v1
+kind: ConstraintTemplate
+metadata:
+  name: k8sclock
+spec:
+  crd:
+    spec:
+      names:
+        kind: K8sClock
+  targets:
+    - target: admission.k8s.gatekeeper.sh
+      code:
+        - engine: Rego
+          source:
+            version: v1
+            rego: |
+              package k8sclock
+              violation contains {"msg": msg} if {
+                now := time.now_ns()
+                msg := sprintf("%v at %v", [input.review.object.metadata.name, now > 0])
+              }
+`
+
+// What decides a cached answer is the value as a template sees it: a
+// number as the review's parser wrote it, an object read whole with
+// every key and value.
+func TestReviewCache_ValuesAsWritten(t *testing.T) {
+	ctx := context.Background()
+	counts := &EvaluatorCounts{}
+	plain := newEngineWith(t, nil, sprintfTemplate)
+	cached := newEngineWith(t, []Option{WithReviewCache(16), WithEvaluatorCounts(counts)}, sprintfTemplate)
+	for _, e := range []*Engine{plain, cached} {
+		addConstraint(t, e, constraint("K8sSprintf", "all", "  match:\n    kinds: [{apiGroups: [\"\"], kinds: [Pod]}]\n"))
+	}
+	review := func(e *Engine, pod string) []string {
+		t.Helper()
+		req := admissionv1.AdmissionRequest{UID: "u", Name: "p", Namespace: "alice", Operation: admissionv1.Create,
+			Kind: metav1.GroupVersionKind{Version: "v1", Kind: "Pod"}, Object: runtime.RawExtension{Raw: []byte(pod)}}
+		resp, err := e.Review(ctx, &target.Request{AdmissionRequest: &req}, AtEnforcementPoint(EnforcementPointWebhook))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return messages(resp)
+	}
+	pod := func(replicas string, labels string) string {
+		return fmt.Sprintf(`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","namespace":"alice","labels":%s},"spec":{"replicas":%s}}`, labels, replicas)
+	}
+	for _, tc := range []struct {
+		pod string
+		hit bool
+	}{
+		{pod("1", `{"a":"b"}`), false},
+		{pod("1", `{"a":"b"}`), true},
+		{pod("1.5", `{"a":"b"}`), false},
+		// Numbers reach templates as the review's parser writes them:
+		// these two as 1.5 and 1000, like the ones before them.
+		{pod("1.50", `{"a":"b"}`), true},
+		{pod("1e3", `{"a":"b"}`), false},
+		{pod("1000", `{"a":"b"}`), true},
+		{pod("1", `{"a":"b","c":"d"}`), false},
+		{pod("1", `{"a":"b"}`), true},
+		{pod("1", `{"a":"B"}`), false},
+	} {
+		h0 := counts.CacheHits.Load()
+		if diff := cmp.Diff(review(plain, tc.pod), review(cached, tc.pod)); diff != "" {
+			t.Errorf("%s (-uncached +cached):\n%s", tc.pod, diff)
+		}
+		if hit := counts.CacheHits.Load() > h0; hit != tc.hit {
+			t.Errorf("%s: answered from the cache %v, want %v", tc.pod, hit, tc.hit)
+		}
+	}
+}
+
+// A template that reads the clock is evaluated every time.
+func TestReviewCache_ClockReadingTemplatesAreNotCached(t *testing.T) {
+	ctx := context.Background()
+	counts := &EvaluatorCounts{}
+	e := newEngineWith(t, []Option{WithReviewCache(16), WithEvaluatorCounts(counts)}, clockTemplate, sprintfTemplate)
+	addConstraint(t, e, constraint("K8sClock", "all", "  match:\n    kinds: [{apiGroups: [\"\"], kinds: [Pod]}]\n"))
+	for i := 0; i < 3; i++ {
+		resp, err := e.Review(ctx, podObj("alice", "nb", nil), AtEnforcementPoint(EnforcementPointAudit))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff([]string{"nb at true"}, messages(resp)); diff != "" {
+			t.Errorf("(-want +got):\n%s", diff)
+		}
+	}
+	if h, m, vm := counts.CacheHits.Load(), counts.CacheMisses.Load(), counts.VM.Load(); h != 0 || m != 0 || vm != 3 {
+		t.Errorf("%d hits, %d misses, %d VM evaluations; want 0, 0, 3", h, m, vm)
+	}
+	addConstraint(t, e, constraint("K8sSprintf", "all", "  match:\n    kinds: [{apiGroups: [\"\"], kinds: [Pod]}]\n"))
+	for i := 0; i < 2; i++ {
+		if _, err := e.Review(ctx, podObj("alice", "nb", nil), AtEnforcementPoint(EnforcementPointAudit)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if h := counts.CacheHits.Load(); h != 0 {
+		t.Errorf("%d hits with the clock's constraint among those matched, want 0", h)
+	}
+}
+
+// A run that reads a deferred part of the review (a pod's managedFields)
+// is not kept; one kept is not used for a review whose deferred part it
+// would have to check.
+func TestReviewCache_ManagedFields(t *testing.T) {
+	ctx := context.Background()
+	counts := &EvaluatorCounts{}
+	e := newEngineWith(t, []Option{WithReviewCache(16), WithEvaluatorCounts(counts)}, managersTemplate, sprintfTemplate)
+	addConstraint(t, e, constraint("K8sManagers", "all", "  match:\n    kinds: [{apiGroups: [\"\"], kinds: [Pod]}]\n    namespaces: [alice]\n"))
+	addConstraint(t, e, constraint("K8sSprintf", "all", "  match:\n    kinds: [{apiGroups: [\"\"], kinds: [Pod]}]\n    namespaces: [bob]\n"))
+	review := func(ns, managers string) []string {
+		t.Helper()
+		pod := fmt.Sprintf(`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"nb","namespace":%q,"labels":{"a":"b"}%s},"spec":{"replicas":1}}`, ns, managers)
+		req := admissionv1.AdmissionRequest{UID: "u", Name: "nb", Namespace: ns, Operation: admissionv1.Create,
+			Kind: metav1.GroupVersionKind{Version: "v1", Kind: "Pod"}, Object: runtime.RawExtension{Raw: []byte(pod)}}
+		resp, err := e.Review(ctx, &target.Request{AdmissionRequest: &req}, AtEnforcementPoint(EnforcementPointWebhook))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return messages(resp)
+	}
+	kubectl := `,"managedFields":[{"manager":"kubectl","operation":"Update"}]`
+	both := `,"managedFields":[{"manager":"kubectl","operation":"Update"},{"manager":"kubelet","operation":"Update"}]`
+	for _, tc := range []struct{ ns, managers, want string }{
+		{"alice", kubectl, `managers ["kubectl"] keys ["labels", "managedFields", "name", "namespace"] size 4 old 0 same false`},
+		{"alice", both, `managers ["kubectl", "kubelet"] keys ["labels", "managedFields", "name", "namespace"] size 4 old 0 same false`},
+		{"alice", "", `managers [] keys ["labels", "name", "namespace"] size 3 old 0 same false`},
+		{"alice", kubectl, `managers ["kubectl"] keys ["labels", "managedFields", "name", "namespace"] size 4 old 0 same false`},
+		// The echo template reads the labels, beside the deferred part:
+		// the second review is answered from the first's run.
+		{"bob", kubectl, `replicas 1 labels {"a": "b"}`},
+		{"bob", both, `replicas 1 labels {"a": "b"}`},
+	} {
+		if diff := cmp.Diff([]string{tc.want}, review(tc.ns, tc.managers)); diff != "" {
+			t.Errorf("%s %s (-want +got):\n%s", tc.ns, tc.managers, diff)
+		}
+	}
+	if h := counts.CacheHits.Load(); h != 1 {
+		t.Errorf("%d hits, want 1 (the second pod in bob)", h)
+	}
+}
+
+func TestReviewCache_KeepsAtMostItsSize(t *testing.T) {
+	c := newReviewCache(5)
+	prog := &vmProgram{}
+	for i := 0; i < 4; i++ {
+		for j := 0; j < 6; j++ {
+			c.add(prog, nil, fmt.Sprint(i), &cachedRun{})
+		}
+	}
+	if c.size > 5 {
+		t.Errorf("%d runs kept, want at most 5", c.size)
+	}
+	if got := len(c.candidates(prog, nil, "3")); got != perKey {
+		t.Errorf("%d runs for the latest key, want %d", got, perKey)
+	}
+	if got := c.candidates(&vmProgram{}, nil, "3"); got != nil {
+		t.Errorf("another program's runs: %d, want none", len(got))
+	}
+	if newReviewCache(0) != nil {
+		t.Error("a cache of size 0 is not nil")
+	}
+}
