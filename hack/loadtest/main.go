@@ -145,11 +145,14 @@ func run(o options) error {
 		return err
 	}
 
-	wh, err := startWebhook(o.webhookBin, kubeconfig, work, o.pprofDir != "")
+	// The direct load posts its reviews round-robin, each again after
+	// every 223 requests, which the review cache would answer from
+	// memory: it measures evaluation, with the cache off.
+	wh, err := startWebhook(o.webhookBin, kubeconfig, work, o.pprofDir != "", "--review-cache=0")
 	if err != nil {
 		return err
 	}
-	defer wh.stop()
+	defer func() { wh.stop() }()
 
 	reviews, err := admissionReviews(o.profile)
 	if err != nil {
@@ -191,6 +194,47 @@ func run(o options) error {
 	if err := prepareNamespace(ctx, cl, o.profile, "alice"); err != nil {
 		return err
 	}
+	fmt.Println("### every review evaluated (--review-cache=0)")
+	if err := podRounds(ctx, o, cfg, cl, wh, caPEM, "cache-off"); err != nil {
+		return err
+	}
+	// The same with the webhook as it runs by default: the pods differ in
+	// their names only, which no template of the profile reads, so most
+	// reviews are answered by the review cache, as a Deployment's or a
+	// Job's replicas would be.
+	// Unregistered first: the configuration would send the new
+	// process's own writes (its constraint CRDs) to the stopped one.
+	if err := unregisterWebhook(ctx, cl, vwc); err != nil {
+		return err
+	}
+	wh.stop()
+	next, err := startWebhook(o.webhookBin, kubeconfig, work, o.pprofDir != "")
+	if err != nil {
+		return err
+	}
+	wh = next
+	if err := wh.waitReady(2 * time.Minute); err != nil {
+		return err
+	}
+	fmt.Println("### the webhook as it runs by default (review cache on)")
+	if err := podRounds(ctx, o, cfg, cl, wh, caPEM, "cache-on"); err != nil {
+		return err
+	}
+	hits, misses := wh.counter(`daaas_guard_engine_review_cache_total{result="hit"}`), wh.counter(`daaas_guard_engine_review_cache_total{result="miss"}`)
+	fmt.Printf("review cache: %.0f reviews answered from it, %.0f evaluated\n", hits, misses)
+
+	return mutation(ctx, o, cfg, cl, wh, caPEM)
+}
+
+// mutation measures the mutating webhook on a GPU+Vault pipeline pod:
+// directly, then through the API server.
+// vwc is the validating webhook's configuration.
+const vwc = "manifests/base/validatingwebhookconfiguration.yaml"
+
+// podRounds creates pods through the API server in rounds, each without
+// the validating webhook and then with wh registered, and prints each
+// round's rates and ratio and the median round's ratio.
+func podRounds(ctx context.Context, o options, cfg *rest.Config, cl client.Client, wh *webhookProcess, caPEM []byte, label string) error {
 	// Rounds alternate the two phases, so that a change in the machine's
 	// speed during the run (a shared machine drifts from one minute to the
 	// next) weighs on both alike; the ratio reported is the median
@@ -199,15 +243,12 @@ func run(o options) error {
 	var without, with podResult
 	var busyWithout, busyWith, webhookCPU time.Duration
 	var ratios []float64
-	const vwc = "manifests/base/validatingwebhookconfiguration.yaml"
 	for round := 1; round <= o.podRounds; round++ {
-		if round > 1 {
-			if err := unregisterWebhook(ctx, cl, vwc); err != nil {
-				return err
-			}
+		if err := unregisterWebhook(ctx, cl, vwc); err != nil {
+			return err
 		}
 		busy0 := machineBusy()
-		wo, err := createPods(ctx, cfg, fmt.Sprintf("without-%d", round), o.pods, o.podWorkers)
+		wo, err := createPods(ctx, cfg, fmt.Sprintf("%s-without-%d", label, round), o.pods, o.podWorkers)
 		if err != nil {
 			return err
 		}
@@ -219,10 +260,10 @@ func run(o options) error {
 		if round == 1 {
 			// The profile covers the start of the phase; raise -pods so
 			// that the phase outlasts it.
-			wait = wh.cpuProfile(o.pprofDir, "pods-with-webhook", 2*time.Second)
+			wait = wh.cpuProfile(o.pprofDir, "pods-with-webhook-"+label, 2*time.Second)
 		}
 		busy0, cpu0 := machineBusy(), cpuTime(wh.cmd.Process.Pid)
-		wi, err := createPods(ctx, cfg, fmt.Sprintf("with-%d", round), o.pods, o.podWorkers)
+		wi, err := createPods(ctx, cfg, fmt.Sprintf("%s-with-%d", label, round), o.pods, o.podWorkers)
 		if err != nil {
 			return err
 		}
@@ -243,12 +284,9 @@ func run(o options) error {
 		fmt.Printf("machine CPU per pod created: %s without the webhook, %s with it, of which the webhook process %s\n",
 			perPod(busyWithout, without.created), perPod(busyWith, with.created), perPod(webhookCPU, with.created))
 	}
-
-	return mutation(ctx, o, cfg, cl, wh, caPEM)
+	return nil
 }
 
-// mutation measures the mutating webhook on a GPU+Vault pipeline pod:
-// directly, then through the API server.
 func mutation(ctx context.Context, o options, cfg *rest.Config, cl client.Client, wh *webhookProcess, caPEM []byte) error {
 	const ns = "bob-jones"
 	tmpl, err := podFixture("policies/profiles/daaas/workloads/mutation/pipeline.yaml")
@@ -354,11 +392,12 @@ func cpuModel() string {
 }
 
 type webhookProcess struct {
-	cmd    *exec.Cmd
-	port   int
-	health string
-	pprof  string // address of /debug/pprof, when profiling
-	client *http.Client
+	cmd     *exec.Cmd
+	port    int
+	health  string
+	pprof   string // address of /debug/pprof, when profiling
+	metrics string // address of /metrics
+	client  *http.Client
 }
 
 // cpuProfile starts a CPU profile of the webhook for d and returns a
@@ -395,7 +434,7 @@ func (w *webhookProcess) cpuProfile(dir, name string, d time.Duration) (wait fun
 	return func() { <-done }
 }
 
-func startWebhook(bin, kubeconfig, certDir string, pprof bool) (*webhookProcess, error) {
+func startWebhook(bin, kubeconfig, certDir string, pprof bool, extra ...string) (*webhookProcess, error) {
 	port, err := localenv.FreePort()
 	if err != nil {
 		return nil, err
@@ -404,10 +443,14 @@ func startWebhook(bin, kubeconfig, certDir string, pprof bool) (*webhookProcess,
 	if err != nil {
 		return nil, err
 	}
-	w := &webhookProcess{port: port, health: fmt.Sprintf("127.0.0.1:%d", hp)}
-	args := []string{"--namespace=daaas-guard", "--pod-name=loadtest-0",
+	mp, err := localenv.FreePort()
+	if err != nil {
+		return nil, err
+	}
+	w := &webhookProcess{port: port, health: fmt.Sprintf("127.0.0.1:%d", hp), metrics: fmt.Sprintf("127.0.0.1:%d", mp)}
+	args := append([]string{"--namespace=daaas-guard", "--pod-name=loadtest-0",
 		"--disable-cert-rotation", "--cert-dir=" + certDir, fmt.Sprintf("--port=%d", port),
-		"--health-addr=" + w.health, "--metrics-addr=0", "--zap-log-level=error"}
+		"--health-addr=" + w.health, "--metrics-addr=" + w.metrics, "--zap-log-level=error"}, extra...)
 	if pprof {
 		pp, err := localenv.FreePort()
 		if err != nil {
@@ -449,6 +492,26 @@ func (w *webhookProcess) waitReady(timeout time.Duration) error {
 		time.Sleep(100 * time.Millisecond)
 	}
 	return errors.New("the webhook did not become ready")
+}
+
+// counter reads a series of the webhook's /metrics (0 when missing).
+func (w *webhookProcess) counter(series string) float64 {
+	resp, err := http.Get("http://" + w.metrics + "/metrics")
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return f
+		}
+	}
+	return 0
 }
 
 func (w *webhookProcess) stop() {
