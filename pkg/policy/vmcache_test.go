@@ -22,7 +22,7 @@ import (
 
 // profileEngineWith is the platform profile, with its inventory, on an
 // engine made with opts.
-func profileEngineWith(t *testing.T, opts ...Option) *Engine {
+func profileEngineWith(t testing.TB, opts ...Option) *Engine {
 	t.Helper()
 	docs, err := kustomizeProfile(t)
 	if err != nil {
@@ -65,7 +65,7 @@ func profileEngineWith(t *testing.T, opts ...Option) *Engine {
 
 // libraryPods are the Pod samples of the policy library, in file order:
 // neighbours often differ only in the field their suite is about.
-func libraryPods(t *testing.T) []*unstructured.Unstructured {
+func libraryPods(t testing.TB) []*unstructured.Unstructured {
 	t.Helper()
 	root := filepath.Join("..", "..", "policies")
 	files, err := manifest.Files([]string{filepath.Join(root, "general"), filepath.Join(root, "pod-security-policy"), filepath.Join(root, "pipelines")}, ".yaml")
@@ -401,4 +401,45 @@ func TestReviewCache_KeepsAtMostItsSize(t *testing.T) {
 	if newReviewCache(0) != nil {
 		t.Error("a cache of size 0 is not nil")
 	}
+}
+
+// FuzzReviewCache reviews two pods in turn with the review cache, and
+// each must get the answer an engine without it gives: the second pod
+// can only be answered from the first's run if no template could tell
+// them apart.
+func FuzzReviewCache(f *testing.F) {
+	pods := libraryPods(f)
+	for i := 0; i+1 < len(pods); i += 7 {
+		a, _ := json.Marshal(pods[i].Object)
+		b, _ := json.Marshal(pods[i+1].Object)
+		f.Add(a, b)
+		f.Add(a, a)
+	}
+	f.Add([]byte(`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"a","namespace":"alice","labels":{"x":"1"}},"spec":{"containers":[{"name":"c","image":"busybox"}]}}`),
+		[]byte(`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"b","namespace":"alice","labels":{"x":1}},"spec":{"containers":[{"name":"c","image":"busybox"}]}}`))
+	plain := profileEngineWith(f)
+	cached := profileEngineWith(f, WithReviewCache(64))
+	ctx := context.Background()
+	review := func(t *testing.T, e *Engine, raw []byte) ([]resultSummary, bool) {
+		req := &admissionv1.AdmissionRequest{UID: "fuzz", Kind: metav1.GroupVersionKind{Version: "v1", Kind: "Pod"},
+			Resource: metav1.GroupVersionResource{Version: "v1", Resource: "pods"}, Name: "fuzz", Namespace: "alice",
+			Operation: admissionv1.Create, UserInfo: authUser("alice@statcan.gc.ca"), Object: runtime.RawExtension{Raw: raw}}
+		resp, err := e.Review(ctx, &target.Request{AdmissionRequest: req, Source: match.SourceOriginal}, AtEnforcementPoint(EnforcementPointWebhook))
+		if err != nil {
+			return nil, false
+		}
+		return summarize(resp), true
+	}
+	f.Fuzz(func(t *testing.T, a, b []byte) {
+		for _, raw := range [][]byte{a, b, a} {
+			want, ok := review(t, plain, raw)
+			got, ok2 := review(t, cached, raw)
+			if ok != ok2 {
+				t.Fatalf("%s: reviewed %v without the cache, %v with it", raw, ok, ok2)
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Fatalf("%s (-uncached +cached):\n%s", raw, diff)
+			}
+		}
+	})
 }
