@@ -602,6 +602,7 @@ func (d *regoDriver) vmReview(ctx context.Context, prog *vmProgram, constraints 
 	key := matchedKey(matched)
 	for _, run := range d.cache.candidates(prog, paramsVersion, key) {
 		if run.repeats(reviewTerm.Value, deferred, inventory) {
+			d.cache.used(key, run)
 			d.counts.cached(true)
 			return run.results, nil
 		}

@@ -90,23 +90,26 @@ type cachedRun struct {
 }
 
 // reviewCache holds recent VM runs by program, parameters and matched
-// constraints. It is emptied when the program or the parameters change.
+// constraints, the least recently used dropped first. It is emptied when
+// the program or the parameters change.
 type reviewCache struct {
 	mu     sync.Mutex
 	max    int
 	size   int
 	prog   *vmProgram
 	params *fjson.Json
-	// runs holds, by matched constraints, the most recent runs first.
+	// runs holds, by matched constraints, the most recently used runs
+	// first.
 	runs map[string][]*cachedRun
-	// order is the keys of runs in the order their latest run was added,
-	// for eviction.
+	// order is the keys of runs, the most recently used last.
 	order []string
 }
 
-// perKey bounds the runs kept for one set of matched constraints: pods
-// of a few templates at once.
-const perKey = 4
+// perKey bounds the runs kept for one set of matched constraints, and so
+// the runs a review that matches none of them is checked against. Most
+// pods of a cluster match the same constraints, so it is what bounds the
+// pod templates answered at once.
+const perKey = 16
 
 func newReviewCache(max int) *reviewCache {
 	if max <= 0 {
@@ -125,7 +128,27 @@ func (c *reviewCache) candidates(prog *vmProgram, params *fjson.Json, key string
 	return c.runs[key]
 }
 
-// add keeps a run, evicting the oldest set of runs when full.
+// used marks run, kept under key, as just used.
+func (c *reviewCache) used(key string, run *cachedRun) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	runs := c.runs[key]
+	if i := slices.Index(runs, run); i > 0 {
+		// A new slice: candidates' callers may be reading the old one.
+		c.runs[key] = slices.Concat(runs[i:i+1], runs[:i], runs[i+1:])
+	}
+	c.touch(key)
+}
+
+// touch moves key to the end of order.
+func (c *reviewCache) touch(key string) {
+	if i := slices.Index(c.order, key); i >= 0 {
+		c.order = slices.Delete(c.order, i, i+1)
+	}
+	c.order = append(c.order, key)
+}
+
+// add keeps a run, dropping the least recently used when full.
 func (c *reviewCache) add(prog *vmProgram, params *fjson.Json, key string, run *cachedRun) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -134,15 +157,15 @@ func (c *reviewCache) add(prog *vmProgram, params *fjson.Json, key string, run *
 		c.runs, c.order, c.size = map[string][]*cachedRun{}, nil, 0
 	}
 	old := c.runs[key]
-	if len(old) == 0 {
-		c.order = append(c.order, key)
-	}
-	runs := make([]*cachedRun, 0, min(len(old)+1, perKey))
+	// Within the cache's size, so that the key just used stays.
+	limit := min(perKey, c.max)
+	runs := make([]*cachedRun, 0, min(len(old)+1, limit))
 	runs = append(runs, run)
-	runs = append(runs, old[:min(len(old), perKey-1)]...)
+	runs = append(runs, old[:min(len(old), limit-1)]...)
 	c.size += len(runs) - len(old)
 	c.runs[key] = runs
-	for c.size > c.max && len(c.order) > 0 {
+	c.touch(key)
+	for c.size > c.max {
 		oldest := c.order[0]
 		c.order = c.order[1:]
 		c.size -= len(c.runs[oldest])

@@ -200,7 +200,9 @@ func TestReviewCache_InventoryChangesAreSeen(t *testing.T) {
 			ns.SetLabels(map[string]string{"team": "analytics"})
 			return e.AddData(ctx, ns)
 		}, both, 0, 1},
-		{"wiped", func() error { return e.WipeData(ctx) }, both, 0, 1},
+		// Back to the empty inventory of the first review: its run
+		// repeats.
+		{"wiped", func() error { return e.WipeData(ctx) }, both, 1, 0},
 	}
 	for _, s := range steps {
 		if s.change != nil {
@@ -383,22 +385,56 @@ func TestReviewCache_ManagedFields(t *testing.T) {
 	}
 }
 
-func TestReviewCache_KeepsAtMostItsSize(t *testing.T) {
-	c := newReviewCache(5)
+func TestReviewCache_KeepsTheMostRecentlyUsed(t *testing.T) {
 	prog := &vmProgram{}
-	for i := 0; i < 4; i++ {
-		for j := 0; j < 6; j++ {
-			c.add(prog, nil, fmt.Sprint(i), &cachedRun{})
+	fill := func(c *reviewCache, key string, n int) []*cachedRun {
+		var runs []*cachedRun
+		for i := 0; i < n; i++ {
+			r := &cachedRun{}
+			c.add(prog, nil, key, r)
+			runs = append(runs, r)
 		}
+		return runs
 	}
-	if c.size > 5 {
-		t.Errorf("%d runs kept, want at most 5", c.size)
+	kept := func(c *reviewCache) map[string]int {
+		out := map[string]int{}
+		for k, runs := range c.runs {
+			out[k] = len(runs)
+		}
+		return out
 	}
-	if got := len(c.candidates(prog, nil, "3")); got != perKey {
-		t.Errorf("%d runs for the latest key, want %d", got, perKey)
+	c := newReviewCache(40)
+	fill(c, "a", 20)
+	b := fill(c, "b", perKey)
+	if diff := cmp.Diff(map[string]int{"a": perKey, "b": perKey}, kept(c)); diff != "" {
+		t.Errorf("runs by key (-want +got):\n%s", diff)
 	}
-	if got := c.candidates(&vmProgram{}, nil, "3"); got != nil {
+	fill(c, "c", perKey)
+	if diff := cmp.Diff(map[string]int{"b": perKey, "c": perKey}, kept(c)); diff != "" {
+		t.Errorf("after c, the least recently used key goes (-want +got):\n%s", diff)
+	}
+	// A run answered moves to the front, and its key to the end.
+	c.used("b", b[0])
+	if got := c.candidates(prog, nil, "b")[0]; got != b[0] {
+		t.Error("the run just used is not the first candidate")
+	}
+	fill(c, "d", 9)
+	if diff := cmp.Diff(map[string]int{"b": perKey, "d": 9}, kept(c)); diff != "" {
+		t.Errorf("after b was used (-want +got):\n%s", diff)
+	}
+	if c.size != 9+perKey {
+		t.Errorf("size %d, want %d", c.size, 9+perKey)
+	}
+	if got := c.candidates(&vmProgram{}, nil, "b"); got != nil {
 		t.Errorf("another program's runs: %d, want none", len(got))
+	}
+
+	// A cache smaller than perKey keeps its latest key's runs.
+	small := newReviewCache(5)
+	fill(small, "a", 3)
+	fill(small, "b", 10)
+	if diff := cmp.Diff(map[string]int{"b": 5}, kept(small)); diff != "" {
+		t.Errorf("small cache (-want +got):\n%s", diff)
 	}
 	if newReviewCache(0) != nil {
 		t.Error("a cache of size 0 is not nil")
