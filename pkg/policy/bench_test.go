@@ -136,10 +136,6 @@ func BenchmarkAddTemplate(b *testing.B) {
 // inventory fixture as synced data), the workload the webhook performance
 // targets are set for.
 func BenchmarkReviewProfile(b *testing.B) {
-	docs, err := kustomizeProfile(b)
-	if err != nil {
-		b.Skipf("profile: %v", err)
-	}
 	for _, ev := range []struct {
 		name string
 		opts []Option
@@ -152,37 +148,7 @@ func BenchmarkReviewProfile(b *testing.B) {
 	} {
 		b.Run(ev.name, func(b *testing.B) {
 			ctx := context.Background()
-			e, err := New(append(ev.opts, WithEnforcementPoints(EnforcementPointWebhook))...)
-			if err != nil {
-				b.Fatal(err)
-			}
-			for _, d := range docs {
-				if IsTemplate(d.Object) {
-					t, err := NewTemplate(d.Object, d)
-					if err != nil {
-						b.Fatal(err)
-					}
-					if err := e.AddTemplate(ctx, t); err != nil {
-						b.Fatal(err)
-					}
-				}
-			}
-			for _, d := range docs {
-				if IsConstraint(d.Object) {
-					if err := e.AddConstraint(ctx, d.Object, d); err != nil {
-						b.Fatal(err)
-					}
-				}
-			}
-			inv, err := manifest.ReadFile(filepath.Join("..", "..", "policies", "profiles", "daaas", "workloads", "inventory.yaml"), manifest.Options{})
-			if err != nil {
-				b.Fatal(err)
-			}
-			for _, d := range inv {
-				if err := e.AddData(ctx, d.Object); err != nil {
-					b.Fatal(err)
-				}
-			}
+			e := profileEngineWith(b, ev.opts...)
 			for _, pod := range []struct{ name, file string }{
 				// A KFP v2 pipeline step's pod, as written.
 				{"pipeline", "pipeline_pod.yaml"},
@@ -263,6 +229,70 @@ func BenchmarkEngineOverhead(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
+		})
+	}
+}
+
+// BenchmarkReviewCache measures the review cache on 64 copies of the
+// profile's notebook pod (as the API server sends it), reviewed in turn:
+// without the cache (the baseline); relabelled, so that every review
+// misses (a label set some templates iterate over differs; the runs
+// kept are checked and a new one recorded, the cache's cost when it
+// cannot help); and renamed, so that every review after the first is
+// answered from it (no template of the profile reads the name).
+func BenchmarkReviewCache(b *testing.B) {
+	base := podRequest(b, "notebook_pod_apiserver.json")
+	copies := func(change func(*unstructured.Unstructured, int)) []*target.Request {
+		var pod unstructured.Unstructured
+		if err := pod.UnmarshalJSON(base.Object.Raw); err != nil {
+			b.Fatal(err)
+		}
+		var out []*target.Request
+		for i := 0; i < 64; i++ {
+			c := pod.DeepCopy()
+			change(c, i)
+			raw, err := c.MarshalJSON()
+			if err != nil {
+				b.Fatal(err)
+			}
+			req := *base
+			req.Name, req.Object = c.GetName(), runtime.RawExtension{Raw: raw}
+			out = append(out, &target.Request{AdmissionRequest: &req, Source: match.SourceOriginal})
+		}
+		return out
+	}
+	relabelled := copies(func(u *unstructured.Unstructured, i int) {
+		labels := u.GetLabels()
+		labels["app.kubernetes.io/instance"] = fmt.Sprintf("analysis-%d", i)
+		u.SetLabels(labels)
+	})
+	renamed := copies(func(u *unstructured.Unstructured, i int) { u.SetName(fmt.Sprintf("analysis-%d", i)) })
+	for _, tc := range []struct {
+		name  string
+		cache int
+		reqs  []*target.Request
+	}{
+		{"off", 0, relabelled},
+		{"misses", 256, relabelled},
+		{"hits", 256, renamed},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			counts := &EvaluatorCounts{}
+			e := profileEngineWith(b, WithReviewCache(tc.cache), WithEvaluatorCounts(counts))
+			ctx := context.Background()
+			if _, err := e.Review(ctx, tc.reqs[0], AtEnforcementPoint(EnforcementPointWebhook)); err != nil {
+				b.Fatal(err)
+			}
+			h0 := counts.CacheHits.Load()
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if _, err := e.Review(ctx, tc.reqs[i%len(tc.reqs)], AtEnforcementPoint(EnforcementPointWebhook)); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+			b.ReportMetric(float64(counts.CacheHits.Load()-h0)/float64(i), "hits/op")
 		})
 	}
 }

@@ -600,8 +600,9 @@ func (d *regoDriver) vmReview(ctx context.Context, prog *vmProgram, constraints 
 	// constraint, under d.mu, which the caller holds.
 	paramsVersion := d.vmParams.Load()
 	key := matchedKey(matched)
+	check := checker{review: reviewTerm.Value, inventory: inventory, deferred: deferred}
 	for _, run := range d.cache.candidates(prog, paramsVersion, key) {
-		if run.repeats(reviewTerm.Value, deferred, inventory) {
+		if check.repeats(run) {
 			d.cache.used(key, run)
 			d.counts.cached(true)
 			return run.results, nil

@@ -266,7 +266,7 @@ func (d *regoDriver) vmRun(ctx context.Context, p *vmProgram, params fjson.Json,
 		return nil, err
 	}
 	if root, ok := data.review.(*astObject); ok {
-		root.log, root.root = log, rootReview
+		root.log, root.root, root.at = log, rootReview, -1
 	} else {
 		log.spoil()
 	}
@@ -375,7 +375,7 @@ func (d *vmData) inventoryForVM(ctx context.Context) (any, error) {
 			return nil, err
 		}
 		if root, ok := v.(*astObject); ok {
-			root.log, root.root = d.log, rootInventory
+			root.log, root.root, root.at = d.log, rootInventory, -1
 		} else {
 			d.log.spoil()
 		}
@@ -456,10 +456,10 @@ type astObject struct {
 	memo     map[string]any
 	deferred []target.Deferred
 	// log, when set, records what the run read below this object, which
-	// is at path in root (vmcache.go).
+	// is in root, read by the log's read at (-1: it is the root).
 	log  *readLog
 	root readRoot
-	path []string
+	at   int32
 }
 
 var _ vm.IterableObject = (*astObject)(nil)
@@ -470,11 +470,12 @@ func (o *astObject) Get(ctx context.Context, key any) (any, bool, error) {
 		// Objects from JSON have only string keys.
 		return nil, false, nil
 	}
-	return o.child(ctx, k.Value(), nil)
+	return o.child(ctx, k.Value(), nil, nil)
 }
 
-// child is the converted value under key (t, when the caller has it).
-func (o *astObject) child(ctx context.Context, key string, t *ast.Term) (any, bool, error) {
+// child is the converted value under key (kt and t, the key's term and
+// the value's, when the caller has them).
+func (o *astObject) child(ctx context.Context, key string, kt, t *ast.Term) (any, bool, error) {
 	if x, ok := o.memo[key]; ok {
 		return x, true, nil
 	}
@@ -493,11 +494,12 @@ func (o *astObject) child(ctx context.Context, key string, t *ast.Term) (any, bo
 			below = append(below, target.Deferred{Path: d.Path[1:], Raw: d.Raw})
 		}
 	}
+	if kt == nil {
+		kt = ast.StringTerm(key)
+	}
 	if t == nil {
-		if t = o.obj.Get(ast.StringTerm(key)); t == nil {
-			if o.log != nil {
-				o.log.add(read{root: o.root, kind: readValue, path: childPath(o.path, key)})
-			}
+		if t = o.obj.Get(kt); t == nil {
+			o.log.add(read{root: o.root, kind: readValue, parent: o.at, key: kt})
 			return nil, false, nil
 		}
 	}
@@ -506,12 +508,11 @@ func (o *astObject) child(ctx context.Context, key string, t *ast.Term) (any, bo
 		return nil, false, err
 	}
 	if o.log != nil {
-		path := childPath(o.path, key)
 		if child, ok := x.(*astObject); ok {
-			child.log, child.root, child.path = o.log, o.root, path
-			o.log.add(read{root: o.root, kind: readObject, path: path})
+			child.log, child.root = o.log, o.root
+			child.at = o.log.add(read{root: o.root, kind: readObject, parent: o.at, key: kt})
 		} else {
-			o.log.add(read{root: o.root, kind: readValue, path: path, value: t.Value})
+			o.log.add(read{root: o.root, kind: readValue, parent: o.at, key: kt, value: t.Value, hash: t.Value.Hash()})
 		}
 	}
 	if o.memo == nil {
@@ -533,15 +534,13 @@ func (o *astObject) Iter(ctx context.Context, f func(key, value any) (bool, erro
 			keys = slices.Insert(keys, i, k)
 		}
 	}
-	if o.log != nil {
-		o.log.add(read{root: o.root, kind: readKeys, path: o.path, keys: keys})
-	}
+	o.log.add(read{root: o.root, kind: readKeys, parent: o.at, keys: keys})
 	for _, k := range keys {
 		ks, ok := k.Value.(ast.String)
 		if !ok {
 			return fmt.Errorf("object key %v is not a string", k)
 		}
-		v, _, err := o.child(ctx, string(ks), o.obj.Get(k))
+		v, _, err := o.child(ctx, string(ks), k, o.obj.Get(k))
 		if err != nil {
 			return err
 		}

@@ -46,12 +46,19 @@ const (
 	readKeys
 )
 
+// read is one thing a run read. Reads are kept in the order the run made
+// them, so an object's own read comes before the reads below it, which
+// name it by its index.
 type read struct {
-	root  readRoot
-	kind  readKind
-	path  []string
-	value ast.Value   // readValue
-	keys  []*ast.Term // readKeys
+	root readRoot
+	kind readKind
+	// parent is the index of the readObject of the object read from, -1
+	// for the root document (for readKeys, the object iterated).
+	parent int32
+	key    *ast.Term   // readValue, readObject
+	value  ast.Value   // readValue
+	hash   int         // readValue: value's, which is a cheap first test
+	keys   []*ast.Term // readKeys
 }
 
 // readLog records the reads of one VM run. A nil log records nothing.
@@ -63,24 +70,19 @@ type readLog struct {
 	uncacheable bool
 }
 
-func (l *readLog) add(r read) {
-	if l != nil {
-		l.reads = append(l.reads, r)
+// add records r and returns its index (-1 for a nil log).
+func (l *readLog) add(r read) int32 {
+	if l == nil {
+		return -1
 	}
+	l.reads = append(l.reads, r)
+	return int32(len(l.reads) - 1)
 }
 
 func (l *readLog) spoil() {
 	if l != nil {
 		l.uncacheable = true
 	}
-}
-
-// childPath is path with key appended, sharing nothing with path.
-func childPath(path []string, key string) []string {
-	out := make([]string, len(path)+1)
-	copy(out, path)
-	out[len(path)] = key
-	return out
 }
 
 // cachedRun is one VM run's reads and results.
@@ -195,31 +197,74 @@ func matchedKey(matched ast.Object) string {
 	return b.String()
 }
 
+// checker checks runs against one review, reusing its buffers.
+type checker struct {
+	review, inventory ast.Value
+	deferred          []target.Deferred
+	// objects holds, by read index, the object each readObject found;
+	// values the value each readValue found, to be compared whole.
+	objects []ast.Object
+	values  []ast.Value
+	// depth and under hold, for the review's objects while it has
+	// deferred parts, how deep each is and which deferred paths (a bit
+	// each) run through it.
+	depth []int32
+	under []uint64
+}
+
 // repeats reports whether a run that made these reads would make them
-// again on review (with its deferred parts) and inventory.
-func (r *cachedRun) repeats(review ast.Value, deferred []target.Deferred, inventory ast.Value) bool {
+// again on the checker's review (with its deferred parts) and inventory.
+func (c *checker) repeats(r *cachedRun) bool {
+	n := len(r.reads)
+	c.objects = slices.Grow(c.objects[:0], n)[:n]
+	c.values = slices.Grow(c.values[:0], n)[:n]
+	clear(c.values)
+	tracking := len(c.deferred) > 0 && len(c.deferred) <= 64
+	if tracking {
+		c.depth = slices.Grow(c.depth[:0], n)[:n]
+		c.under = slices.Grow(c.under[:0], n)[:n]
+	}
 	for i := range r.reads {
 		rd := &r.reads[i]
-		doc := inventory
-		if rd.root == rootReview {
-			doc = review
-			if touchesDeferred(rd, deferred) {
+		var obj ast.Object
+		var depth int32
+		under := uint64(1)<<len(c.deferred) - 1 // every path runs through the root
+		switch {
+		case rd.parent >= 0:
+			obj = c.objects[rd.parent]
+			if tracking && rd.root == rootReview {
+				depth, under = c.depth[rd.parent], c.under[rd.parent]
+			}
+		case rd.root == rootReview:
+			obj, _ = c.review.(ast.Object)
+		default:
+			obj, _ = c.inventory.(ast.Object)
+		}
+		if obj == nil {
+			return false
+		}
+		if rd.root == rootReview && len(c.deferred) > 0 {
+			if !tracking {
 				return false
+			}
+			// The run read nothing deferred, or it would not have been
+			// kept; this review's deferred parts are not in its value,
+			// so a read of one (or of the keys or the whole of an object
+			// holding one) cannot be checked here. That an object on
+			// the way to one exists is still known.
+			if rd.kind == readKeys {
+				if under != 0 {
+					return false
+				}
+			} else {
+				under = c.through(under, depth, rd.key)
+				if under != 0 && (rd.kind != readObject || c.ends(under, depth+1)) {
+					return false
+				}
 			}
 		}
-		v := lookup(doc, rd.path)
-		switch rd.kind {
-		case readValue:
-			if (v == nil) != (rd.value == nil) || (v != nil && !sameJSON(v, rd.value)) {
-				return false
-			}
-		case readObject:
-			if _, ok := v.(ast.Object); !ok {
-				return false
-			}
-		case readKeys:
-			obj, ok := v.(ast.Object)
-			if !ok || obj.Len() != len(rd.keys) {
+		if rd.kind == readKeys {
+			if obj.Len() != len(rd.keys) {
 				return false
 			}
 			for _, k := range rd.keys {
@@ -227,56 +272,61 @@ func (r *cachedRun) repeats(review ast.Value, deferred []target.Deferred, invent
 					return false
 				}
 			}
+			continue
+		}
+		var v ast.Value
+		if t := obj.Get(rd.key); t != nil {
+			v = t.Value
+		}
+		switch rd.kind {
+		case readValue:
+			// Rego values keep their hashes (objects and arrays update
+			// theirs as they are built): values are compared whole only
+			// once every read agrees on them, so that a run that differs
+			// anywhere costs no walk.
+			if (v == nil) != (rd.value == nil) || (v != nil && v.Hash() != rd.hash) {
+				return false
+			}
+			c.values[i] = v
+		case readObject:
+			o, ok := v.(ast.Object)
+			if !ok {
+				return false
+			}
+			c.objects[i] = o
+			if tracking {
+				c.depth[i], c.under[i] = depth+1, under
+			}
 		}
 	}
-	return true
-}
-
-// touchesDeferred reports whether checking rd would need a part of the
-// review that is deferred (left raw, not in the review's value). The
-// run that made rd read nothing deferred, or it would not have been kept.
-func touchesDeferred(rd *read, deferred []target.Deferred) bool {
-	for _, d := range deferred {
-		if prefixOf(d.Path, rd.path) {
-			// rd is of the deferred part or below it.
-			return true
-		}
-		// A value or the keys of an object that holds the deferred part
-		// would be seen without it; that the object exists is still
-		// known.
-		if rd.kind != readObject && prefixOf(rd.path, d.Path) {
-			return true
-		}
-	}
-	return false
-}
-
-func prefixOf(prefix, path []string) bool {
-	if len(prefix) > len(path) {
-		return false
-	}
-	for i := range prefix {
-		if prefix[i] != path[i] {
+	for i := range r.reads {
+		if v := c.values[i]; v != nil && !sameJSON(v, r.reads[i].value) {
 			return false
 		}
 	}
 	return true
 }
 
-// lookup is the value at path below v, through objects only (nil: none).
-func lookup(v ast.Value, path []string) ast.Value {
-	for _, key := range path {
-		obj, ok := v.(ast.Object)
-		if !ok {
-			return nil
+// through narrows under, the deferred paths through an object at depth,
+// to those that go on through its key.
+func (c *checker) through(under uint64, depth int32, key *ast.Term) uint64 {
+	k, _ := key.Value.(ast.String)
+	for i, d := range c.deferred {
+		if under&(1<<i) != 0 && (int(depth) >= len(d.Path) || d.Path[depth] != string(k)) {
+			under &^= 1 << i
 		}
-		t := obj.Get(ast.InternedTerm(key))
-		if t == nil {
-			return nil
-		}
-		v = t.Value
 	}
-	return v
+	return under
+}
+
+// ends reports whether one of the deferred paths in under ends at depth.
+func (c *checker) ends(under uint64, depth int32) bool {
+	for i, d := range c.deferred {
+		if under&(1<<i) != 0 && len(d.Path) == int(depth) {
+			return true
+		}
+	}
+	return false
 }
 
 // sameJSON is equality as a template could tell: unlike Rego's own, the
