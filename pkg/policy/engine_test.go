@@ -500,12 +500,21 @@ spec:
 	}
 }
 
+// Referential data reaches templates as it changes. With the review
+// cache, a change a run read is seen at once, and reviews between changes
+// are answered from the cache.
 func TestReview_Inventory(t *testing.T) {
+	for name, cache := range map[string]int{"uncached": 0, "cached": 16} {
+		t.Run(name, func(t *testing.T) { reviewInventory(t, cache) })
+	}
+}
+
+func reviewInventory(t *testing.T, cache int) {
 	ctx := context.Background()
-	e := newEngine(t, guardrailsTemplate)
+	counts := &EvaluatorCounts{}
+	e := newEngineWith(t, []Option{WithReviewCache(cache), WithEvaluatorCounts(counts)}, guardrailsTemplate)
 	addConstraint(t, e, constraint("K8sGuardrails", "netpol", "  match:\n    kinds: [{apiGroups: [\"\"], kinds: [Pod]}]\n  parameters:\n    policy: default-deny\n"))
 	pod := podObj("alice", "nb", nil)
-
 	review := func() []string {
 		t.Helper()
 		resp, err := e.Review(ctx, pod, AtEnforcementPoint(EnforcementPointAudit))
@@ -514,35 +523,47 @@ func TestReview_Inventory(t *testing.T) {
 		}
 		return messages(resp)
 	}
-	if diff := cmp.Diff([]string{
-		"namespace alice has no NetworkPolicy default-deny",
-		"namespace alice is not a Kubeflow profile",
-	}, review()); diff != "" {
-		t.Errorf("empty inventory (-want +got):\n%s", diff)
-	}
-
+	both := []string{"namespace alice has no NetworkPolicy default-deny", "namespace alice is not a Kubeflow profile"}
 	ns := doc(t, "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: alice\n  labels:\n    app.kubernetes.io/part-of: kubeflow-profile\n").Object
 	np := doc(t, "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: default-deny\n  namespace: alice\nspec:\n  podSelector: {}\n").Object
-	for _, u := range []*unstructured.Unstructured{ns, np} {
-		if err := e.AddData(ctx, u); err != nil {
-			t.Fatal(err)
+	other := doc(t, "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: allow-web\n  namespace: bob\nspec:\n  podSelector: {}\n").Object
+	for _, s := range []struct {
+		name      string
+		change    func() error
+		want      []string
+		hit, miss int64 // with the cache
+	}{
+		{"empty inventory", nil, both, 0, 1},
+		{"again", nil, both, 1, 0},
+		{"namespace added", func() error { return e.AddData(ctx, ns) }, both[:1], 0, 1},
+		{"policy added", func() error { return e.AddData(ctx, np) }, nil, 0, 1},
+		{"again", nil, nil, 1, 0},
+		// Another namespace's objects are not read by this review.
+		{"unrelated policy added", func() error { return e.AddData(ctx, other) }, nil, 1, 0},
+		{"policy removed", func() error { return e.RemoveData(ctx, np) }, both[:1], 0, 1},
+		{"namespace relabelled", func() error {
+			ns.SetLabels(map[string]string{"team": "analytics"})
+			return e.AddData(ctx, ns)
+		}, both, 0, 1},
+		// Back to the empty inventory of the first review: its run
+		// repeats.
+		{"wiped", func() error { return e.WipeData(ctx) }, both, 1, 0},
+	} {
+		if s.change != nil {
+			if err := s.change(); err != nil {
+				t.Fatal(err)
+			}
 		}
-	}
-	if got := review(); len(got) != 0 {
-		t.Errorf("with inventory got %v, want none", got)
-	}
-
-	if err := e.RemoveData(ctx, np); err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff([]string{"namespace alice has no NetworkPolicy default-deny"}, review()); diff != "" {
-		t.Errorf("after removing the NetworkPolicy (-want +got):\n%s", diff)
-	}
-	if err := e.WipeData(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if got := review(); len(got) != 2 {
-		t.Errorf("after wiping got %v, want both violations", got)
+		h0, m0 := counts.CacheHits.Load(), counts.CacheMisses.Load()
+		if diff := cmp.Diff(s.want, review()); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", s.name, diff)
+		}
+		if cache == 0 {
+			s.hit, s.miss = 0, 0
+		}
+		if h, m := counts.CacheHits.Load()-h0, counts.CacheMisses.Load()-m0; h != s.hit || m != s.miss {
+			t.Errorf("%s: %d hits, %d misses; want %d, %d", s.name, h, m, s.hit, s.miss)
+		}
 	}
 }
 

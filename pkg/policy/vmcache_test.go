@@ -162,64 +162,6 @@ func TestReviewCache_LibraryPodsGetTheUncachedAnswer(t *testing.T) {
 		6*len(pods), counts.CacheHits.Load(), counts.CacheMisses.Load(), renamedHits, 2*len(pods))
 }
 
-// A change of referential data that a run read is seen at once; reviews
-// between changes are answered from the cache.
-func TestReviewCache_InventoryChangesAreSeen(t *testing.T) {
-	ctx := context.Background()
-	counts := &EvaluatorCounts{}
-	e := newEngineWith(t, []Option{WithReviewCache(16), WithEvaluatorCounts(counts)}, guardrailsTemplate)
-	addConstraint(t, e, constraint("K8sGuardrails", "netpol", "  match:\n    kinds: [{apiGroups: [\"\"], kinds: [Pod]}]\n  parameters:\n    policy: default-deny\n"))
-	pod := podObj("alice", "nb", nil)
-	review := func() []string {
-		t.Helper()
-		resp, err := e.Review(ctx, pod, AtEnforcementPoint(EnforcementPointAudit))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return messages(resp)
-	}
-	both := []string{"namespace alice has no NetworkPolicy default-deny", "namespace alice is not a Kubeflow profile"}
-	ns := doc(t, "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: alice\n  labels:\n    app.kubernetes.io/part-of: kubeflow-profile\n").Object
-	np := doc(t, "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: default-deny\n  namespace: alice\nspec:\n  podSelector: {}\n").Object
-	other := doc(t, "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: allow-web\n  namespace: bob\nspec:\n  podSelector: {}\n").Object
-	steps := []struct {
-		name      string
-		change    func() error
-		want      []string
-		hit, miss int64
-	}{
-		{"empty inventory", nil, both, 0, 1},
-		{"again", nil, both, 1, 0},
-		{"namespace added", func() error { return e.AddData(ctx, ns) }, both[:1], 0, 1},
-		{"policy added", func() error { return e.AddData(ctx, np) }, nil, 0, 1},
-		{"again", nil, nil, 1, 0},
-		// Another namespace's objects are not read by this review.
-		{"unrelated policy added", func() error { return e.AddData(ctx, other) }, nil, 1, 0},
-		{"policy removed", func() error { return e.RemoveData(ctx, np) }, both[:1], 0, 1},
-		{"namespace relabelled", func() error {
-			ns.SetLabels(map[string]string{"team": "analytics"})
-			return e.AddData(ctx, ns)
-		}, both, 0, 1},
-		// Back to the empty inventory of the first review: its run
-		// repeats.
-		{"wiped", func() error { return e.WipeData(ctx) }, both, 1, 0},
-	}
-	for _, s := range steps {
-		if s.change != nil {
-			if err := s.change(); err != nil {
-				t.Fatal(err)
-			}
-		}
-		h0, m0 := counts.CacheHits.Load(), counts.CacheMisses.Load()
-		if diff := cmp.Diff(s.want, review()); diff != "" {
-			t.Errorf("%s (-want +got):\n%s", s.name, diff)
-		}
-		if h, m := counts.CacheHits.Load()-h0, counts.CacheMisses.Load()-m0; h != s.hit || m != s.miss {
-			t.Errorf("%s: %d hits, %d misses; want %d, %d", s.name, h, m, s.hit, s.miss)
-		}
-	}
-}
-
 const sprintfTemplate = `apiVersion: templates.gatekeeper.sh/v1
 kind: ConstraintTemplate
 metadata:

@@ -199,20 +199,12 @@ func Setup(mgr manager.Manager, cfg Config) (*Webhook, error) {
 	}
 	// Evaluations by topdown mean a template the VM cannot run, traced
 	// reviews, or VM runs that failed: worth seeing on a dashboard.
-	for evaluator, n := range map[string]*atomic.Int64{"vm": &counts.VM, "topdown": &counts.Topdown} {
-		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name:        "daaas_guard_engine_constraint_evaluations_total",
-			Help:        "Constraint evaluations, by the evaluator that ran them (vm, or topdown where the VM could not).",
-			ConstLabels: prometheus.Labels{"evaluator": evaluator},
-		}, func() float64 { return float64(n.Load()) }))
-	}
-	for result, n := range map[string]*atomic.Int64{"hit": &counts.CacheHits, "miss": &counts.CacheMisses} {
-		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name:        "daaas_guard_engine_review_cache_total",
-			Help:        "VM runs answered from the review cache (hit) and evaluated because none of its runs would repeat (miss).",
-			ConstLabels: prometheus.Labels{"result": result},
-		}, func() float64 { return float64(n.Load()) }))
-	}
+	registerCounts(reg, "daaas_guard_engine_constraint_evaluations_total",
+		"Constraint evaluations, by the evaluator that ran them (vm, or topdown where the VM could not).",
+		"evaluator", map[string]*atomic.Int64{"vm": &counts.VM, "topdown": &counts.Topdown})
+	registerCounts(reg, "daaas_guard_engine_review_cache_total",
+		"VM runs answered from the review cache (hit) and evaluated because none of its runs would repeat (miss).",
+		"result", map[string]*atomic.Int64{"hit": &counts.CacheHits, "miss": &counts.CacheMisses})
 	cm := controllers.NewMetrics(reg)
 	constraints := &controllers.ConstraintReconciler{Client: mgr.GetClient(), Engine: engine, Tracker: w.Tracker,
 		Metrics: cm, PodID: cfg.PodID, Log: log.WithName("constraints")}
@@ -373,4 +365,14 @@ func (n namespaceReader) Namespace(ctx context.Context, name string) (*corev1.Na
 		return nil, err
 	}
 	return ns, nil
+}
+
+// registerCounts exposes counters kept by the engine as one counter
+// series per label value.
+func registerCounts(reg prometheus.Registerer, name, help, label string, counts map[string]*atomic.Int64) {
+	for value, n := range counts {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: name, Help: help, ConstLabels: prometheus.Labels{label: value},
+		}, func() float64 { return float64(n.Load()) }))
+	}
 }
