@@ -108,6 +108,31 @@ func pod(ns, name string, privileged bool) *corev1.Pod {
 
 func ptr[T any](v T) *T { return &v }
 
+// counterValue reads one series from the metrics endpoint at addr.
+func counterValue(t *testing.T, addr, series string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				t.Fatalf("%s: %v", line, err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("/metrics lacks %s", series)
+	return 0
+}
+
 // apply creates an object, replacing one left by an earlier run.
 func apply(t *testing.T, c client.Client, u *unstructured.Unstructured) {
 	t.Helper()
@@ -207,6 +232,28 @@ func TestWebhook(t *testing.T) {
 	t.Run("a compliant pod is admitted", func(t *testing.T) {
 		if err := user.Create(ctx, pod("alice", "notebook", false)); err != nil {
 			t.Fatalf("compliant pod denied: %v", err)
+		}
+	})
+
+	t.Run("replicas no template tells apart are answered from the review cache; a change is evaluated", func(t *testing.T) {
+		hits := func() float64 {
+			return counterValue(t, c.metrics, `daaas_guard_engine_review_cache_total{result="hit"}`)
+		}
+		before := hits()
+		for i := 0; i < 3; i++ {
+			err := user.Create(ctx, pod("alice", fmt.Sprintf("replica-%d", i), true))
+			if err == nil || !strings.Contains(err.Error(), `[no-privileged] container "main" runs privileged`) {
+				t.Fatalf("replica %d: got %v, want the constraint's denial", i, err)
+			}
+		}
+		// The pods above differ from root-shell in their names (and the
+		// uid and creation time the API server gives them), which the
+		// template does not read.
+		if got := hits() - before; got < 3 {
+			t.Errorf("%v of 3 replicas answered from the review cache", got)
+		}
+		if err := user.Create(ctx, pod("alice", "replica-fixed", false)); err != nil {
+			t.Fatalf("the replica without privileges was denied: %v", err)
 		}
 	})
 
