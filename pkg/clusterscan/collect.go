@@ -22,6 +22,11 @@ import (
 // unreadable before the scan is recorded as failed.
 const logRetryWindow = 2 * time.Minute
 
+// podStatusWindow is how long after a Job failed its pod's last status is
+// waited for: Jobs and pods reach the cache through separate watches, so
+// the Job's failure can arrive before the status that says why.
+const podStatusWindow = 10 * time.Second
+
 // collector reads finished Jobs: the tool's report from the pod log, into
 // the summary objects; then it deletes the Job. A Job is deleted only once
 // its outcome is written, so a failed write loses nothing.
@@ -59,6 +64,8 @@ func (c *collector) Reconcile(ctx context.Context, req reconcile.Request) (recon
 	}
 	var report []byte
 	switch {
+	case !succeeded && podFailure(pod) == "" && time.Since(o.origin.ScanTime.Time) < podStatusWindow:
+		return reconcile.Result{RequeueAfter: podStatusWindow / 10}, nil
 	case !succeeded:
 		o.reason = v1alpha1.InfraScanReasonJobFailed
 		o.message = fmt.Sprintf("Job %s/%s failed", job.Namespace, job.Name)
