@@ -258,17 +258,23 @@ func podRounds(ctx context.Context, o options, cfg *rest.Config, cl client.Clien
 	// slowdown comes from; the webhook's own share is measured separately.
 	var without, with podResult
 	var busyWithout, busyWith, webhookCPU time.Duration
+	// The API server's and etcd's CPU in each mode: what calling the
+	// webhook costs the API server shows here.
+	var apiWithout, apiWith, etcdWithout, etcdWith time.Duration
 	var ratios []float64
 	for round := 1; round <= o.podRounds; round++ {
 		if err := unregisterWebhook(ctx, cl, vwc); err != nil {
 			return err
 		}
 		busy0 := machineBusy()
+		api0, etcd0 := controlPlaneCPU()
 		wo, err := createPods(ctx, cfg, fmt.Sprintf("%s-without-%d", label, round), o.pods, o.podWorkers)
 		if err != nil {
 			return err
 		}
 		busyWithout += machineBusy() - busy0
+		api1, etcd1 := controlPlaneCPU()
+		apiWithout, etcdWithout = apiWithout+api1-api0, etcdWithout+etcd1-etcd0
 		if err := registerWebhook(ctx, cl, vwc, wh.port, caPEM); err != nil {
 			return err
 		}
@@ -279,12 +285,15 @@ func podRounds(ctx context.Context, o options, cfg *rest.Config, cl client.Clien
 			wait = wh.cpuProfile(o.pprofDir, "pods-with-webhook-"+label, 2*time.Second)
 		}
 		busy0, cpu0 := machineBusy(), cpuTime(wh.cmd.Process.Pid)
+		api0, etcd0 = controlPlaneCPU()
 		wi, err := createPods(ctx, cfg, fmt.Sprintf("%s-with-%d", label, round), o.pods, o.podWorkers)
 		if err != nil {
 			return err
 		}
 		busyWith += machineBusy() - busy0
 		webhookCPU += cpuTime(wh.cmd.Process.Pid) - cpu0
+		api1, etcd1 = controlPlaneCPU()
+		apiWith, etcdWith = apiWith+api1-api0, etcdWith+etcd1-etcd0
 		wait()
 		without, with = without.add(wo), with.add(wi)
 		ratio := wi.rate() / wo.rate()
@@ -299,6 +308,8 @@ func podRounds(ctx context.Context, o options, cfg *rest.Config, cl client.Clien
 	if without.created > 0 && with.created > 0 {
 		fmt.Printf("machine CPU per pod created: %s without the webhook, %s with it, of which the webhook process %s\n",
 			perPod(busyWithout, without.created), perPod(busyWith, with.created), perPod(webhookCPU, with.created))
+		fmt.Printf("kube-apiserver CPU per pod created: %s without the webhook, %s with it; etcd %s and %s\n",
+			perPod(apiWithout, without.created), perPod(apiWith, with.created), perPod(etcdWithout, without.created), perPod(etcdWith, with.created))
 	}
 	return nil
 }
@@ -586,6 +597,39 @@ func machineBusy() time.Duration {
 
 func perPod(d time.Duration, pods int) time.Duration {
 	return (d / time.Duration(pods)).Round(10 * time.Microsecond)
+}
+
+// controlPlaneCPU is the CPU time of the kube-apiserver and etcd this
+// process started (envtest runs them as its children), from /proc.
+func controlPlaneCPU() (apiserver, etcd time.Duration) {
+	entries, _ := os.ReadDir("/proc")
+	self := os.Getpid()
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		open, end := strings.IndexByte(s, '('), strings.LastIndex(s, ")")
+		if open < 0 || end < open {
+			continue
+		}
+		fields := strings.Fields(s[end+2:])
+		if len(fields) < 2 || fields[1] != strconv.Itoa(self) {
+			continue
+		}
+		switch s[open+1 : end] {
+		case "kube-apiserver":
+			apiserver += cpuTime(pid)
+		case "etcd":
+			etcd += cpuTime(pid)
+		}
+	}
+	return apiserver, etcd
 }
 
 // cpuTime is the process's user and system CPU time, from /proc.
