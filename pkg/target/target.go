@@ -304,7 +304,7 @@ func (r *Review) Value(ns map[string]interface{}) (*ast.Term, error) {
 // are returned raw with where they belong, for an evaluator that parses
 // them when read.
 func (r *Review) DeferredValue(ns map[string]interface{}) (*ast.Term, []Deferred, error) {
-	v, err := r.value(ns, r.object, r.oldObject)
+	v, err := r.value(ns)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -318,7 +318,9 @@ func (r *Review) DeferredValue(ns map[string]interface{}) (*ast.Term, []Deferred
 	return v, deferred, nil
 }
 
-func (r *Review) value(ns map[string]interface{}, object, oldObject ast.Value) (*ast.Term, error) {
+// value is the review's Rego value, its objects without the deferred
+// parts.
+func (r *Review) value(ns map[string]interface{}) (*ast.Term, error) {
 	shallow := r.AdmissionRequest
 	shallow.Object, shallow.OldObject = runtime.RawExtension{}, runtime.RawExtension{}
 	raw, err := json.Marshal(&shallow)
@@ -333,7 +335,7 @@ func (r *Review) value(ns map[string]interface{}, object, oldObject ast.Value) (
 	if !ok {
 		return nil, fmt.Errorf("%w: the request is not an object", ErrReview)
 	}
-	for key, val := range map[string]ast.Value{"object": object, "oldObject": oldObject} {
+	for key, val := range map[string]ast.Value{"object": r.object, "oldObject": r.oldObject} {
 		if val == nil {
 			val = ast.Null{}
 		}
