@@ -536,16 +536,17 @@ func (d *regoDriver) program() *vmProgram {
 }
 
 // paramsForVM returns every constraint's parameters as the VM's data
-// (params[kind][name]), converting them after a change. The caller holds
-// d.mu for reading.
-func (d *regoDriver) paramsForVM(ctx context.Context) (fjson.Json, error) {
+// (params[kind][name]), converting them after a change; a new pointer for
+// every conversion, so that it also names this version of the parameters.
+// The caller holds d.mu for reading.
+func (d *regoDriver) paramsForVM(ctx context.Context) (*fjson.Json, error) {
 	if p := d.vmParams.Load(); p != nil {
-		return *p, nil
+		return p, nil
 	}
 	d.progMu.Lock()
 	defer d.progMu.Unlock()
 	if p := d.vmParams.Load(); p != nil {
-		return *p, nil
+		return p, nil
 	}
 	all := ast.NewObject()
 	for kind, byName := range d.params {
@@ -560,7 +561,7 @@ func (d *regoDriver) paramsForVM(ctx context.Context) (fjson.Json, error) {
 		return nil, err
 	}
 	d.vmParams.Store(&p)
-	return p, nil
+	return &p, nil
 }
 
 // vmReview runs the VM on the constraints its program evaluates.
@@ -594,14 +595,11 @@ func (d *regoDriver) vmReview(ctx context.Context, prog *vmProgram, constraints 
 		}
 	}
 	if d.cache == nil || !prog.repeatable(byKind) {
-		return d.vmRun(ctx, prog, params, inventory, matched, reviewTerm, deferred, cancel, nil)
+		return d.vmRun(ctx, prog, *params, inventory, matched, reviewTerm, deferred, cancel, nil)
 	}
-	// The parameters are converted anew after every change of a
-	// constraint, under d.mu, which the caller holds.
-	paramsVersion := d.vmParams.Load()
 	key := matchedKey(matched)
 	check := checker{review: reviewTerm.Value, inventory: inventory, deferred: deferred}
-	for _, run := range d.cache.candidates(prog, paramsVersion, key) {
+	for _, run := range d.cache.candidates(prog, params, key) {
 		if check.repeats(run) {
 			d.cache.used(key, run)
 			d.counts.cached(true)
@@ -610,9 +608,9 @@ func (d *regoDriver) vmReview(ctx context.Context, prog *vmProgram, constraints 
 	}
 	d.counts.cached(false)
 	log := &readLog{}
-	out, err := d.vmRun(ctx, prog, params, inventory, matched, reviewTerm, deferred, cancel, log)
+	out, err := d.vmRun(ctx, prog, *params, inventory, matched, reviewTerm, deferred, cancel, log)
 	if err == nil && !log.uncacheable {
-		d.cache.add(prog, paramsVersion, key, &cachedRun{reads: log.reads, results: out})
+		d.cache.add(prog, params, key, &cachedRun{reads: log.reads, results: out})
 	}
 	return out, err
 }
