@@ -42,6 +42,8 @@ func main() {
 	flag.StringVar(&cfg.MutatingWebhookConfigName, "mutating-webhook-config", "daaas-guard-mutating", "MutatingWebhookConfiguration that receives the CA bundle (empty: none)")
 	flag.Var(&mayIgnore, "exempt-namespace", "namespace (glob: kube-*, *-system) allowed to carry admission.gatekeeper.sh/ignore (repeatable)")
 	flag.IntVar(&cfg.MaxInFlight, "max-serving-threads", 0, "reviews evaluated at once; more wait (default: the CPUs the process may use, as evaluation never waits on I/O)")
+	procs := serving.DefaultProcessors
+	flag.IntVar(&procs.Network, "network-procs", procs.Network, "Go processors added beyond the evaluating ones while reviews queue, so that requests are read as they arrive (GOMAXPROCS wins when set; 0 adds none)")
 	flag.IntVar(&cfg.ReviewCache, "review-cache", 256, "recent policy runs kept to answer a review that would repeat one, e.g. a Deployment's replicas (0: off)")
 	flag.DurationVar(&cfg.EvalTimeout, "eval-timeout", 2500*time.Millisecond, "deadline for one review; keep it below the webhook timeoutSeconds")
 	flag.StringVar(&cfg.HealthAddr, "health-addr", ":8081", "address of /healthz and /readyz")
@@ -60,6 +62,11 @@ func main() {
 	ctrl.SetLogger(log)
 	cfg.Log = log
 	mem.Tune(log)
+	scaler := procs.Scaler(log)
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = scaler.Compute()
+	}
+	cfg.Queued = scaler.Queued
 	if cfg.ServiceAccount == "" && cfg.Namespace != "" {
 		cfg.ServiceAccount = fmt.Sprintf("system:serviceaccount:%s:daaas-guard-webhook", cfg.Namespace)
 	}
@@ -74,6 +81,10 @@ func main() {
 	}
 	if _, err := webhook.Setup(mgr, cfg); err != nil {
 		log.Error(err, "setting up the webhook")
+		os.Exit(1)
+	}
+	if err := mgr.Add(scaler); err != nil {
+		log.Error(err, "adding the processor scaler")
 		os.Exit(1)
 	}
 	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {

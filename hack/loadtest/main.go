@@ -70,6 +70,7 @@ type options struct {
 	podWorkers  int
 	latencyPods int
 	webhookBin  string
+	webhookArgs []string
 	controlBins string
 	profile     string
 	pprofDir    string
@@ -85,10 +86,13 @@ func main() {
 	flag.IntVar(&o.podWorkers, "pod-workers", 16, "concurrent pod creations")
 	flag.IntVar(&o.latencyPods, "latency-pods", 100, "GPU+Vault pipeline pods created one at a time per mutation phase")
 	flag.StringVar(&o.webhookBin, "webhook", "bin/webhook", "webhook binary")
+	var webhookArgs string
+	flag.StringVar(&webhookArgs, "webhook-args", "", "more flags for the webhook, space-separated (e.g. --network-procs=0)")
 	flag.StringVar(&o.controlBins, "controlplane", "hack/controlplane/bin", "kube-apiserver and etcd")
 	flag.StringVar(&o.profile, "profile", "policies/profiles/daaas", "policy profile to load")
 	flag.StringVar(&o.pprofDir, "pprof", "", "directory for CPU profiles of the webhook at concurrency 8 and while pods are created with it (empty: none)")
 	flag.Parse()
+	o.webhookArgs = strings.Fields(webhookArgs)
 	for _, l := range strings.Split(levels, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(l))
 		if err != nil || n < 1 {
@@ -148,7 +152,7 @@ func run(o options) error {
 	// The direct load posts its reviews round-robin, each again after
 	// every 223 requests, which the review cache would answer from
 	// memory: it measures evaluation, with the cache off.
-	wh, err := startWebhook(o.webhookBin, kubeconfig, work, o.pprofDir != "", "--review-cache=0")
+	wh, err := startWebhook(o.webhookBin, kubeconfig, work, o.pprofDir != "", append([]string{"--review-cache=0"}, o.webhookArgs...)...)
 	if err != nil {
 		return err
 	}
@@ -224,7 +228,7 @@ func run(o options) error {
 		return err
 	}
 	wh.stop()
-	next, err := startWebhook(o.webhookBin, kubeconfig, work, o.pprofDir != "")
+	next, err := startWebhook(o.webhookBin, kubeconfig, work, o.pprofDir != "", o.webhookArgs...)
 	if err != nil {
 		return err
 	}

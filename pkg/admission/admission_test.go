@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -218,10 +219,45 @@ func TestValidator_NotReadyAsksToRetry(t *testing.T) {
 func TestValidator_OverloadGivesAClearError(t *testing.T) {
 	v := newValidator(t, constraint("a", "deny", ""))
 	v.cfg.EvalTimeout = 20 * time.Millisecond
+	queued := 0
+	v.cfg.Queued = func() { queued++ }
 	v.sem = make(chan struct{}) // no free evaluation slot
 	resp := v.Handle(context.Background(), podRequest(t, "alice", false))
 	if resp.Allowed || !strings.Contains(resp.Result.Message, "overloaded") {
 		t.Errorf("got %+v", resp.Result)
+	}
+	if queued != 1 {
+		t.Errorf("Queued called %d times, want 1", queued)
+	}
+}
+
+func TestValidator_QueuedOnlyWhenWaitingForASlot(t *testing.T) {
+	v := newValidator(t, constraint("a", "deny", ""))
+	var queued atomic.Int32
+	v.cfg.Queued = func() { queued.Add(1) }
+	v.sem = make(chan struct{}, 1)
+	if resp := v.Handle(context.Background(), podRequest(t, "alice", true)); resp.Allowed {
+		t.Fatalf("got %+v", resp.Result)
+	}
+	if n := queued.Load(); n != 0 {
+		t.Fatalf("Queued called %d times with a slot free, want 0", n)
+	}
+	v.sem <- struct{}{} // the only slot is taken
+	done := make(chan admission.Response)
+	req := podRequest(t, "alice", true)
+	go func() { done <- v.Handle(context.Background(), req) }()
+	for queued.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	<-v.sem // freed: the waiting review takes it
+	if resp := <-done; resp.Allowed {
+		t.Errorf("got %+v", resp.Result)
+	}
+	if n := queued.Load(); n != 1 {
+		t.Errorf("Queued called %d times, want 1", n)
+	}
+	if len(v.sem) != 0 {
+		t.Errorf("%d slots still taken after the reviews", len(v.sem))
 	}
 }
 

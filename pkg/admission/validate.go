@@ -60,6 +60,9 @@ type ValidatorConfig struct {
 	// Images, when set, also reviews pipeline runs on their images'
 	// vulnerability verdicts (pkg/imagegate).
 	Images ImageReviewer
+	// Queued, when set, is called whenever a review has to wait for an
+	// evaluation slot (serving.Scaler.Queued).
+	Queued func()
 }
 
 // ImageReviewer reviews the images a request would run. It reads memory
@@ -124,14 +127,19 @@ func (v *Validator) Handle(ctx context.Context, req admission.Request) (resp adm
 
 	ctx, cancel := context.WithTimeout(ctx, v.cfg.EvalTimeout)
 	defer cancel()
-	select {
-	case v.sem <- struct{}{}:
-		defer func() { <-v.sem }()
-	case <-ctx.Done():
-		decision = DecisionError
-		return admission.Errored(http.StatusServiceUnavailable,
-			fmt.Errorf("daaas-guard is overloaded: no evaluation slot within %v", v.cfg.EvalTimeout))
+	if !v.trySlot() {
+		if v.cfg.Queued != nil {
+			v.cfg.Queued()
+		}
+		select {
+		case v.sem <- struct{}{}:
+		case <-ctx.Done():
+			decision = DecisionError
+			return admission.Errored(http.StatusServiceUnavailable,
+				fmt.Errorf("daaas-guard is overloaded: no evaluation slot within %v", v.cfg.EvalTimeout))
+		}
 	}
+	defer func() { <-v.sem }()
 
 	in := &target.Request{AdmissionRequest: &req.AdmissionRequest, Source: match.SourceOriginal}
 	if req.Namespace != "" && v.cfg.Namespaces != nil {
@@ -168,6 +176,17 @@ func (v *Validator) Handle(ctx context.Context, req admission.Request) (resp adm
 		imageDenies, imageWarns = v.cfg.Images.ReviewRequest(ctx, req, in.Namespace)
 	}
 	return v.respond(req, result, err, imageDenies, imageWarns, &decision)
+}
+
+// trySlot takes an evaluation slot if one is free. A slot freed while
+// reviews wait goes to the first of them, so this never jumps the queue.
+func (v *Validator) trySlot() bool {
+	select {
+	case v.sem <- struct{}{}:
+		return true
+	default:
+		return false
+	}
 }
 
 // derived reviews the objects a workload will create (a Deployment's Pod).

@@ -85,6 +85,9 @@ type Config struct {
 	// MaxInFlight bounds concurrent evaluations; EvalTimeout bounds one.
 	MaxInFlight int
 	EvalTimeout time.Duration
+	// Queued, when set, is called whenever a review waits for an
+	// evaluation slot (serving.Scaler.Queued).
+	Queued func()
 	// ReviewCache is how many recent VM runs are kept to answer reviews
 	// that would repeat one (pkg/policy/vmcache.go); 0 keeps none.
 	ReviewCache int
@@ -274,6 +277,7 @@ func Setup(mgr manager.Manager, cfg Config) (*Webhook, error) {
 		ServiceAccount: cfg.ServiceAccount,
 		MaxInFlight:    cfg.MaxInFlight,
 		EvalTimeout:    cfg.EvalTimeout,
+		Queued:         cfg.Queued,
 		Ready:          func() bool { return w.Tracker.Ready() && w.imagesLoaded() },
 		Expansion:      expansions.Set,
 		Images:         w.ImageGate,
