@@ -204,6 +204,9 @@ func run(o options) error {
 			fmt.Println()
 		}
 	}
+	if rss := peakRSS(wh.cmd.Process.Pid); rss > 0 {
+		fmt.Printf("webhook peak resident memory: %d MiB\n", rss>>20)
+	}
 	for _, r := range results {
 		if r.concurrency == 8 && base.cpuPerReview > 0 {
 			fmt.Printf("CPU per review with the profile / without: %.2fx\n", r.cpuPerReview.Seconds()/base.cpuPerReview.Seconds())
@@ -649,6 +652,21 @@ func cpuTime(pid int) time.Duration {
 	stime, _ := strconv.ParseInt(fields[12], 10, 64)
 	const ticks = 100 // USER_HZ on Linux
 	return time.Duration(utime+stime) * time.Second / ticks
+}
+
+// peakRSS is a process's peak resident memory (VmHWM), 0 when unknown.
+func peakRSS(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
 }
 
 type loadResult struct {

@@ -24,9 +24,9 @@ func TestMemoryTune(t *testing.T) {
 		wantGC    int
 		wantLimit int64 // unchanged when equal to the initial limit
 	}{
-		{name: "limit from the cgroup", memoryMax: "1073741824\n", wantGC: 400, wantLimit: 858993459},
-		{name: "no limit", memoryMax: "max\n", wantGC: 400, wantLimit: prevLimit},
-		{name: "no cgroup", wantGC: 400, wantLimit: prevLimit},
+		{name: "limit from the cgroup", memoryMax: "1073741824\n", wantGC: 800, wantLimit: 858993459},
+		{name: "no limit", memoryMax: "max\n", wantGC: 800, wantLimit: prevLimit},
+		{name: "no cgroup", wantGC: 800, wantLimit: prevLimit},
 		{name: "environment wins", memoryMax: "1073741824\n", env: map[string]string{"GOGC": "150", "GOMEMLIMIT": "1GiB"}, wantGC: 100, wantLimit: prevLimit},
 	}
 	for _, tc := range tests {
