@@ -118,8 +118,10 @@ func (s *Scaler) shrink(now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.added.Load() && now.UnixNano()-s.lastQueued.Load() >= int64(s.linger) {
-		runtime.GOMAXPROCS(s.compute)
+		// Back to the runtime's own setting, which follows the
+		// container's CPU limit (setting GOMAXPROCS stops that).
+		runtime.SetDefaultGOMAXPROCS()
 		s.added.Store(false)
-		s.log.V(1).Info("requests no longer queue: processors removed", "gomaxprocs", s.compute)
+		s.log.V(1).Info("requests no longer queue: processors removed", "gomaxprocs", runtime.GOMAXPROCS(0))
 	}
 }

@@ -11,59 +11,59 @@ import (
 )
 
 func TestScaler(t *testing.T) {
-	prev := runtime.GOMAXPROCS(0)
-	defer runtime.GOMAXPROCS(prev)
+	defer runtime.SetDefaultGOMAXPROCS()
 	if v, ok := os.LookupEnv("GOMAXPROCS"); ok {
 		t.Setenv("GOMAXPROCS", v) // restored after the test
 		os.Unsetenv("GOMAXPROCS")
 	}
+	runtime.SetDefaultGOMAXPROCS()
+	def := runtime.GOMAXPROCS(0) // the machine's or the container's CPUs
 	now := time.Now()
 
 	t.Run("added while requests queue, removed after the linger", func(t *testing.T) {
-		runtime.GOMAXPROCS(3)
 		s := Processors{Network: 1, Linger: time.Hour}.Scaler(logr.Discard())
-		if s.Compute() != 3 {
-			t.Fatalf("compute %d, want 3", s.Compute())
+		if s.Compute() != def {
+			t.Fatalf("compute %d, want %d", s.Compute(), def)
 		}
 		s.shrink(now) // nothing added yet
-		if got := runtime.GOMAXPROCS(0); got != 3 {
-			t.Fatalf("GOMAXPROCS %d before any queueing, want 3", got)
+		if got := runtime.GOMAXPROCS(0); got != def {
+			t.Fatalf("GOMAXPROCS %d before any queueing, want %d", got, def)
 		}
 		s.Queued()
 		s.Queued()
-		if got := runtime.GOMAXPROCS(0); got != 4 {
-			t.Fatalf("GOMAXPROCS %d while requests queue, want 4", got)
+		if got := runtime.GOMAXPROCS(0); got != def+1 {
+			t.Fatalf("GOMAXPROCS %d while requests queue, want %d", got, def+1)
 		}
 		s.shrink(time.Now().Add(time.Minute))
-		if got := runtime.GOMAXPROCS(0); got != 4 {
-			t.Fatalf("GOMAXPROCS %d within the linger, want 4", got)
+		if got := runtime.GOMAXPROCS(0); got != def+1 {
+			t.Fatalf("GOMAXPROCS %d within the linger, want %d", got, def+1)
 		}
 		s.shrink(time.Now().Add(time.Hour + time.Minute))
-		if got := runtime.GOMAXPROCS(0); got != 3 {
-			t.Fatalf("GOMAXPROCS %d after the linger, want 3", got)
+		if got := runtime.GOMAXPROCS(0); got != def {
+			t.Fatalf("GOMAXPROCS %d after the linger, want %d", got, def)
 		}
 		s.Queued()
-		if got := runtime.GOMAXPROCS(0); got != 4 {
-			t.Fatalf("GOMAXPROCS %d when requests queue again, want 4", got)
+		if got := runtime.GOMAXPROCS(0); got != def+1 {
+			t.Fatalf("GOMAXPROCS %d when requests queue again, want %d", got, def+1)
 		}
+		s.shrink(time.Now().Add(2 * time.Hour))
 	})
 
 	t.Run("Start removes them", func(t *testing.T) {
-		runtime.GOMAXPROCS(2)
 		s := Processors{Network: 2, Linger: 20 * time.Millisecond}.Scaler(logr.Discard())
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error)
 		go func() { done <- s.Start(ctx) }()
 		s.Queued()
-		if got := runtime.GOMAXPROCS(0); got != 4 {
-			t.Errorf("GOMAXPROCS %d while requests queue, want 4", got)
+		if got := runtime.GOMAXPROCS(0); got != def+2 {
+			t.Errorf("GOMAXPROCS %d while requests queue, want %d", got, def+2)
 		}
 		deadline := time.Now().Add(10 * time.Second)
-		for runtime.GOMAXPROCS(0) != 2 && time.Now().Before(deadline) {
+		for runtime.GOMAXPROCS(0) != def && time.Now().Before(deadline) {
 			time.Sleep(5 * time.Millisecond)
 		}
-		if got := runtime.GOMAXPROCS(0); got != 2 {
-			t.Errorf("GOMAXPROCS %d long after the last queued request, want 2", got)
+		if got := runtime.GOMAXPROCS(0); got != def {
+			t.Errorf("GOMAXPROCS %d long after the last queued request, want %d", got, def)
 		}
 		cancel()
 		if err := <-done; err != nil {
