@@ -11,6 +11,7 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	admissionv1 "k8s.io/api/admission/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -255,6 +256,13 @@ func TestValidator_QueuedOnlyWhenWaitingForASlot(t *testing.T) {
 	}
 	if n := queued.Load(); n != 1 {
 		t.Errorf("Queued called %d times, want 1", n)
+	}
+	var m dto.Metric
+	if err := v.cfg.Metrics.SlotWait.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	if h := m.GetHistogram(); h.GetSampleCount() != 2 || h.GetBucket()[0].GetCumulativeCount() != 1 {
+		t.Errorf("slot waits: %d observed, %d of them 0; want 2 and 1", h.GetSampleCount(), h.GetBucket()[0].GetCumulativeCount())
 	}
 	if len(v.sem) != 0 {
 		t.Errorf("%d slots still taken after the reviews", len(v.sem))

@@ -25,6 +25,9 @@ type Metrics struct {
 	Violations *prometheus.CounterVec
 	InFlight   prometheus.Gauge
 	Evaluation prometheus.Histogram
+	// SlotWait is how long each review waited for an evaluation slot:
+	// reviews that wait at all mean the replica is saturated.
+	SlotWait prometheus.Histogram
 }
 
 // NewMetrics creates the series and registers them with reg.
@@ -52,7 +55,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Time the policy engine spends on one review.",
 			Buckets: latencyBuckets,
 		}),
+		SlotWait: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "daaas_guard_admission_slot_wait_seconds",
+			Help:    "Time a review waited for an evaluation slot (0 when one was free); waiting at all means the replica is saturated.",
+			Buckets: append([]float64{0}, latencyBuckets...),
+		}),
 	}
-	reg.MustRegister(m.Requests, m.Duration, m.Violations, m.InFlight, m.Evaluation)
+	reg.MustRegister(m.Requests, m.Duration, m.Violations, m.InFlight, m.Evaluation, m.SlotWait)
 	return m
 }

@@ -131,13 +131,18 @@ func (v *Validator) Handle(ctx context.Context, req admission.Request) (resp adm
 		if v.cfg.Queued != nil {
 			v.cfg.Queued()
 		}
+		waitStart := time.Now()
 		select {
 		case v.sem <- struct{}{}:
+			v.cfg.Metrics.SlotWait.Observe(time.Since(waitStart).Seconds())
 		case <-ctx.Done():
+			v.cfg.Metrics.SlotWait.Observe(time.Since(waitStart).Seconds())
 			decision = DecisionError
 			return admission.Errored(http.StatusServiceUnavailable,
 				fmt.Errorf("daaas-guard is overloaded: no evaluation slot within %v", v.cfg.EvalTimeout))
 		}
+	} else {
+		v.cfg.Metrics.SlotWait.Observe(0)
 	}
 	defer func() { <-v.sem }()
 

@@ -387,6 +387,7 @@ func TestWebhook(t *testing.T) {
 			`daaas_guard_constraint_templates{status="error"} 1`,
 			`daaas_guard_constraints{status="enforced"}`,
 			`daaas_guard_admission_in_flight_requests`,
+			`daaas_guard_admission_slot_wait_seconds_bucket{le="0"}`,
 			`daaas_guard_engine_evaluation_seconds_bucket`,
 			`daaas_guard_engine_constraint_evaluations_total{evaluator="vm"}`,
 			`daaas_guard_engine_review_cache_total{result="hit"}`,
