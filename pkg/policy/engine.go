@@ -59,6 +59,7 @@ const (
 var networkBuiltins = []string{"http.send", "net.lookup_ip_addr"}
 
 type options struct {
+	frameworkReview   bool
 	enforcementPoints []string
 	tracing           bool
 	printHook         print.Hook
@@ -127,6 +128,11 @@ func WithReviewCache(n int) Option { return func(o *options) { o.reviewCache = n
 // never with the VM: the reference the VM is compared against.
 func WithTopdownOnly() Option { return func(o *options) { o.noVM = true } }
 
+// WithFrameworkReview matches reviews to constraints with the constraint
+// framework's Client.Review, as Gatekeeper does, instead of the engine's
+// own loop (match.go): the reference that loop is compared against.
+func WithFrameworkReview() Option { return func(o *options) { o.frameworkReview = true } }
+
 type printWriter struct{ w io.Writer }
 
 func (p printWriter) Print(_ print.Context, msg string) error {
@@ -146,8 +152,15 @@ type Engine struct {
 	// reviews but not concurrent changes.
 	mu          sync.Mutex
 	state       sync.RWMutex
-	templates   map[string]*Template                  // by kind
-	constraints map[string]*unstructured.Unstructured // by kind/name
+	templates   map[string]*Template        // by kind
+	constraints map[string]*constraintEntry // by kind/name
+	eps         []string                    // enforcement points
+	// reviewing is held for reading by every review from matching to the
+	// driver's answer, and for writing while a constraint or template is
+	// removed: a review never hands the driver a constraint it has
+	// already forgotten.
+	reviewing sync.RWMutex
+	viaClient bool // WithFrameworkReview
 
 	namespaces namespaceForms
 }
@@ -232,7 +245,9 @@ func New(opts ...Option) (*Engine, error) {
 		target:      tgt,
 		driver:      driver,
 		templates:   map[string]*Template{},
-		constraints: map[string]*unstructured.Unstructured{},
+		constraints: map[string]*constraintEntry{},
+		eps:         o.enforcementPoints,
+		viaClient:   o.frameworkReview,
 	}, nil
 }
 
@@ -270,6 +285,8 @@ func (e *Engine) RemoveTemplate(ctx context.Context, kind string) error {
 	if t == nil {
 		return nil
 	}
+	e.reviewing.Lock()
+	defer e.reviewing.Unlock()
 	if _, err := e.client.RemoveTemplate(ctx, t.core); err != nil {
 		return fmt.Errorf("removing ConstraintTemplate %q: %w", t.Name, err)
 	}
@@ -309,7 +326,7 @@ func (e *Engine) Constraints() []*unstructured.Unstructured {
 	defer e.state.RUnlock()
 	out := make([]*unstructured.Unstructured, 0, len(e.constraints))
 	for _, k := range slices.Sorted(maps.Keys(e.constraints)) {
-		out = append(out, e.constraints[k])
+		out = append(out, e.constraints[k].obj)
 	}
 	return out
 }
@@ -337,13 +354,18 @@ func (e *Engine) AddConstraint(ctx context.Context, u *unstructured.Unstructured
 		cerr.Problems, cerr.Schema = problems, schema
 		return cerr
 	}
-	if _, err := e.client.AddConstraint(ctx, u); err != nil {
+	entry, err := newConstraintEntry(e.target, u, e.eps)
+	if err == nil {
+		_, err = e.client.AddConstraint(ctx, u)
+	}
+	if err != nil {
 		cerr.Err = err
 		cerr.Problems = []FieldProblem{{Msg: err.Error()}}
 		return cerr
 	}
+	// Reviews see it from here on, once the driver has it.
 	e.state.Lock()
-	e.constraints[kind+"/"+u.GetName()] = u.DeepCopy()
+	e.constraints[kind+"/"+u.GetName()] = entry
 	e.state.Unlock()
 	return nil
 }
@@ -352,6 +374,8 @@ func (e *Engine) AddConstraint(ctx context.Context, u *unstructured.Unstructured
 func (e *Engine) RemoveConstraint(ctx context.Context, u *unstructured.Unstructured) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.reviewing.Lock()
+	defer e.reviewing.Unlock()
 	if _, err := e.client.RemoveConstraint(ctx, u); err != nil {
 		return fmt.Errorf("removing constraint %s %q: %w", u.GetKind(), u.GetName(), err)
 	}
@@ -513,7 +537,7 @@ func (e *Engine) Review(ctx context.Context, in interface{}, opts ...ReviewOptio
 		r.SetNamespaceValue(v)
 		ropts = append(ropts, reviews.Namespace(m))
 	}
-	resp, rerr := e.client.Review(ctx, r, ropts...)
+	resp, rerr := e.review(ctx, r, cfg.ep, ropts)
 	out := e.response(resp)
 	if rerr != nil {
 		return out, fmt.Errorf("%w: %s %q: %w", ErrReview, r.Kind.Kind, r.Name, rerr)

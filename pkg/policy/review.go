@@ -65,18 +65,19 @@ func (r *Response) with(action string) []Result {
 	return out
 }
 
-func (e *Engine) response(resp *types.Responses) *Response {
+func (e *Engine) response(resp *types.Response) *Response {
 	out := &Response{}
 	if resp == nil {
 		return out
 	}
-	for _, tr := range resp.ByTarget {
-		if tr.Trace != nil {
-			out.Trace += *tr.Trace
-		}
-		for _, fr := range tr.Results {
-			out.Results = append(out.Results, e.result(fr))
-		}
+	if resp.Trace != nil {
+		out.Trace = *resp.Trace
+	}
+	if len(resp.Results) > 0 {
+		out.Results = make([]Result, 0, len(resp.Results))
+	}
+	for _, fr := range resp.Results {
+		out.Results = append(out.Results, e.result(fr))
 	}
 	sort.SliceStable(out.Results, func(i, j int) bool {
 		a, b := out.Results[i], out.Results[j]
