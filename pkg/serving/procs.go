@@ -19,13 +19,13 @@ import (
 // every 10 ms; goroutines the monitor wakes then wait in the global run
 // queue, which a busy processor looks at once every 61 scheduling rounds.
 // When every processor evaluates and more requests wait for a turn, no
-// processor is ever idle: requests that have arrived are not read for 5
-// to 10 ms on average and up to 70 ms, and they overtake one another. One
+// processor is ever idle: requests that have arrived were not read for
+// about 5 ms on average and up to 70 ms, and overtook one another. One
 // processor more than evaluation slots stays mostly parked in the poller,
 // so a request is read as soon as it arrives and waits for its turn in
 // arrival order. An idle processor is not free, though: Go wakes threads
-// to look for work whenever one is, about a tenth more CPU per request
-// at light load. So the processor is added only while requests queue,
+// to look for work whenever one is, 10-25% more CPU per request at
+// light load. So the processor is added only while requests queue,
 // and removed when they have not for a while (docs/performance.md).
 type Processors struct {
 	// Network is the number of processors added while requests queue.
