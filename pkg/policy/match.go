@@ -31,8 +31,9 @@ import (
 // constraintEntry is a constraint as reviews need it, made when it is
 // added.
 type constraintEntry struct {
-	obj     *unstructured.Unstructured // as added, without status
-	matcher constraintlib.Matcher
+	obj        *unstructured.Unstructured // as added, without status
+	kind, name string                     // obj's, read once
+	matcher    constraintlib.Matcher
 	// action is spec.enforcementAction (deny by default; scoped when
 	// spec.scopedEnforcementActions decides); byEP its actions at each
 	// enforcement point.
@@ -61,7 +62,7 @@ func newConstraintEntry(t *target.Target, u *unstructured.Unstructured, eps []st
 	}
 	obj := u.DeepCopy()
 	unstructured.RemoveNestedField(obj.Object, "status")
-	return &constraintEntry{obj: obj, matcher: m, action: action, byEP: byEP}, nil
+	return &constraintEntry{obj: obj, kind: obj.GetKind(), name: obj.GetName(), matcher: m, action: action, byEP: byEP}, nil
 }
 
 // matched is a constraint a review matched, with its actions at the
@@ -133,7 +134,7 @@ func (e *Engine) match(review interface{}, ep string, eps []string) (run []match
 		}
 	}
 	for _, c := range e.constraints {
-		if filterOps && !e.templates[c.obj.GetKind()].matchesOperation(op) {
+		if filterOps && !e.templates[c.kind].matchesOperation(op) {
 			continue
 		}
 		var actions []string
@@ -224,8 +225,7 @@ func (e *Engine) query(ctx context.Context, review interface{}, run []matched, r
 	if len(resp.Results) > 0 {
 		byKey := make(map[[2]string]*matched, len(run))
 		for i := range run {
-			o := run[i].entry.obj
-			byKey[[2]string{o.GetKind(), o.GetName()}] = &run[i]
+			byKey[[2]string{run[i].entry.kind, run[i].entry.name}] = &run[i]
 		}
 		for _, r := range resp.Results {
 			if r.Constraint == nil {
