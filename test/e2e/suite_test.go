@@ -3,9 +3,11 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -90,6 +92,23 @@ func freePort() (string, error) {
 	}
 	defer l.Close()
 	return l.Addr().String(), nil
+}
+
+// fixedFreePort is a free loopback port below Linux's ephemeral range
+// (32768 and up by default), which port-0 listeners and outgoing
+// connections of tests running alongside draw from.
+func fixedFreePort() (string, error) {
+	start := 20000 + rand.IntN(10000)
+	for p := start; p < start+2000; p++ {
+		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+		if err != nil {
+			continue
+		}
+		addr := l.Addr().String()
+		l.Close()
+		return addr, nil
+	}
+	return "", fmt.Errorf("no free port in %d-%d", start, start+2000)
 }
 
 func newCluster(t *testing.T) (*cluster, error) {
@@ -191,14 +210,38 @@ func (c *cluster) startWebhook(wcfg webhook.Config) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
 	go func() { c.done <- mgr.Start(ctx) }()
+	// Ready means the policies are loaded; the server must also be
+	// listening. A port found free can be taken by another test before
+	// the server binds it: that ends the manager, and the error says so
+	// here rather than as a refused connection later.
+	addr := net.JoinHostPort(wcfg.Host, strconv.Itoa(wcfg.Port))
 	deadline := time.Now().Add(30 * time.Second)
-	for !c.guard.Ready() {
+	for {
+		select {
+		case err := <-c.done:
+			c.stopped = true
+			cancel()
+			return fmt.Errorf("webhook stopped while starting: %w", err)
+		default:
+		}
+		if c.guard.Ready() && listening(addr) {
+			return nil
+		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("webhook not ready after 30s; waiting for %v", c.guard.Tracker.Pending())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return nil
+}
+
+// listening says whether something accepts connections at addr.
+func listening(addr string) bool {
+	conn, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return false
+	}
+	conn.Close()
+	return true
 }
 
 // stopWebhook stops the in-process webhook (the control plane keeps

@@ -624,11 +624,15 @@ violation[{"msg": msg}] {
 		if err := c.client.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "daaas-guard-webhook-cert", Namespace: guardNamespace}}); err != nil {
 			t.Fatal(err)
 		}
-		port, err := freePort()
+		// This server cannot be started twice in one process (its
+		// certificate rotator's controller name is global), so its ports
+		// come from below the ephemeral range, where no other test's
+		// connection or port-0 listener can take them first.
+		port, err := fixedFreePort()
 		if err != nil {
 			t.Fatal(err)
 		}
-		health, _ := freePort()
+		health, _ := fixedFreePort()
 		_, p, _ := strings.Cut(port, ":")
 		portNum := 0
 		fmt.Sscan(p, &portNum)
