@@ -72,7 +72,7 @@ type matched struct {
 	actions []string // scoped actions; nil otherwise
 }
 
-// review matches r to its constraints and evaluates them .
+// review matches r to its constraints and evaluates them.
 func (e *Engine) review(ctx context.Context, r *target.Review, ep string, opts []reviews.ReviewOpt) (*types.Response, error) {
 	if e.viaClient {
 		return e.reviewViaClient(ctx, r, opts)
