@@ -127,22 +127,9 @@ func (v *Validator) Handle(ctx context.Context, req admission.Request) (resp adm
 
 	ctx, cancel := context.WithTimeout(ctx, v.cfg.EvalTimeout)
 	defer cancel()
-	if !v.trySlot() {
-		if v.cfg.Queued != nil {
-			v.cfg.Queued()
-		}
-		waitStart := time.Now()
-		select {
-		case v.sem <- struct{}{}:
-			v.cfg.Metrics.SlotWait.Observe(time.Since(waitStart).Seconds())
-		case <-ctx.Done():
-			v.cfg.Metrics.SlotWait.Observe(time.Since(waitStart).Seconds())
-			decision = DecisionError
-			return admission.Errored(http.StatusServiceUnavailable,
-				fmt.Errorf("daaas-guard is overloaded: no evaluation slot within %v", v.cfg.EvalTimeout))
-		}
-	} else {
-		v.cfg.Metrics.SlotWait.Observe(0)
+	if err := v.takeSlot(ctx); err != nil {
+		decision = DecisionError
+		return admission.Errored(http.StatusServiceUnavailable, err)
 	}
 	defer func() { <-v.sem }()
 
@@ -183,14 +170,26 @@ func (v *Validator) Handle(ctx context.Context, req admission.Request) (resp adm
 	return v.respond(req, result, err, imageDenies, imageWarns, &decision)
 }
 
-// trySlot takes an evaluation slot if one is free. A slot freed while
-// reviews wait goes to the first of them, so this never jumps the queue.
-func (v *Validator) trySlot() bool {
+// takeSlot takes an evaluation slot, waiting until ctx ends, and records
+// the wait (0 when a slot was free). A slot freed while reviews wait goes
+// to the first of them, so a free one is never taken out of turn.
+func (v *Validator) takeSlot(ctx context.Context) error {
 	select {
 	case v.sem <- struct{}{}:
-		return true
+		v.cfg.Metrics.SlotWait.Observe(0)
+		return nil
 	default:
-		return false
+	}
+	if v.cfg.Queued != nil {
+		v.cfg.Queued()
+	}
+	start := time.Now()
+	defer func() { v.cfg.Metrics.SlotWait.Observe(time.Since(start).Seconds()) }()
+	select {
+	case v.sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("daaas-guard is overloaded: no evaluation slot within %v", v.cfg.EvalTimeout)
 	}
 }
 
