@@ -34,6 +34,7 @@ func main() {
 	flag.StringVar(&cfg.PodID, "pod-name", os.Getenv("POD_NAME"), "this replica's name in status.byPod (default $POD_NAME)")
 	flag.StringVar(&cfg.ServiceAccount, "service-account", "", "the webhook's own username, always allowed (default system:serviceaccount:<namespace>:daaas-guard-webhook)")
 	flag.IntVar(&cfg.Port, "port", 8443, "HTTPS port of the admission endpoints")
+	flag.BoolVar(&cfg.HTTP2, "enable-http2", false, "offer HTTP/2 on the admission endpoints (default: HTTP/1.1 only)")
 	flag.StringVar(&cfg.CertDir, "cert-dir", "/certs", "directory of tls.crt and tls.key")
 	flag.BoolVar(&cfg.DisableCertRotation, "disable-cert-rotation", false, "use certificates provided in --cert-dir (for example by cert-manager) instead of generating them")
 	flag.StringVar(&cfg.ServiceName, "service-name", "daaas-guard-webhook", "Service in front of the webhook (certificate DNS name)")

@@ -677,12 +677,17 @@ violation[{"msg": msg}] {
 		// The webhook serves with the generated certificate.
 		pool := x509.NewCertPool()
 		pool.AppendCertsFromPEM(secret.Data["ca.crt"])
-		conn, err := tls.Dial("tcp", port, &tls.Config{RootCAs: pool, ServerName: "daaas-guard-webhook.daaas-guard.svc", MinVersion: tls.VersionTLS12})
+		conn, err := tls.Dial("tcp", port, &tls.Config{RootCAs: pool, ServerName: "daaas-guard-webhook.daaas-guard.svc", MinVersion: tls.VersionTLS12,
+			NextProtos: []string{"h2", "http/1.1"}})
 		if err != nil {
 			t.Fatalf("TLS handshake with the generated certificate: %v", err)
 		}
 		if v := conn.ConnectionState().Version; v < tls.VersionTLS12 {
 			t.Errorf("TLS version %x below 1.2", v)
+		}
+		// HTTP/2 is off unless --enable-http2.
+		if p := conn.ConnectionState().NegotiatedProtocol; p != "http/1.1" {
+			t.Errorf("negotiated protocol %q, want http/1.1", p)
 		}
 		conn.Close()
 		eventually(t, 10*time.Second, func() error {
