@@ -78,10 +78,13 @@ type regoDriver struct {
 	// rebuilt in the background after changes) and the constraints'
 	// parameters for it (converted by the first review after a change);
 	// progMu serialises the building of both.
-	useVM    bool
-	progMu   sync.Mutex
-	prog     atomic.Pointer[vmProgram]
-	vmParams atomic.Pointer[fjson.Json]
+	useVM bool
+	// noDetails: results without details (WithoutDetails), and a VM
+	// program that does not return them.
+	noDetails bool
+	progMu    sync.Mutex
+	prog      atomic.Pointer[vmProgram]
+	vmParams  atomic.Pointer[fjson.Json]
 	// building is set while a build in the background is pending.
 	building atomic.Bool
 	// cache answers VM runs that would repeat a recent one (vmcache.go);
@@ -138,6 +141,7 @@ func newRegoDriver(o options) (*regoDriver, error) {
 		tracing:      o.tracing,
 		printHook:    o.printHook,
 		useVM:        !o.noVM,
+		noDetails:    o.noDetails,
 		counts:       o.counts,
 		cache:        newReviewCache(o.reviewCache),
 	}, nil
@@ -210,7 +214,7 @@ func (d *regoDriver) buildSoon() {
 // build compiles the loaded templates into a VM program and makes it the
 // current one. The caller holds d.mu for reading and d.progMu.
 func (d *regoDriver) build() *vmProgram {
-	p := buildProgram(d.capabilities, d.printHook != nil, d.templates)
+	p := buildProgram(d.capabilities, d.printHook != nil, d.noDetails, d.templates)
 	d.prog.Store(p)
 	return p
 }
@@ -429,7 +433,7 @@ func (d *regoDriver) Query(ctx context.Context, _ string, constraints []*unstruc
 	// evaluates every constraint, and a template's error is reported for
 	// its own constraints only.
 	var prog *vmProgram
-	var vmResults map[[2]string][]*ast.Term
+	var vmResults map[[2]string]violations
 	if d.useVM && !tracing {
 		vmTerm, deferred, err := vmReviewValue(review, cfg.Namespace)
 		if err != nil {
@@ -457,9 +461,8 @@ func (d *regoDriver) Query(ctx context.Context, _ string, constraints []*unstruc
 			if d.counts != nil {
 				d.counts.VM.Add(1)
 			}
-			for _, r := range vmResults[[2]string{kind, name}] {
-				found.add(r)
-			}
+			// A copy: results sorts it, and the review cache keeps the run.
+			found = append(found, vmResults[[2]string{kind, name}]...)
 		} else {
 			if d.counts != nil {
 				d.counts.Topdown.Add(1)
@@ -473,7 +476,7 @@ func (d *regoDriver) Query(ctx context.Context, _ string, constraints []*unstruc
 				continue
 			}
 		}
-		rs, err := found.results(d.copies[kind][name])
+		rs, err := found.results(d.copies[kind][name], !d.noDetails)
 		if err != nil {
 			return nil, err
 		}
@@ -565,7 +568,7 @@ func (d *regoDriver) paramsForVM(ctx context.Context) (*fjson.Json, error) {
 }
 
 // vmReview runs the VM on the constraints its program evaluates.
-func (d *regoDriver) vmReview(ctx context.Context, prog *vmProgram, constraints []*unstructured.Unstructured, reviewTerm *ast.Term, deferred []target.Deferred, txn storage.Transaction, cancel topdown.Cancel) (map[[2]string][]*ast.Term, error) {
+func (d *regoDriver) vmReview(ctx context.Context, prog *vmProgram, constraints []*unstructured.Unstructured, reviewTerm *ast.Term, deferred []target.Deferred, txn storage.Transaction, cancel topdown.Cancel) (map[[2]string]violations, error) {
 	byKind := map[string][]*ast.Term{}
 	for _, c := range constraints {
 		kind, name := c.GetKind(), c.GetName()
@@ -644,8 +647,8 @@ func (vs *violations) add(r *ast.Term) {
 }
 
 // results are the violations as the framework's results, in the set's
-// order, each once, sharing c.
-func (vs violations) results(c *unstructured.Unstructured) ([]*types.Result, error) {
+// order, each once, sharing c; without their details unless withDetails.
+func (vs violations) results(c *unstructured.Unstructured, withDetails bool) ([]*types.Result, error) {
 	if len(vs) == 0 {
 		return nil, nil
 	}
@@ -655,7 +658,7 @@ func (vs violations) results(c *unstructured.Unstructured) ([]*types.Result, err
 	vs = slices.CompactFunc(vs, func(a, b violation) bool { return compareViolations(a, b) == 0 })
 	out := make([]*types.Result, 0, len(vs))
 	for _, v := range vs {
-		r, err := toResult(c, v)
+		r, err := toResult(c, v, withDetails)
 		if err != nil {
 			return nil, err
 		}
@@ -676,14 +679,17 @@ func compareViolations(a, b violation) int {
 // toResult converts a response as the framework's drivers.ToResult does:
 // msg must be a string. c is the copy of the constraint that all its
 // results share.
-func toResult(c *unstructured.Unstructured, v violation) (*types.Result, error) {
+func toResult(c *unstructured.Unstructured, v violation, withDetails bool) (*types.Result, error) {
 	msg, ok := v.msg.Value.(ast.String)
 	if !ok {
 		return nil, fmt.Errorf("extracting message binding: %s %q: msg is not a string", c.GetKind(), c.GetName())
 	}
-	details, err := ast.JSON(v.details.Value)
-	if err != nil {
-		return nil, fmt.Errorf("extracting details: %s %q: %v", c.GetKind(), c.GetName(), err)
+	var details interface{}
+	if withDetails {
+		var err error
+		if details, err = ast.JSON(v.details.Value); err != nil {
+			return nil, fmt.Errorf("extracting details: %s %q: %v", c.GetKind(), c.GetName(), err)
+		}
 	}
 	return &types.Result{
 		Msg:        string(msg),

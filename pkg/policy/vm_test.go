@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/open-policy-agent/frameworks/constraint/pkg/client/drivers"
+	stockrego "github.com/open-policy-agent/frameworks/constraint/pkg/client/drivers/rego"
 	"github.com/open-policy-agent/opa/v1/ast"
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -454,7 +456,7 @@ func TestViolations_AsTheHooksResponseSet(t *testing.T) {
 		want.Add(ast.ObjectTerm(ast.Item(ast.StringTerm("details"), details), ast.Item(ast.StringTerm("key"), key), ast.Item(ast.StringTerm("msg"), obj.Get(ast.StringTerm("msg")))))
 	}
 	c := &unstructured.Unstructured{Object: map[string]interface{}{"kind": "K", "metadata": map[string]interface{}{"name": "n"}}}
-	got, err := found.results(c)
+	got, err := found.results(c, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -472,5 +474,95 @@ func TestViolations_AsTheHooksResponseSet(t *testing.T) {
 	}
 	if diff := cmp.Diff(wantS, gotS); diff != "" {
 		t.Errorf("results (-the hook's set +got):\n%s", diff)
+	}
+}
+
+// responsesTemplate's violations are those of the response-set test above:
+// repeated messages with different details, details that differ only in 1
+// and 1.0, no details, extra fields, no msg, not an object.
+const responsesTemplate = `apiVersion: templates.gatekeeper.sh/v1
+kind: ConstraintTemplate
+metadata:
+  name: k8sresponses
+spec:
+  crd:
+    spec:
+      names:
+        kind: K8sResponses
+  targets:
+    - target: admission.k8s.gatekeeper.sh
+      code:
+        - engine: Rego
+          source:
+            version: v1
+            rego: |
+              package k8sresponses
+              violation contains {"msg": "b", "details": {"x": 1}}
+              violation contains {"msg": "a", "details": {"x": 1}}
+              violation contains {"msg": "a"}
+              violation contains {"msg": "a", "details": {}}
+              violation contains {"msg": "c", "details": {"x": 1.0}}
+              violation contains {"msg": "c", "details": {"x": 1}}
+              violation contains {"msg": "a", "details": {"x": 1}, "extra": true}
+              violation contains {"msg": "z", "details": []}
+              violation contains {"msg": "y", "details": "s"}
+              violation contains {"details": {"x": 2}}
+              violation contains "not an object"
+              violation contains {"msg": "a", "details": {"a": [1, 2]}}
+              violation contains {"msg": "b", "details": {"a": [1]}}
+              violation contains {"msg": "u", "details": {"only": "one"}}
+              violation contains {"msg": sprintf("n%d", [n]), "details": {"n": n}} if some n in numbers.range(1, 3)
+`
+
+// WithoutDetails gives the results the stock driver gives, in the same
+// order and as many, without their details; with the VM and with topdown.
+func TestWithoutDetails_TheStockDriversResultsLessTheirDetails(t *testing.T) {
+	ctx := context.Background()
+	review := func(opts ...Option) []Result {
+		t.Helper()
+		e := newEngineWith(t, opts, responsesTemplate)
+		addConstraint(t, e, constraint("K8sResponses", "all", "  match:\n    kinds: [{apiGroups: [\"\"], kinds: [Pod]}]\n"))
+		resp, err := e.Review(ctx, &target.Object{Object: podObj("alice", "p", nil)}, AtEnforcementPoint(EnforcementPointWebhook))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.Results
+	}
+	summary := func(rs []Result, withDetails bool) []string {
+		var out []string
+		for _, r := range rs {
+			s := r.Message
+			if withDetails {
+				b, _ := json.Marshal(r.Details)
+				s += " " + string(b)
+			}
+			out = append(out, s)
+		}
+		return out
+	}
+	stock := review(WithFrameworkReview(), WithDriver(func() (drivers.Driver, error) { return stockrego.New() }))
+	if len(stock) != 12 {
+		t.Fatalf("the stock driver gave %d results, want 12: %v", len(stock), summary(stock, true))
+	}
+	if diff := cmp.Diff(summary(stock, true), summary(review(), true)); diff != "" {
+		t.Errorf("with details (-stock +VM):\n%s", diff)
+	}
+	for name, opts := range map[string][]Option{
+		"VM":      {WithoutDetails()},
+		"topdown": {WithoutDetails(), WithTopdownOnly()},
+	} {
+		counts := &EvaluatorCounts{}
+		got := review(append(opts, WithEvaluatorCounts(counts))...)
+		if diff := cmp.Diff(summary(stock, false), summary(got, false)); diff != "" {
+			t.Errorf("%s without details (-stock +got):\n%s", name, diff)
+		}
+		for _, r := range got {
+			if r.Details != nil {
+				t.Errorf("%s: result %q has details %v", name, r.Message, r.Details)
+			}
+		}
+		if name == "VM" && counts.VM.Load() != 1 {
+			t.Errorf("%d evaluations by the VM, want 1", counts.VM.Load())
+		}
 	}
 }

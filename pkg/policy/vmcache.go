@@ -88,7 +88,7 @@ func (l *readLog) spoil() {
 // cachedRun is one VM run's reads and results.
 type cachedRun struct {
 	reads   []read
-	results map[[2]string][]*ast.Term
+	results map[[2]string]violations
 }
 
 // reviewCache holds recent VM runs by program, parameters and matched

@@ -195,8 +195,10 @@ func Setup(mgr manager.Manager, cfg Config) (*Webhook, error) {
 	}
 	log := cfg.Log
 	counts := &policy.EvaluatorCounts{}
+	// The admission answer carries messages only, so violations' details
+	// are never converted.
 	engine, err := policy.New(policy.WithEnforcementPoints(policy.EnforcementPointWebhook), policy.WithEvaluatorCounts(counts),
-		policy.WithReviewCache(cfg.ReviewCache))
+		policy.WithReviewCache(cfg.ReviewCache), policy.WithoutDetails())
 	if err != nil {
 		return nil, err
 	}
