@@ -130,7 +130,8 @@ func WithReviewCache(n int) Option { return func(o *options) { o.reviewCache = n
 // admission webhook. Details were about 40% of the allocations of
 // converting a violation out of the VM. Results keep Gatekeeper's count
 // and order otherwise: two violations with the same message and different
-// details are still two results.
+// details are still two results. A driver given with WithDriver keeps
+// them.
 func WithoutDetails() Option { return func(o *options) { o.noDetails = true } }
 
 // WithTopdownOnly evaluates every template with OPA's topdown evaluator,
