@@ -3,7 +3,6 @@ package policy
 import (
 	"context"
 	"fmt"
-	"sort"
 	"strings"
 
 	apiconstraints "github.com/open-policy-agent/frameworks/constraint/pkg/apis/constraints"
@@ -195,6 +194,11 @@ func (t *Template) matchesOperation(op string) bool {
 // query runs the driver on the matched constraints and completes the
 // results with their constraints' actions, as the framework's client
 // does. The error, if any, is the framework's: by target, then by driver.
+// The results are left in the driver's order, rejections last: the
+// client sorts them by constraint, but response sorts them by constraint
+// and message, stably, and each constraint's results come from the driver
+// in one order whatever the constraints' order, so sorting here too
+// changed nothing.
 func (e *Engine) query(ctx context.Context, review interface{}, run []matched, rejected []*types.Result, opts []reviews.ReviewOpt) (*types.Response, error) {
 	resp := &types.Response{Target: target.Name}
 	var errs clienterrors.ErrorMap
@@ -238,13 +242,6 @@ func (e *Engine) query(ctx context.Context, review interface{}, run []matched, r
 		}
 	}
 	resp.Results = append(resp.Results, rejected...)
-	sort.SliceStable(resp.Results, func(i, j int) bool {
-		a, b := resp.Results[i].Constraint, resp.Results[j].Constraint
-		if ak, bk := a.GetKind(), b.GetKind(); ak != bk {
-			return ak < bk
-		}
-		return a.GetName() < b.GetName()
-	})
 	if len(errs) > 0 {
 		return resp, &errs
 	}
