@@ -432,6 +432,11 @@ func (d *regoDriver) Query(ctx context.Context, _ string, constraints []*unstruc
 	// The VM evaluates what it can in one run; when the run fails, topdown
 	// evaluates every constraint, and a template's error is reported for
 	// its own constraints only.
+	// Each constraint's kind and name, read from its map once per review.
+	ids := make([][2]string, len(constraints))
+	for i, c := range constraints {
+		ids[i] = [2]string{c.GetKind(), c.GetName()}
+	}
 	var prog *vmProgram
 	var vmResults map[[2]string]violations
 	if d.useVM && !tracing {
@@ -440,13 +445,13 @@ func (d *regoDriver) Query(ctx context.Context, _ string, constraints []*unstruc
 			return nil, err
 		}
 		prog = d.program()
-		if vmResults, err = d.vmReview(ctx, prog, constraints, vmTerm, deferred, txn, cancel); err != nil {
+		if vmResults, err = d.vmReview(ctx, prog, ids, vmTerm, deferred, txn, cancel); err != nil {
 			prog = nil
 		}
 	}
 	var results []*types.Result
-	for _, c := range constraints {
-		kind, name := c.GetKind(), c.GetName()
+	for _, id := range ids {
+		kind, name := id[0], id[1]
 		t := d.templates[kind]
 		if t == nil {
 			return nil, fmt.Errorf("%w: no template for kind %q", clienterrors.ErrMissingConstraintTemplate, kind)
@@ -568,10 +573,10 @@ func (d *regoDriver) paramsForVM(ctx context.Context) (*fjson.Json, error) {
 }
 
 // vmReview runs the VM on the constraints its program evaluates.
-func (d *regoDriver) vmReview(ctx context.Context, prog *vmProgram, constraints []*unstructured.Unstructured, reviewTerm *ast.Term, deferred []target.Deferred, txn storage.Transaction, cancel topdown.Cancel) (map[[2]string]violations, error) {
+func (d *regoDriver) vmReview(ctx context.Context, prog *vmProgram, constraints [][2]string, reviewTerm *ast.Term, deferred []target.Deferred, txn storage.Transaction, cancel topdown.Cancel) (map[[2]string]violations, error) {
 	byKind := map[string][]*ast.Term{}
-	for _, c := range constraints {
-		kind, name := c.GetKind(), c.GetName()
+	for _, id := range constraints {
+		kind, name := id[0], id[1]
 		if prog.evaluates(kind, d.templates[kind]) && d.params[kind][name] != nil {
 			byKind[kind] = append(byKind[kind], ast.StringTerm(name))
 		}
