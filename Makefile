@@ -15,7 +15,7 @@ STATICCHECK_VERSION := v0.8.2
 CONTROLLER_GEN := $(GO) run sigs.k8s.io/controller-tools/cmd/controller-gen@v0.23.0
 FRAMEWORKS_APIS := github.com/open-policy-agent/frameworks/constraint/pkg/apis/templates/...
 
-.PHONY: all build test vet fmt-check unit policy-test lint bench fuzz demo up down clean controlplane generate verify-generated docker-build kind-up deploy fixtures-kubebench
+.PHONY: all build test vet fmt-check unit policy-test lint bench fuzz demo up down clean controlplane gatekeeper generate verify-generated docker-build kind-up deploy fixtures-kubebench
 
 all: build
 
@@ -42,6 +42,11 @@ unit:
 controlplane:
 	./hack/controlplane/build.sh
 
+## gatekeeper: build OPA Gatekeeper's manager from source into hack/gatekeeper/bin (once),
+## for the load test's same-run comparison (make bench only)
+gatekeeper:
+	./hack/gatekeeper/build.sh
+
 ## generate: deep-copy code and CRDs from the API types (ours and the constraint
 ## framework's); the wg-policy PolicyReport CRD for the e2e tests
 generate:
@@ -66,12 +71,12 @@ lint: fmt-check vet
 
 ## bench: engine benchmarks (ratios to a baseline in the same run), then the
 ## webhook under load on the local control plane (long; not part of test)
-bench: build controlplane
+bench: build controlplane gatekeeper
 	$(GO) test -run '^$$' -bench . -skip '^BenchmarkScale$$' -benchmem -count=5 ./pkg/... | $(GO) run ./hack/benchratio
 	# The scanner at scale: 10,000 pods over 1,000 images, once (minutes).
 	$(GO) test -run '^$$' -bench '^BenchmarkScale$$' -benchtime 1x -timeout 30m -v ./pkg/scan
 	$(BIN)/guardctl bench -p policies/profiles/daaas --data policies/profiles/daaas/workloads/inventory.yaml pkg/policy/testdata/bench/pipeline_pod.yaml
-	$(GO) run ./hack/loadtest
+	$(GO) run ./hack/loadtest -gatekeeper hack/gatekeeper/bin
 
 ## fuzz: run each fuzz target for FUZZTIME (default 30s)
 FUZZTIME ?= 30s

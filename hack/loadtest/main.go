@@ -15,6 +15,14 @@
 //     through kube-apiserver one at a time, without and then with the
 //     mutating webhook registered (the validating webhook is registered in
 //     both), and their ratio.
+//  4. Gatekeeper (with -gatekeeper, as make bench runs it): OPA
+//     Gatekeeper's validating webhook, built from its module sources by
+//     hack/gatekeeper/build.sh, on a control plane of its own with the same
+//     profile, namespaces, reviews and pods: first each review's answer
+//     against ours (the image gate's lines aside, they must agree), then
+//     the direct load and the pod creation rounds, with their ratios to
+//     ours from the same run. The targets were set against Gatekeeper on
+//     this machine class, whose speed drifts from one run to the next.
 //
 // `make bench` runs it; docs/performance.md records the results.
 package main
@@ -74,6 +82,7 @@ type options struct {
 	controlBins string
 	profile     string
 	pprofDir    string
+	gatekeeper  string
 }
 
 func main() {
@@ -90,6 +99,7 @@ func main() {
 	flag.StringVar(&webhookArgs, "webhook-args", "", "more flags for the webhook, space-separated (e.g. --network-procs=0)")
 	flag.StringVar(&o.controlBins, "controlplane", "hack/controlplane/bin", "kube-apiserver and etcd")
 	flag.StringVar(&o.profile, "profile", "policies/profiles/daaas", "policy profile to load")
+	flag.StringVar(&o.gatekeeper, "gatekeeper", "", "directory with OPA Gatekeeper's binary and CRDs (hack/gatekeeper/build.sh) to measure it the same way (empty: not measured)")
 	flag.StringVar(&o.pprofDir, "pprof", "", "directory for CPU profiles of the webhook at concurrency 8 and while pods are created with it (empty: none)")
 	flag.Parse()
 	o.webhookArgs = strings.Fields(webhookArgs)
@@ -162,13 +172,16 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
+	if err := prepareReviewNamespaces(ctx, cl, o.profile, reviews); err != nil {
+		return err
+	}
 	fmt.Printf("admission reviews: %d distinct pods (policy fixtures and a pipeline pod)\n\n", len(reviews))
 
 	fmt.Println("## Direct load: AdmissionReviews posted to the webhook over HTTPS")
 	base := wh.load(webhook.ValidatePath, reviews, 8, o.duration)
 	fmt.Printf("baseline, no policies loaded:  %s\n", base)
 
-	n, err := applyProfile(ctx, cl, o.profile)
+	n, err := applyProfile(ctx, cl, o.profile, "daaas-guard")
 	if err != nil {
 		return err
 	}
@@ -177,6 +190,12 @@ func run(o options) error {
 	}
 	time.Sleep(2 * time.Second) // let the last constraints settle
 	fmt.Printf("profile loaded: %s\n", n)
+	our := ours{baseline: base}
+	if o.gatekeeper != "" {
+		if our.decisions, err = wh.decide(reviews); err != nil {
+			return err
+		}
+	}
 	var results []loadResult
 	for _, c := range o.levels {
 		wait := func() {}
@@ -214,11 +233,8 @@ func run(o options) error {
 	}
 
 	fmt.Println("\n## Through the API server: pods created per second")
-	if err := prepareNamespace(ctx, cl, o.profile, "alice"); err != nil {
-		return err
-	}
 	fmt.Println("### every review evaluated (--review-cache=0)")
-	if err := podRounds(ctx, o, cfg, cl, wh, caPEM, "cache-off"); err != nil {
+	if our.podRatio, err = podRounds(ctx, o, cfg, cl, wh, caPEM, "cache-off"); err != nil {
 		return err
 	}
 	// The same with the webhook as it runs by default: the pods differ in
@@ -240,13 +256,25 @@ func run(o options) error {
 		return err
 	}
 	fmt.Println("### the webhook as it runs by default (review cache on)")
-	if err := podRounds(ctx, o, cfg, cl, wh, caPEM, "cache-on"); err != nil {
+	if _, err := podRounds(ctx, o, cfg, cl, wh, caPEM, "cache-on"); err != nil {
 		return err
 	}
 	hits, misses := wh.counter(`daaas_guard_engine_review_cache_total{result="hit"}`), wh.counter(`daaas_guard_engine_review_cache_total{result="miss"}`)
 	fmt.Printf("review cache: %.0f reviews answered from it, %.0f evaluated\n", hits, misses)
 
-	return mutation(ctx, o, cfg, cl, wh, caPEM)
+	if err := mutation(ctx, o, cfg, cl, wh, caPEM); err != nil {
+		return err
+	}
+	if o.gatekeeper == "" {
+		return nil
+	}
+	// One control plane and one webhook at a time on the machine.
+	our.direct = results
+	wh.stop()
+	if err := env.Stop(); err != nil {
+		return err
+	}
+	return gatekeeper(ctx, o, o.gatekeeper, reviews, our)
 }
 
 // mutation measures the mutating webhook on a GPU+Vault pipeline pod:
@@ -257,7 +285,7 @@ const vwc = "manifests/base/validatingwebhookconfiguration.yaml"
 // podRounds creates pods through the API server in rounds, each without
 // the validating webhook and then with wh registered, and prints each
 // round's rates and ratio and the median round's ratio.
-func podRounds(ctx context.Context, o options, cfg *rest.Config, cl client.Client, wh *webhookProcess, caPEM []byte, label string) error {
+func podRounds(ctx context.Context, o options, cfg *rest.Config, cl client.Client, wh *webhookProcess, caPEM []byte, label string) (median float64, err error) {
 	// Rounds alternate the two phases, so that a change in the machine's
 	// speed during the run (a shared machine drifts from one minute to the
 	// next) weighs on both alike; the ratio reported is the median
@@ -271,19 +299,19 @@ func podRounds(ctx context.Context, o options, cfg *rest.Config, cl client.Clien
 	var ratios []float64
 	for round := 1; round <= o.podRounds; round++ {
 		if err := unregisterWebhook(ctx, cl, vwc); err != nil {
-			return err
+			return 0, err
 		}
 		busy0 := machineBusy()
 		api0, etcd0 := controlPlaneCPU()
 		wo, err := createPods(ctx, cfg, fmt.Sprintf("%s-without-%d", label, round), o.pods, o.podWorkers)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		busyWithout += machineBusy() - busy0
 		api1, etcd1 := controlPlaneCPU()
 		apiWithout, etcdWithout = apiWithout+api1-api0, etcdWithout+etcd1-etcd0
 		if err := registerWebhook(ctx, cl, vwc, wh.port, caPEM); err != nil {
-			return err
+			return 0, err
 		}
 		wait := func() {}
 		if round == 1 {
@@ -295,7 +323,7 @@ func podRounds(ctx context.Context, o options, cfg *rest.Config, cl client.Clien
 		api0, etcd0 = controlPlaneCPU()
 		wi, err := createPods(ctx, cfg, fmt.Sprintf("%s-with-%d", label, round), o.pods, o.podWorkers)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		busyWith += machineBusy() - busy0
 		webhookCPU += cpuTime(wh.cmd.Process.Pid) - cpu0
@@ -318,7 +346,7 @@ func podRounds(ctx context.Context, o options, cfg *rest.Config, cl client.Clien
 		fmt.Printf("kube-apiserver CPU per pod created: %s without the webhook, %s with it; etcd %s and %s\n",
 			perPod(apiWithout, without.created), perPod(apiWith, with.created), perPod(etcdWithout, without.created), perPod(etcdWith, with.created))
 	}
-	return nil
+	return ratios[len(ratios)/2], nil
 }
 
 func mutation(ctx context.Context, o options, cfg *rest.Config, cl client.Client, wh *webhookProcess, caPEM []byte) error {
@@ -499,18 +527,24 @@ func startWebhook(bin, kubeconfig, certDir string, pprof bool, extra ...string) 
 	if err := w.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting %s: %w", bin, err)
 	}
-	w.client = &http.Client{
+	w.client = newLoadClient()
+	if err := w.waitReady(time.Minute); err != nil {
+		w.stop()
+		return nil, err
+	}
+	return w, nil
+}
+
+// newLoadClient is the direct load's HTTPS client: a connection per
+// client goroutine, kept.
+func newLoadClient() *http.Client {
+	return &http.Client{
 		Timeout: 10 * time.Second,
 		Transport: &http.Transport{
 			TLSClientConfig:     &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}, //nolint:gosec // loopback test server with a throwaway CA
 			MaxIdleConnsPerHost: 64,
 		},
 	}
-	if err := w.waitReady(time.Minute); err != nil {
-		w.stop()
-		return nil, err
-	}
-	return w, nil
 }
 
 func (w *webhookProcess) waitReady(timeout time.Duration) error {
@@ -804,8 +838,9 @@ func admissionReviews(profile string) ([][]byte, error) {
 }
 
 // applyProfile creates the profile's templates, waits for their
-// constraint CRDs (which the webhook creates), then the constraints.
-func applyProfile(ctx context.Context, cl client.Client, profile string) (string, error) {
+// constraint CRDs (which the webhook creates), then the constraints; the
+// profile's Config goes to configNS (where the webhook reads it).
+func applyProfile(ctx context.Context, cl client.Client, profile, configNS string) (string, error) {
 	docs, err := kustomize.Build(profile, manifest.Options{AllowUntyped: true, KeepLists: true})
 	if err != nil {
 		return "", err
@@ -825,6 +860,9 @@ func applyProfile(ctx context.Context, cl client.Client, profile string) (string
 	}
 	for _, u := range later {
 		gvk := u.GroupVersionKind()
+		if gvk.Group == "config.gatekeeper.sh" && gvk.Kind == "Config" {
+			u.SetNamespace(configNS)
+		}
 		if gvk.Group == "constraints.gatekeeper.sh" {
 			if err := waitForCRD(ctx, cl, strings.ToLower(gvk.Kind)+".constraints.gatekeeper.sh"); err != nil {
 				return "", err
