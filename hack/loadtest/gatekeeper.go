@@ -18,7 +18,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/statcan/daaas-guard/pkg/imagegate"
 	"github.com/statcan/daaas-guard/pkg/localenv"
@@ -97,32 +96,12 @@ func gatekeeper(ctx context.Context, o options, dir string, reviews [][]byte, ou
 		version = []byte("v3.23.1")
 	}
 	fmt.Printf("\n## OPA Gatekeeper %s on the same profile, reviews and pods\n", strings.TrimSpace(string(version)))
-	work, err := os.MkdirTemp("", "daaas-guard-loadtest-gatekeeper-")
+	cp, err := startControlPlane(ctx, o, crds, "gatekeeper-system")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(work)
-	env := &envtest.Environment{BinaryAssetsDirectory: o.controlBins, CRDDirectoryPaths: []string{crds}, ErrorIfCRDPathMissing: true}
-	cfg, err := env.Start()
-	if err != nil {
-		return fmt.Errorf("starting the control plane: %w", err)
-	}
-	defer func() { _ = env.Stop() }()
-	cl, err := client.New(cfg, client.Options{Scheme: webhook.Scheme()})
-	if err != nil {
-		return err
-	}
-	kubeconfig := filepath.Join(work, "kubeconfig")
-	if err := os.WriteFile(kubeconfig, env.KubeConfig, 0o600); err != nil {
-		return err
-	}
-	caPEM, err := localenv.WriteServingCert(work)
-	if err != nil {
-		return err
-	}
-	if err := cl.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "gatekeeper-system"}}); err != nil {
-		return err
-	}
+	defer cp.stop()
+	cfg, cl, kubeconfig, work, caPEM := cp.cfg, cp.cl, cp.kubeconfig, cp.work, cp.caPEM
 	if err := prepareReviewNamespaces(ctx, cl, o.profile, reviews); err != nil {
 		return err
 	}

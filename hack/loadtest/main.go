@@ -126,38 +126,13 @@ func fail(err error) {
 
 func run(o options) error {
 	ctx := context.Background()
-	work, err := os.MkdirTemp("", "daaas-guard-loadtest-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(work)
-
 	fmt.Printf("machine: %d CPUs (%s), %s\n", runtime.NumCPU(), cpuModel(), runtime.Version())
-	env := &envtest.Environment{
-		BinaryAssetsDirectory: o.controlBins,
-		CRDDirectoryPaths:     []string{"manifests/base/crds"},
-		ErrorIfCRDPathMissing: true,
-	}
-	cfg, err := env.Start()
-	if err != nil {
-		return fmt.Errorf("starting the control plane: %w", err)
-	}
-	defer func() { _ = env.Stop() }()
-	cl, err := client.New(cfg, client.Options{Scheme: webhook.Scheme()})
+	cp, err := startControlPlane(ctx, o, "manifests/base/crds", "daaas-guard")
 	if err != nil {
 		return err
 	}
-	kubeconfig := filepath.Join(work, "kubeconfig")
-	if err := os.WriteFile(kubeconfig, env.KubeConfig, 0o600); err != nil {
-		return err
-	}
-	caPEM, err := localenv.WriteServingCert(work)
-	if err != nil {
-		return err
-	}
-	if err := cl.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "daaas-guard"}}); err != nil {
-		return err
-	}
+	defer cp.stop()
+	cfg, cl, kubeconfig, work, caPEM := cp.cfg, cp.cl, cp.kubeconfig, cp.work, cp.caPEM
 
 	// The direct load posts its reviews round-robin, each again after
 	// every 223 requests, which the review cache would answer from
@@ -271,10 +246,59 @@ func run(o options) error {
 	// One control plane and one webhook at a time on the machine.
 	our.direct = results
 	wh.stop()
-	if err := env.Stop(); err != nil {
-		return err
-	}
+	cp.stop()
 	return gatekeeper(ctx, o, o.gatekeeper, reviews, our)
+}
+
+// controlPlane is a local kube-apiserver and etcd with what a webhook
+// under test needs: a kubeconfig and a serving certificate in work, and
+// its namespace.
+type controlPlane struct {
+	env              *envtest.Environment
+	cfg              *rest.Config
+	cl               client.Client
+	work, kubeconfig string
+	caPEM            []byte
+}
+
+func startControlPlane(ctx context.Context, o options, crds, namespace string) (_ *controlPlane, err error) {
+	cp := &controlPlane{}
+	if cp.work, err = os.MkdirTemp("", "daaas-guard-loadtest-"); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			cp.stop()
+		}
+	}()
+	cp.env = &envtest.Environment{BinaryAssetsDirectory: o.controlBins, CRDDirectoryPaths: []string{crds}, ErrorIfCRDPathMissing: true}
+	if cp.cfg, err = cp.env.Start(); err != nil {
+		cp.env = nil
+		return nil, fmt.Errorf("starting the control plane: %w", err)
+	}
+	if cp.cl, err = client.New(cp.cfg, client.Options{Scheme: webhook.Scheme()}); err != nil {
+		return nil, err
+	}
+	cp.kubeconfig = filepath.Join(cp.work, "kubeconfig")
+	if err = os.WriteFile(cp.kubeconfig, cp.env.KubeConfig, 0o600); err != nil {
+		return nil, err
+	}
+	if cp.caPEM, err = localenv.WriteServingCert(cp.work); err != nil {
+		return nil, err
+	}
+	if err = cp.cl.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}); err != nil {
+		return nil, err
+	}
+	return cp, nil
+}
+
+// stop stops the control plane (once) and removes its files.
+func (cp *controlPlane) stop() {
+	if cp.env != nil {
+		_ = cp.env.Stop()
+		cp.env = nil
+	}
+	_ = os.RemoveAll(cp.work)
 }
 
 // mutation measures the mutating webhook on a GPU+Vault pipeline pod:
