@@ -76,6 +76,10 @@ func (w *webhookProcess) decide(reviews [][]byte) ([]decision, error) {
 				d.code = s.Code
 			}
 			d.message = strings.Join(constraintLines(strings.Split(s.Message, "\n")), "\n")
+			// Denied by the image gate alone: the constraints admitted it.
+			if !d.allowed && d.message == "" && strings.HasPrefix(s.Message, imagegate.Source) {
+				d.allowed = true
+			}
 		}
 		d.warnings = constraintLines(r.Response.Warnings)
 		out[i] = d

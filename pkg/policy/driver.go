@@ -429,14 +429,14 @@ func (d *regoDriver) Query(ctx context.Context, _ string, constraints []*unstruc
 
 	d.mu.RLock()
 	defer d.mu.RUnlock()
-	// The VM evaluates what it can in one run; when the run fails, topdown
-	// evaluates every constraint, and a template's error is reported for
-	// its own constraints only.
 	// Each constraint's kind and name, read from its map once per review.
 	ids := make([][2]string, len(constraints))
 	for i, c := range constraints {
 		ids[i] = [2]string{c.GetKind(), c.GetName()}
 	}
+	// The VM evaluates what it can in one run; when the run fails, topdown
+	// evaluates every constraint, and a template's error is reported for
+	// its own constraints only.
 	var prog *vmProgram
 	var vmResults map[[2]string]violations
 	if d.useVM && !tracing {
