@@ -193,10 +193,11 @@ func rate(r loadResult) float64 { return float64(r.reviews) / r.elapsed.Seconds(
 // inventory has them (the profile namespace "alice" among them), with
 // their objects, and unlabelled where it has none.
 func prepareReviewNamespaces(ctx context.Context, cl client.Client, profile string, reviews [][]byte) error {
-	for _, ns := range append([]string{"alice"}, reviewNamespaces(reviews)...) {
-		if err := prepareNamespace(ctx, cl, profile, ns); err != nil {
-			return err
-		}
+	names := append([]string{"alice"}, reviewNamespaces(reviews)...)
+	if err := prepareNamespaces(ctx, cl, profile, names...); err != nil {
+		return err
+	}
+	for _, ns := range names {
 		if err := cl.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil && !apierrors.IsAlreadyExists(err) {
 			return err
 		}

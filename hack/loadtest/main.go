@@ -401,7 +401,7 @@ func mutation(ctx context.Context, o options, cfg *rest.Config, cl client.Client
 		r := wh.load(webhook.MutatePath, [][]byte{review}, c, o.duration/2)
 		fmt.Printf("direct to /v1/mutate, concurrency %-2d %s\n", c, r)
 	}
-	if err := prepareNamespace(ctx, cl, o.profile, ns); err != nil {
+	if err := prepareNamespaces(ctx, cl, o.profile, ns); err != nil {
 		return err
 	}
 	without, err := createLatency(ctx, cfg, tmpl, "plain", o.latencyPods, false)
@@ -925,17 +925,22 @@ func waitForCRD(ctx context.Context, cl client.Client, name string) error {
 	return fmt.Errorf("CRD %s was not established", name)
 }
 
-// prepareNamespace creates the profile namespace ns the pods go to, with
+// prepareNamespaces creates the profile namespaces the pods go to, with
 // the cluster state the profile's referential rules need (the inventory
-// fixture's objects in that namespace, where their kinds are served).
-func prepareNamespace(ctx context.Context, cl client.Client, profile, ns string) error {
+// fixture's objects in those namespaces, where their kinds are served),
+// in the fixture's order.
+func prepareNamespaces(ctx context.Context, cl client.Client, profile string, names ...string) error {
 	inv, err := eval.ReadManifests([]string{filepath.Join(profile, "workloads", "inventory.yaml")}, nil)
 	if err != nil {
 		return err
 	}
+	wanted := map[string]bool{}
+	for _, ns := range names {
+		wanted[ns] = true
+	}
 	for _, d := range inv {
 		u := d.Object
-		if u.GetNamespace() != ns && !(u.GetKind() == "Namespace" && u.GetName() == ns) {
+		if !wanted[u.GetNamespace()] && !(u.GetKind() == "Namespace" && wanted[u.GetName()]) {
 			continue
 		}
 		if err := cl.Create(ctx, u.DeepCopy()); err != nil && !apierrors.IsAlreadyExists(err) && !strings.Contains(err.Error(), "no matches for kind") {
