@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
@@ -267,21 +268,28 @@ func FuzzDecodeEvent(f *testing.F) {
 
 func TestFrameReader_SplitsEvents(t *testing.T) {
 	stream := `{"a":"}{\"","b":[{}]}` + "\n" + `  {"c":"\\"}{"d":{"e":"[\\\"]"}}` + "\r\n\t" + `{}`
-	f := &frameReader{r: bufio.NewReader(strings.NewReader(stream))}
-	var got []string
-	for {
-		raw, err := f.next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		got = append(got, string(raw))
-	}
 	want := []string{`{"a":"}{\"","b":[{}]}`, `{"c":"\\"}`, `{"d":{"e":"[\\\"]"}}`, `{}`}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("events (-want +got):\n%s", diff)
+	// Whole, and a byte at a time through the smallest buffer: events
+	// and escapes cut across what the reader has buffered.
+	for name, r := range map[string]*bufio.Reader{
+		"whole":     bufio.NewReader(strings.NewReader(stream)),
+		"byte-wise": bufio.NewReaderSize(iotest.OneByteReader(strings.NewReader(stream)), 16),
+	} {
+		f := &frameReader{r: r}
+		var got []string
+		for {
+			raw, err := f.next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, string(raw))
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("%s: events (-want +got):\n%s", name, diff)
+		}
 	}
 	for _, tc := range []struct{ stream, want string }{
 		{`{"a":1`, io.ErrUnexpectedEOF.Error()},
@@ -292,6 +300,43 @@ func TestFrameReader_SplitsEvents(t *testing.T) {
 			t.Errorf("%s: error %v, want %q", tc.stream, err, tc.want)
 		}
 	}
+}
+
+// A stream of JSON objects splits into the objects encoding/json reads
+// from it, however the reader's buffer cuts it.
+func FuzzFrameReader(f *testing.F) {
+	f.Add([]byte(`{"type":"ADDED","object":{"a":"}{\\\"","b":[{}],"c":"\\\\"}}` + "\n" + `{"d":"\u005c"}`))
+	f.Add([]byte(` {"a":[1,{"b":"]"}]}{}` + "\r\n"))
+	f.Fuzz(func(t *testing.T, stream []byte) {
+		var want []string
+		dec := json.NewDecoder(bytes.NewReader(stream))
+		for {
+			var raw json.RawMessage
+			if err := dec.Decode(&raw); err == io.EOF {
+				break
+			} else if err != nil || raw[0] != '{' {
+				return // not a stream of objects
+			}
+			want = append(want, string(raw))
+		}
+		for _, size := range []int{16, 4096} {
+			fr := &frameReader{r: bufio.NewReaderSize(iotest.HalfReader(bytes.NewReader(stream)), size)}
+			var got []string
+			for {
+				raw, err := fr.next()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatalf("buffer %d: %v", size, err)
+				}
+				got = append(got, string(raw))
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("buffer %d: events (-want +got):\n%s", size, diff)
+			}
+		}
+	})
 }
 
 // Against an HTTP server standing in for the API server: a page comes back
