@@ -394,7 +394,18 @@ func (d *regoDriver) remove(ctx context.Context, path storage.Path) error {
 // evaluation error becomes a result for the constraint, carrying the error,
 // so that a broken template fails closed, as in the stock driver.
 func (d *regoDriver) Query(ctx context.Context, _ string, constraints []*unstructured.Unstructured, review interface{}, opts ...reviews.ReviewOpt) (*drivers.QueryResponse, error) {
-	if len(constraints) == 0 {
+	ids := make([][2]string, len(constraints))
+	for i, c := range constraints {
+		ids[i] = [2]string{c.GetKind(), c.GetName()}
+	}
+	return d.queryIDs(ctx, ids, review, opts...)
+}
+
+// queryIDs is Query for the constraints of these kinds and names. The
+// engine keeps them with its constraints: reading them from each
+// constraint's map was 1.6% of the webhook's CPU while pods were created.
+func (d *regoDriver) queryIDs(ctx context.Context, ids [][2]string, review interface{}, opts ...reviews.ReviewOpt) (*drivers.QueryResponse, error) {
+	if len(ids) == 0 {
 		return nil, nil
 	}
 	cfg := reviews.ReviewCfg{}
@@ -429,11 +440,6 @@ func (d *regoDriver) Query(ctx context.Context, _ string, constraints []*unstruc
 
 	d.mu.RLock()
 	defer d.mu.RUnlock()
-	// Each constraint's kind and name, read from its map once per review.
-	ids := make([][2]string, len(constraints))
-	for i, c := range constraints {
-		ids[i] = [2]string{c.GetKind(), c.GetName()}
-	}
 	// The VM evaluates what it can in one run; when the run fails, topdown
 	// evaluates every constraint, and a template's error is reported for
 	// its own constraints only.

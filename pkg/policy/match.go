@@ -7,6 +7,7 @@ import (
 
 	apiconstraints "github.com/open-policy-agent/frameworks/constraint/pkg/apis/constraints"
 	constraintclient "github.com/open-policy-agent/frameworks/constraint/pkg/client"
+	"github.com/open-policy-agent/frameworks/constraint/pkg/client/drivers"
 	clienterrors "github.com/open-policy-agent/frameworks/constraint/pkg/client/errors"
 	"github.com/open-policy-agent/frameworks/constraint/pkg/client/reviews"
 	constraintlib "github.com/open-policy-agent/frameworks/constraint/pkg/core/constraints"
@@ -203,11 +204,21 @@ func (e *Engine) query(ctx context.Context, review interface{}, run []matched, r
 	resp := &types.Response{Target: target.Name}
 	var errs clienterrors.ErrorMap
 	if len(run) > 0 {
-		cs := make([]*unstructured.Unstructured, len(run))
-		for i, m := range run {
-			cs[i] = m.entry.obj
+		var qr *drivers.QueryResponse
+		var err error
+		if d, ok := e.driver.(*regoDriver); ok {
+			ids := make([][2]string, len(run))
+			for i, m := range run {
+				ids[i] = [2]string{m.entry.kind, m.entry.name}
+			}
+			qr, err = d.queryIDs(ctx, ids, review, opts...)
+		} else {
+			cs := make([]*unstructured.Unstructured, len(run))
+			for i, m := range run {
+				cs[i] = m.entry.obj
+			}
+			qr, err = e.driver.Query(ctx, target.Name, cs, review, opts...)
 		}
-		qr, err := e.driver.Query(ctx, target.Name, cs, review, opts...)
 		switch {
 		case err != nil:
 			byDriver := clienterrors.ErrorMap{}
