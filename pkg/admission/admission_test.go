@@ -314,10 +314,35 @@ func FuzzValidator(f *testing.F) {
 	})
 }
 
-type fakeImages struct{ denies, warns []string }
+type fakeImages struct {
+	denies, warns []string
+	// known records the metadata each call was given.
+	known *[]*metav1.ObjectMeta
+}
 
-func (f fakeImages) ReviewRequest(context.Context, admission.Request, *corev1.Namespace) ([]string, []string) {
+func (f fakeImages) ReviewRequest(_ context.Context, _ admission.Request, _ *corev1.Namespace, known *metav1.ObjectMeta) ([]string, []string) {
+	if f.known != nil {
+		*f.known = append(*f.known, known)
+	}
 	return f.denies, f.warns
+}
+
+// The image gate gets the object's labels and annotations from the
+// review's parse, and nothing when they are not all strings (it then
+// decodes the pod itself and names what is wrong).
+func TestValidator_ImageGateGetsTheParsedMetadata(t *testing.T) {
+	v := newValidator(t, constraint("w", "warn", ""))
+	var known []*metav1.ObjectMeta
+	v.cfg.Images = fakeImages{known: &known}
+	req := podRequest(t, "alice", false)
+	req.Object.Raw = []byte(`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","labels":{"app":"web"},"annotations":{"note":"x"}},"spec":{"containers":[{"name":"main","image":"x"}]}}`)
+	v.Handle(context.Background(), req)
+	req.Object.Raw = []byte(`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","labels":{"app":1}},"spec":{"containers":[{"name":"main","image":"x"}]}}`)
+	v.Handle(context.Background(), req)
+	want := []*metav1.ObjectMeta{{Labels: map[string]string{"app": "web"}, Annotations: map[string]string{"note": "x"}}, nil}
+	if diff := cmp.Diff(want, known); diff != "" {
+		t.Errorf("metadata given to the image gate (-want +got):\n%s", diff)
+	}
 }
 
 func TestValidator_ImageVerdictsJoinTheConstraints(t *testing.T) {

@@ -17,6 +17,7 @@ import (
 	"github.com/go-logr/logr"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
@@ -69,7 +70,9 @@ type ValidatorConfig struct {
 // only: it must never call the network on the admission path. Messages
 // carry their own source prefix.
 type ImageReviewer interface {
-	ReviewRequest(ctx context.Context, req admission.Request, ns *corev1.Namespace) (denies, warnings []string)
+	// known, when set, is the object's labels and annotations as the
+	// review parsed them.
+	ReviewRequest(ctx context.Context, req admission.Request, ns *corev1.Namespace, known *metav1.ObjectMeta) (denies, warnings []string)
 }
 
 // Validator is the validating admission handler.
@@ -165,7 +168,11 @@ func (v *Validator) Handle(ctx context.Context, req admission.Request) (resp adm
 	}
 	var imageDenies, imageWarns []string
 	if v.cfg.Images != nil {
-		imageDenies, imageWarns = v.cfg.Images.ReviewRequest(ctx, req, in.Namespace)
+		var known *metav1.ObjectMeta
+		if labels, annotations, ok := in.ObjectMetadata(); ok {
+			known = &metav1.ObjectMeta{Labels: labels, Annotations: annotations}
+		}
+		imageDenies, imageWarns = v.cfg.Images.ReviewRequest(ctx, req, in.Namespace, known)
 	}
 	return v.respond(req, result, err, imageDenies, imageWarns, &decision)
 }

@@ -1,8 +1,11 @@
 package imagegate
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -80,7 +83,7 @@ func TestReviewRequest(t *testing.T) {
 	g := New(Config{Verdicts: verdicts(), Now: func() time.Time { return now }})
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			denies, _ := g.ReviewRequest(context.Background(), tc.req, nil)
+			denies, _ := g.ReviewRequest(context.Background(), tc.req, nil, nil)
 			if got := len(denies) > 0; got != tc.denied {
 				t.Fatalf("denied = %v, want %v (%q)", got, tc.denied, denies)
 			}
@@ -95,9 +98,30 @@ func TestReviewRequest_MalformedObjectIsDeniedNamingIt(t *testing.T) {
 	g := New(Config{Verdicts: verdicts()})
 	req := request(t, admissionv1.Create, "", "Pod", nil, nil)
 	req.Object.Raw = []byte(`{"spec":{"containers":7}}`)
-	denies, _ := g.ReviewRequest(context.Background(), req, nil)
+	denies, _ := g.ReviewRequest(context.Background(), req, nil, nil)
 	if len(denies) != 1 || !strings.Contains(denies[0], "Pod alice/x: decoding the pod") {
 		t.Errorf("denies = %q", denies)
+	}
+}
+
+// With the object's metadata known (the review's parse), a pod it does not
+// make a pipeline pod is not decoded again; one it does is gated as usual.
+func TestReviewRequest_KnownMetadata(t *testing.T) {
+	g := New(Config{Verdicts: verdicts(), Now: func() time.Time { return now }})
+	malformed := request(t, admissionv1.Create, "", "Pod", nil, nil)
+	malformed.Object.Raw = []byte(`{"metadata":{"labels":{"workflows.argoproj.io/workflow":"w"}},"spec":{"containers":7}}`)
+	notebook := &metav1.ObjectMeta{Labels: map[string]string{"notebook-name": "nb"}}
+	if denies, _ := g.ReviewRequest(context.Background(), malformed, nil, notebook); len(denies) != 0 {
+		t.Errorf("not a pipeline pod by its known metadata, yet decoded: %q", denies)
+	}
+	argo := map[string]string{"workflows.argoproj.io/workflow": "wf"}
+	if denies, _ := g.ReviewRequest(context.Background(), malformed, nil, &metav1.ObjectMeta{Labels: argo}); len(denies) != 1 || !strings.Contains(denies[0], "decoding the pod") {
+		t.Errorf("a pipeline pod by its known metadata: denies %q, want the decoding error", denies)
+	}
+	vuln := request(t, admissionv1.Create, "", "Pod", pod(argo, repo+"@"+vulnDigest), nil)
+	kfp := &metav1.ObjectMeta{Labels: argo, Annotations: map[string]string{"pipelines.kubeflow.org/v2_component": "true"}}
+	if denies, _ := g.ReviewRequest(context.Background(), vuln, nil, kfp); len(denies) != 1 {
+		t.Errorf("pipeline pod on the vulnerable image, metadata known: denies %q", denies)
 	}
 }
 
@@ -119,7 +143,7 @@ func FuzzReviewRequest(f *testing.F) {
 		}
 		req := request(t, admissionv1.Create, group, kind, nil, nil)
 		req.Object.Raw = raw
-		denies, _ := g.ReviewRequest(context.Background(), req, nil)
+		denies, _ := g.ReviewRequest(context.Background(), req, nil, nil)
 		for _, d := range denies {
 			if !strings.HasPrefix(d, Source+" ") {
 				t.Fatalf("denial without its source: %q", d)
@@ -150,7 +174,41 @@ func BenchmarkReviewRequest(b *testing.B) {
 	b.Run("gate", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if d, _ := g.ReviewRequest(context.Background(), req, nil); len(d) != 1 {
+			if d, _ := g.ReviewRequest(context.Background(), req, nil, nil); len(d) != 1 {
+				b.Fatal(d)
+			}
+		}
+	})
+	// A notebook pod as the API server writes it, compacted as in an
+	// AdmissionReview: decoded by the gate, against passed on the
+	// metadata the review already parsed (the webhook's case).
+	raw, err := os.ReadFile(filepath.Join("..", "policy", "testdata", "bench", "notebook_pod_apiserver.json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, raw); err != nil {
+		b.Fatal(err)
+	}
+	notebook := request(b, admissionv1.Create, "", "Pod", nil, nil)
+	notebook.Object.Raw = compact.Bytes()
+	var p corev1.Pod
+	if err := json.Unmarshal(notebook.Object.Raw, &p); err != nil {
+		b.Fatal(err)
+	}
+	known := &metav1.ObjectMeta{Labels: p.Labels, Annotations: p.Annotations}
+	b.Run("notebook-decoded", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if d, _ := g.ReviewRequest(context.Background(), notebook, nil, nil); len(d) != 0 {
+				b.Fatal(d)
+			}
+		}
+	})
+	b.Run("notebook-known", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if d, _ := g.ReviewRequest(context.Background(), notebook, nil, known); len(d) != 0 {
 				b.Fatal(d)
 			}
 		}

@@ -50,6 +50,72 @@ type Request struct {
 	AdmissionRequest *admissionv1.AdmissionRequest
 	Namespace        *corev1.Namespace
 	Source           string
+
+	// reviewed is the review last built from this request: what was
+	// parsed for the policies serves its caller too (ObjectMetadata).
+	reviewed *Review
+}
+
+// ObjectMetadata returns the labels and annotations of the request's
+// object (the old object of a DELETE) as its review parsed them, so that
+// the caller need not decode the object again. ok is false until the
+// request has been reviewed, when it has no object, and when either is
+// not an object of strings (null is none).
+func (r *Request) ObjectMetadata() (labels, annotations map[string]string, ok bool) {
+	if r.reviewed == nil || r.reviewed.object == nil {
+		return nil, nil, false
+	}
+	obj, isObj := r.reviewed.object.(ast.Object)
+	if !isObj {
+		return nil, nil, false
+	}
+	var meta ast.Object
+	if t := obj.Get(ast.InternedTerm("metadata")); t != nil {
+		switch v := t.Value.(type) {
+		case ast.Object:
+			meta = v
+		case ast.Null:
+		default:
+			return nil, nil, false
+		}
+	}
+	if labels, ok = stringMap(meta, "labels"); !ok {
+		return nil, nil, false
+	}
+	if annotations, ok = stringMap(meta, "annotations"); !ok {
+		return nil, nil, false
+	}
+	return labels, annotations, true
+}
+
+// stringMap is obj[key] as a map of strings: nil when obj or the key is
+// missing or null, ok false when it is anything but an object of strings.
+func stringMap(obj ast.Object, key string) (map[string]string, bool) {
+	if obj == nil {
+		return nil, true
+	}
+	t := obj.Get(ast.InternedTerm(key))
+	if t == nil {
+		return nil, true
+	}
+	switch v := t.Value.(type) {
+	case ast.Null:
+		return nil, true
+	case ast.Object:
+		m := make(map[string]string, v.Len())
+		err := v.Iter(func(k, val *ast.Term) error {
+			ks, ok1 := k.Value.(ast.String)
+			vs, ok2 := val.Value.(ast.String)
+			if !ok1 || !ok2 {
+				return errNonStringLabel
+			}
+			m[string(ks)] = string(vs)
+			return nil
+		})
+		return m, err == nil
+	default:
+		return nil, false
+	}
 }
 
 // Object is a stored object reviewed outside admission (audit, CLI): it
@@ -164,6 +230,9 @@ func (t *Target) HandleReview(obj interface{}) (bool, interface{}, error) {
 	}
 	if err := r.prepare(); err != nil {
 		return false, nil, err
+	}
+	if in, ok := obj.(*Request); ok {
+		in.reviewed = r
 	}
 	return true, r, nil
 }

@@ -222,3 +222,43 @@ func TestValidateConstraint(t *testing.T) {
 		})
 	}
 }
+
+// ObjectMetadata gives what the review parsed, once there is a review.
+func TestRequest_ObjectMetadata(t *testing.T) {
+	for _, tc := range []struct {
+		name, object   string
+		labels, annots map[string]string
+		ok             bool
+	}{
+		{"labels and annotations", `{"metadata":{"labels":{"a":"1"},"annotations":{"b":"2"}}}`, map[string]string{"a": "1"}, map[string]string{"b": "2"}, true},
+		{"none", `{"metadata":{"name":"p"}}`, nil, nil, true},
+		{"null", `{"metadata":{"labels":null,"annotations":null}}`, nil, nil, true},
+		{"no metadata", `{"kind":"Pod"}`, nil, nil, true},
+		{"a label that is not a string", `{"metadata":{"labels":{"a":1}}}`, nil, nil, false},
+		{"annotations that are not an object", `{"metadata":{"annotations":"x"}}`, nil, nil, false},
+		{"metadata that is not an object", `{"metadata":[]}`, nil, nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := &Request{AdmissionRequest: &admissionv1.AdmissionRequest{
+				Kind: metav1.GroupVersionKind{Version: "v1", Kind: "Pod"}, Operation: admissionv1.Create,
+				Object: runtime.RawExtension{Raw: []byte(tc.object)},
+			}}
+			if _, _, ok := in.ObjectMetadata(); ok {
+				t.Fatal("metadata before any review")
+			}
+			if _, err := (&Target{}).NewReview(in); err != nil {
+				t.Fatal(err)
+			}
+			labels, annots, ok := in.ObjectMetadata()
+			if ok != tc.ok {
+				t.Fatalf("ok = %v, want %v", ok, tc.ok)
+			}
+			if diff := cmp.Diff(tc.labels, labels); diff != "" {
+				t.Errorf("labels (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tc.annots, annots); diff != "" {
+				t.Errorf("annotations (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
