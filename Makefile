@@ -89,6 +89,7 @@ fuzz:
 	$(GO) test ./pkg/admission -run '^$$' -fuzz '^FuzzValidator$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
 	$(GO) test ./pkg/admission -run '^$$' -fuzz '^FuzzServer$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
 	$(GO) test ./pkg/inventory -run '^$$' -fuzz '^FuzzDecodeEvent$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
+	$(GO) test ./pkg/inventory -run '^$$' -fuzz '^FuzzFrameReader$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
 	$(GO) test ./pkg/mutate -run '^$$' -fuzz '^FuzzHandler$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
 	$(GO) test ./pkg/imagegate -run '^$$' -fuzz '^FuzzReviewRequest$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
 	$(GO) test ./pkg/kubebench -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 5s
