@@ -9,7 +9,9 @@
 //     with no policies;
 //  2. apiserver: pods created through kube-apiserver per second, without
 //     and then with the webhook registered, in rounds that alternate the
-//     two within one run, and their ratio (the median round's);
+//     two within one run, and their ratio (the median round's); with the
+//     CPU per pod of the machine, the control plane and the webhook (also
+//     while unregistered, when it only syncs the pods);
 //  3. mutation: a GPU and Vault pipeline pod's mutation AdmissionReview
 //     posted to /v1/mutate (direct), and the latency of creating such pods
 //     through kube-apiserver one at a time, without and then with the
