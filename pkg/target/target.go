@@ -485,21 +485,9 @@ func matchObject(v ast.Value) match.Object {
 	} else {
 		group = "" // core group: apiVersion is just "v1"
 	}
-	var lbls map[string]string
-	if lo, ok := get(meta, "labels").(ast.Object); ok {
-		lbls = make(map[string]string, lo.Len())
-		err := lo.Iter(func(k, val *ast.Term) error {
-			ks, ok1 := k.Value.(ast.String)
-			vs, ok2 := val.Value.(ast.String)
-			if !ok1 || !ok2 {
-				return errNonStringLabel
-			}
-			lbls[string(ks)] = string(vs)
-			return nil
-		})
-		if err != nil {
-			lbls = nil
-		}
+	lbls, ok := stringMap(meta, "labels")
+	if !ok {
+		lbls = nil
 	}
 	return match.Object{
 		Group:        group,
