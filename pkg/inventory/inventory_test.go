@@ -275,17 +275,9 @@ func TestFrameReader_SplitsEvents(t *testing.T) {
 		"whole":     bufio.NewReader(strings.NewReader(stream)),
 		"byte-wise": bufio.NewReaderSize(iotest.OneByteReader(strings.NewReader(stream)), 16),
 	} {
-		f := &frameReader{r: r}
-		var got []string
-		for {
-			raw, err := f.next()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			got = append(got, string(raw))
+		got, err := frames(r)
+		if err != nil {
+			t.Fatal(err)
 		}
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("%s: events (-want +got):\n%s", name, diff)
@@ -299,6 +291,22 @@ func TestFrameReader_SplitsEvents(t *testing.T) {
 		if _, err := f.next(); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: error %v, want %q", tc.stream, err, tc.want)
 		}
+	}
+}
+
+// frames reads every event of the stream in r.
+func frames(r *bufio.Reader) ([]string, error) {
+	f := &frameReader{r: r}
+	var got []string
+	for {
+		raw, err := f.next()
+		if err == io.EOF {
+			return got, nil
+		}
+		if err != nil {
+			return got, err
+		}
+		got = append(got, string(raw))
 	}
 }
 
@@ -320,17 +328,9 @@ func FuzzFrameReader(f *testing.F) {
 			want = append(want, string(raw))
 		}
 		for _, size := range []int{16, 4096} {
-			fr := &frameReader{r: bufio.NewReaderSize(iotest.HalfReader(bytes.NewReader(stream)), size)}
-			var got []string
-			for {
-				raw, err := fr.next()
-				if err == io.EOF {
-					break
-				}
-				if err != nil {
-					t.Fatalf("buffer %d: %v", size, err)
-				}
-				got = append(got, string(raw))
+			got, err := frames(bufio.NewReaderSize(iotest.HalfReader(bytes.NewReader(stream)), size))
+			if err != nil {
+				t.Fatalf("buffer %d: %v", size, err)
 			}
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("buffer %d: events (-want +got):\n%s", size, diff)
