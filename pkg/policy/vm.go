@@ -535,7 +535,8 @@ func (o *astObject) child(ctx context.Context, key string, kt, t *ast.Term) (any
 		}
 	}
 	if kt == nil {
-		kt = ast.StringTerm(key)
+		// The keys templates look up are mostly Kubernetes field names.
+		kt = target.StringTerm(key)
 	}
 	if t == nil {
 		if t = o.obj.Get(kt); t == nil {

@@ -15,6 +15,15 @@ var internedJSONStrings = func() map[string]*ast.Term {
 	return m
 }()
 
+// StringTerm is s as a Rego string term, shared when it is one of the
+// strings Kubernetes objects repeat.
+func StringTerm(s string) *ast.Term {
+	if t, ok := internedJSONStrings[s]; ok {
+		return t
+	}
+	return ast.StringTerm(s)
+}
+
 var commonJSONStrings = []string{
 	// Object metadata and admission requests.
 	"apiVersion", "kind", "metadata", "name", "namespace", "generateName", "uid", "resourceVersion",
