@@ -326,6 +326,9 @@ func (d *regoDriver) RemoveTemplate(_ context.Context, ct *templates.ConstraintT
 type kindTerms struct {
 	kind  *ast.Term
 	names map[string]*ast.Term
+	// vmNames are the names as the VM's strings, which are immutable and
+	// so shared by every run (vmMatched).
+	vmNames map[string]fjson.File
 }
 
 // AddConstraint keeps the constraint's parameters as a Rego value.
@@ -350,11 +353,12 @@ func (d *regoDriver) AddConstraint(_ context.Context, constraint *unstructured.U
 		d.copies[kind] = map[string]*unstructured.Unstructured{}
 	}
 	if d.terms[kind] == nil {
-		d.terms[kind] = &kindTerms{kind: ast.StringTerm(kind), names: map[string]*ast.Term{}}
+		d.terms[kind] = &kindTerms{kind: ast.StringTerm(kind), names: map[string]*ast.Term{}, vmNames: map[string]fjson.File{}}
 	}
 	d.params[kind][name] = ast.NewTerm(v)
 	d.copies[kind][name] = copied
 	d.terms[kind].names[name] = ast.StringTerm(name)
+	d.terms[kind].vmNames[name] = fjson.NewString(name)
 	d.vmParams.Store(nil)
 	return nil
 }
@@ -367,6 +371,7 @@ func (d *regoDriver) RemoveConstraint(_ context.Context, constraint *unstructure
 	delete(d.copies[constraint.GetKind()], constraint.GetName())
 	if t := d.terms[constraint.GetKind()]; t != nil {
 		delete(t.names, constraint.GetName())
+		delete(t.vmNames, constraint.GetName())
 	}
 	d.vmParams.Store(nil)
 	return nil
@@ -601,19 +606,15 @@ func (d *regoDriver) paramsForVM(ctx context.Context) (*fjson.Json, error) {
 
 // vmReview runs the VM on the constraints its program evaluates.
 func (d *regoDriver) vmReview(ctx context.Context, prog *vmProgram, constraints [][2]string, reviewTerm *ast.Term, deferred []target.Deferred, txn storage.Transaction, cancel topdown.Cancel) (map[[2]string]violations, error) {
-	byKind := map[string][]*ast.Term{}
+	matched := vmMatched{}
 	for _, id := range constraints {
 		kind, name := id[0], id[1]
 		if prog.evaluates(kind, d.templates[kind]) && d.params[kind][name] != nil {
-			byKind[kind] = append(byKind[kind], d.terms[kind].names[name])
+			matched[kind] = append(matched[kind], d.terms[kind].vmNames[name])
 		}
 	}
-	if len(byKind) == 0 {
+	if len(matched) == 0 {
 		return nil, nil
-	}
-	matched := ast.NewObjectWithCapacity(len(byKind))
-	for kind, names := range byKind {
-		matched.Insert(d.terms[kind].kind, ast.ArrayTerm(names...))
 	}
 	params, err := d.paramsForVM(ctx)
 	if err != nil {
@@ -629,10 +630,10 @@ func (d *regoDriver) vmReview(ctx context.Context, prog *vmProgram, constraints 
 			return nil, err
 		}
 	}
-	if d.cache == nil || !prog.repeatable(byKind) {
+	if d.cache == nil || !prog.repeatable(matched) {
 		return d.vmRun(ctx, prog, *params, inventory, matched, reviewTerm, deferred, cancel, nil)
 	}
-	key := matchedKey(matched)
+	key := matched.key()
 	check := checker{review: reviewTerm.Value, inventory: inventory, deferred: deferred}
 	for _, run := range d.cache.candidates(prog, params, key) {
 		if check.repeats(run) {

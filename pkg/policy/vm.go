@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -106,7 +107,7 @@ type vmProgram struct {
 
 // repeatable reports whether a run of these kinds gives the same results
 // whenever it reads the same values.
-func (p *vmProgram) repeatable(kinds map[string][]*ast.Term) bool {
+func (p *vmProgram) repeatable(kinds vmMatched) bool {
 	for kind := range kinds {
 		if p.unrepeatable[kind] {
 			return false
@@ -178,7 +179,7 @@ func hookModule(kinds []string, messagesOnly bool) (*ast.Module, error) {
 	for _, k := range kinds {
 		if messagesOnly {
 			fmt.Fprintf(&b, `results contains [%[1]q, name, p[0], d] if {
-	some name in input.matched[%[1]q]
+	some name in data.matched[%[1]q]
 	vs := data.%[2]s[%[1]q].tpl.violation with input as data.input[%[1]q][name]
 	vs != set()
 	pairs := {[v.msg, object.get(v, "details", {})] | some v in vs}
@@ -191,7 +192,7 @@ func hookModule(kinds []string, messagesOnly bool) (*ast.Module, error) {
 			continue
 		}
 		fmt.Fprintf(&b, `results contains [%[1]q, name, r] if {
-	some name in input.matched[%[1]q]
+	some name in data.matched[%[1]q]
 	r := data.%[2]s[%[1]q].tpl.violation[_] with input as data.input[%[1]q][name]
 }
 
@@ -289,9 +290,8 @@ func (p *vmProgram) evaluates(kind string, t *preparedTemplate) bool {
 // details if the program returns messages only).
 // Reads of the review and of data.inventory are recorded in log, when
 // set.
-func (d *regoDriver) vmRun(ctx context.Context, p *vmProgram, params fjson.Json, inventory ast.Value, matched ast.Object, review *ast.Term, deferred []target.Deferred, cancel topdown.Cancel, log *readLog) (_ map[[2]string]violations, err error) {
-	var input interface{} = ast.NewObject(ast.Item(ast.InternedTerm("matched"), ast.NewTerm(matched)))
-	data := &vmData{params: params, inventory: inventory, log: log}
+func (d *regoDriver) vmRun(ctx context.Context, p *vmProgram, params fjson.Json, inventory ast.Value, matched vmMatched, review *ast.Term, deferred []target.Deferred, cancel topdown.Cancel, log *readLog) (_ map[[2]string]violations, err error) {
+	data := &vmData{params: params, inventory: inventory, matched: matched, log: log}
 	if data.review, err = fromASTDeferred(ctx, review.Value, deferred); err != nil {
 		return nil, err
 	}
@@ -308,7 +308,6 @@ func (d *regoDriver) vmRun(ctx context.Context, p *vmProgram, params fjson.Json,
 		p.vms.Put(machine)
 	}()
 	res, err := machine.WithDataNamespace(data).Eval(ctx, "eval", vm.EvalOpts{
-		Input:          &input,
 		Cache:          builtins.Cache{},
 		Seed:           rand.Reader,
 		Capabilities:   d.capabilities,
@@ -363,13 +362,16 @@ func (d *regoDriver) vmRun(ctx context.Context, p *vmProgram, params fjson.Json,
 }
 
 // vmData is the data document of a VM run: the referential data, read in
-// place from the store's Rego values as the program asks for them, and
-// each constraint's input (data.input[kind][name]: the review, read the
-// same way, and the constraint's parameters, converted when constraints
-// change). Templates can read no other data, so there is none.
+// place from the store's Rego values as the program asks for them, each
+// constraint's input (data.input[kind][name]: the review, read the same
+// way, and the constraint's parameters, converted when constraints
+// change), and the constraints the review matched (data.matched[kind]:
+// their names), which the hook walks. Templates can read no other data
+// (data.inventory only), so there is none.
 type vmData struct {
 	params    fjson.Json
 	inventory ast.Value
+	matched   vmMatched
 	// inventoryVM is inventory as the VM sees it, made on first use; like
 	// review, the parts templates read are converted once per run.
 	inventoryVM any
@@ -390,6 +392,8 @@ func (d *vmData) Get(ctx context.Context, key any) (any, bool, error) {
 		return v, err == nil, err
 	case "input":
 		return vmInputs{d}, true, nil
+	case "matched":
+		return d.matched, true, nil
 	}
 	return nil, false, nil
 }
@@ -404,8 +408,58 @@ func (d *vmData) Iter(ctx context.Context, f func(key, value any) (bool, error))
 	if stop, err := f(fjson.NewString("input"), vmInputs{d}); stop || err != nil {
 		return err
 	}
-	_, err = f(fjson.NewString("inventory"), inventory)
+	if stop, err := f(fjson.NewString("inventory"), inventory); stop || err != nil {
+		return err
+	}
+	_, err = f(fjson.NewString("matched"), d.matched)
 	return err
+}
+
+// vmMatched is data.matched: by kind, the names of the constraints a run
+// evaluates, as the VM's strings, made once per constraint (kindTerms). It
+// was the run's input, which the VM converted whole on every run.
+type vmMatched map[string][]fjson.File
+
+var _ vm.IterableObject = vmMatched(nil)
+
+func (m vmMatched) Get(_ context.Context, key any) (any, bool, error) {
+	names, ok := m[keyString(key)]
+	if !ok {
+		return nil, false, nil
+	}
+	return fjson.NewArray(names, len(names)), true, nil
+}
+
+func (m vmMatched) Iter(ctx context.Context, f func(key, value any) (bool, error)) error {
+	for _, kind := range slices.Sorted(maps.Keys(m)) {
+		v, _, _ := m.Get(ctx, fjson.NewString(kind))
+		if stop, err := f(fjson.NewString(kind), v); stop || err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// key names the set: kinds and names, sorted (the engine lists them in no
+// particular order, and the hook's results are a set), as the review cache
+// keys runs.
+func (m vmMatched) key() string {
+	var b strings.Builder
+	for _, kind := range slices.Sorted(maps.Keys(m)) {
+		b.WriteString(kind)
+		b.WriteByte(0)
+		names := make([]string, len(m[kind]))
+		for i, n := range m[kind] {
+			names[i] = n.(*fjson.String).Value()
+		}
+		slices.Sort(names)
+		for _, n := range names {
+			b.WriteString(n)
+			b.WriteByte(1)
+		}
+		b.WriteByte(0)
+	}
+	return b.String()
 }
 
 func (d *vmData) inventoryForVM(ctx context.Context) (any, error) {

@@ -2,7 +2,6 @@ package policy
 
 import (
 	"slices"
-	"strings"
 	"sync"
 
 	fjson "github.com/open-policy-agent/eopa/pkg/json"
@@ -173,28 +172,6 @@ func (c *reviewCache) add(prog *vmProgram, params *fjson.Json, key string, run *
 		c.size -= len(c.runs[oldest])
 		delete(c.runs, oldest)
 	}
-}
-
-// matchedKey names a set of matched constraints: kinds and names, sorted
-// (the hook's input lists them in no particular order, and its results
-// are a set).
-func matchedKey(matched ast.Object) string {
-	var b strings.Builder
-	for _, k := range matched.Keys() {
-		b.WriteString(string(k.Value.(ast.String)))
-		b.WriteByte(0)
-		var names []string
-		if arr, ok := matched.Get(k).Value.(*ast.Array); ok {
-			arr.Foreach(func(n *ast.Term) { names = append(names, string(n.Value.(ast.String))) })
-		}
-		slices.Sort(names)
-		for _, n := range names {
-			b.WriteString(n)
-			b.WriteByte(1)
-		}
-		b.WriteByte(0)
-	}
-	return b.String()
 }
 
 // checker checks runs against one review, reusing its buffers.
