@@ -148,20 +148,35 @@ func Compile(m Match) (*Matcher, error) {
 // in Gatekeeper's order, so that when several could fail, the same one
 // decides (and the same error is reported).
 func (c *Matcher) Matches(t *Target) (bool, error) {
-	checks := [...]func(*Target) (bool, error){
-		c.kinds, c.scope, c.namespaces, c.excludedNamespaces,
-		c.labels, c.namespaceLabels, c.name, c.source,
+	// Called directly, not through a table of functions: t then stays on
+	// the caller's stack (an engine matches every review against every
+	// constraint).
+	ok, err := c.kinds(t)
+	if ok && err == nil {
+		ok, err = c.scope(t)
 	}
-	for _, check := range checks {
-		ok, err := check(t)
-		if err != nil {
-			return false, fmt.Errorf("%w: %w", ErrMatch, err)
-		}
-		if !ok {
-			return false, nil
-		}
+	if ok && err == nil {
+		ok, err = c.namespaces(t)
 	}
-	return true, nil
+	if ok && err == nil {
+		ok, err = c.excludedNamespaces(t)
+	}
+	if ok && err == nil {
+		ok, err = c.labels(t)
+	}
+	if ok && err == nil {
+		ok, err = c.namespaceLabels(t)
+	}
+	if ok && err == nil {
+		ok, err = c.name(t)
+	}
+	if ok && err == nil {
+		ok, err = c.source(t)
+	}
+	if err != nil {
+		return false, fmt.Errorf("%w: %w", ErrMatch, err)
+	}
+	return ok, nil
 }
 
 func (c *Matcher) kinds(t *Target) (bool, error) {
