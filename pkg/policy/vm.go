@@ -291,7 +291,12 @@ func (p *vmProgram) evaluates(kind string, t *preparedTemplate) bool {
 // Reads of the review and of data.inventory are recorded in log, when
 // set.
 func (d *regoDriver) vmRun(ctx context.Context, p *vmProgram, params fjson.Json, inventory ast.Value, matched vmMatched, review *ast.Term, deferred []target.Deferred, cancel topdown.Cancel, log *readLog) (_ map[[2]string]violations, err error) {
-	data := &vmData{params: params, inventory: inventory, matched: matched, log: log}
+	n := 0
+	for _, names := range matched {
+		n += len(names)
+	}
+	data := &vmData{params: params, inventory: inventory, matched: matched, log: log,
+		kindInputs: make([]vmKindInputs, 0, len(matched)), inputs: make([]vmInput, 0, n)}
 	if data.review, err = fromASTDeferred(ctx, review.Value, deferred); err != nil {
 		return nil, err
 	}
@@ -381,6 +386,9 @@ type vmData struct {
 	review any
 	// log records the run's reads of review and inventory (may be nil).
 	log *readLog
+	// kindInputs and inputs back the views of data.input the run reads.
+	kindInputs []vmKindInputs
+	inputs     []vmInput
 }
 
 var _ vm.IterableObject = (*vmData)(nil)
@@ -489,12 +497,12 @@ func (in vmInputs) Get(ctx context.Context, key any) (any, bool, error) {
 	if !ok || err != nil {
 		return nil, false, err
 	}
-	return vmKindInputs{d: in.d, byName: byName}, true, nil
+	return in.d.kindInput(byName), true, nil
 }
 
 func (in vmInputs) Iter(ctx context.Context, f func(key, value any) (bool, error)) error {
 	return (&vm.DataOperations{}).Iter(ctx, in.d.params, func(k, byName any) (bool, error) {
-		return f(k, vmKindInputs{d: in.d, byName: byName})
+		return f(k, in.d.kindInput(byName))
 	})
 }
 
@@ -503,20 +511,34 @@ type vmKindInputs struct {
 	byName any
 }
 
-var _ vm.IterableObject = vmKindInputs{}
+var _ vm.IterableObject = (*vmKindInputs)(nil)
 
-func (in vmKindInputs) Get(ctx context.Context, key any) (any, bool, error) {
+func (in *vmKindInputs) Get(ctx context.Context, key any) (any, bool, error) {
 	params, ok, err := (&vm.DataOperations{}).Get(ctx, in.byName, key)
 	if !ok || err != nil {
 		return nil, false, err
 	}
-	return &vmInput{review: in.d.review, params: params}, true, nil
+	return in.d.input(params), true, nil
 }
 
-func (in vmKindInputs) Iter(ctx context.Context, f func(key, value any) (bool, error)) error {
+func (in *vmKindInputs) Iter(ctx context.Context, f func(key, value any) (bool, error)) error {
 	return (&vm.DataOperations{}).Iter(ctx, in.byName, func(k, params any) (bool, error) {
-		return f(k, &vmInput{review: in.d.review, params: params})
+		return f(k, in.d.input(params))
 	})
+}
+
+// kindInput and input hand out the run's views of data.input from slices
+// sized to the constraints it evaluates: one allocation per run, where
+// there were two per constraint. (An append that outgrows a slice leaves
+// the views already handed out where they are.)
+func (d *vmData) kindInput(byName any) *vmKindInputs {
+	d.kindInputs = append(d.kindInputs, vmKindInputs{d: d, byName: byName})
+	return &d.kindInputs[len(d.kindInputs)-1]
+}
+
+func (d *vmData) input(params any) *vmInput {
+	d.inputs = append(d.inputs, vmInput{review: d.review, params: params})
+	return &d.inputs[len(d.inputs)-1]
 }
 
 // vmInput is one constraint's input: {"review": ..., "parameters": ...}.
