@@ -321,6 +321,40 @@ func (d *regoDriver) RemoveTemplate(_ context.Context, ct *templates.ConstraintT
 	return nil
 }
 
+// vmMatched lists, by kind, the constraints the program evaluates. The
+// names share one array, sorted by kind: a slice per kind was an
+// allocation per kind and review. The caller holds d.mu for reading.
+func (d *regoDriver) vmMatched(prog *vmProgram, constraints [][2]string) vmMatched {
+	sel := make([][2]string, 0, len(constraints))
+	kinds := 0
+	for _, id := range constraints {
+		kind, name := id[0], id[1]
+		if prog.evaluates(kind, d.templates[kind]) && d.params[kind][name] != nil {
+			sel = append(sel, id)
+		}
+	}
+	if len(sel) == 0 {
+		return nil
+	}
+	slices.SortFunc(sel, func(a, b [2]string) int { return strings.Compare(a[0], b[0]) })
+	for i := range sel {
+		if i == 0 || sel[i][0] != sel[i-1][0] {
+			kinds++
+		}
+	}
+	names := make([]fjson.File, len(sel))
+	matched := make(vmMatched, kinds)
+	start := 0
+	for i, id := range sel {
+		names[i] = d.terms[id[0]].vmNames[id[1]]
+		if i+1 == len(sel) || sel[i+1][0] != id[0] {
+			matched[id[0]] = names[start : i+1 : i+1]
+			start = i + 1
+		}
+	}
+	return matched
+}
+
 // kindTerms are a constraint kind and its constraints' names as Rego
 // strings.
 type kindTerms struct {
@@ -606,13 +640,7 @@ func (d *regoDriver) paramsForVM(ctx context.Context) (*fjson.Json, error) {
 
 // vmReview runs the VM on the constraints its program evaluates.
 func (d *regoDriver) vmReview(ctx context.Context, prog *vmProgram, constraints [][2]string, reviewTerm *ast.Term, deferred []target.Deferred, txn storage.Transaction, cancel topdown.Cancel) (map[[2]string]violations, error) {
-	matched := vmMatched{}
-	for _, id := range constraints {
-		kind, name := id[0], id[1]
-		if prog.evaluates(kind, d.templates[kind]) && d.params[kind][name] != nil {
-			matched[kind] = append(matched[kind], d.terms[kind].vmNames[name])
-		}
-	}
+	matched := d.vmMatched(prog, constraints)
 	if len(matched) == 0 {
 		return nil, nil
 	}
