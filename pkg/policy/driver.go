@@ -745,12 +745,15 @@ func toResult(c *unstructured.Unstructured, v violation, withDetails bool) (*typ
 	if !ok {
 		return nil, fmt.Errorf("extracting message binding: %s %q: msg is not a string", c.GetKind(), c.GetName())
 	}
-	var details interface{}
-	if withDetails {
-		var err error
-		if details, err = ast.JSON(v.details.Value); err != nil {
-			return nil, fmt.Errorf("extracting details: %s %q: %v", c.GetKind(), c.GetName(), err)
-		}
+	if !withDetails {
+		// Nothing reads a metadata without details (policy.Result's
+		// Details is nil either way): a map per violation was an
+		// allocation per violation.
+		return &types.Result{Msg: string(msg), Constraint: c}, nil
+	}
+	details, err := ast.JSON(v.details.Value)
+	if err != nil {
+		return nil, fmt.Errorf("extracting details: %s %q: %v", c.GetKind(), c.GetName(), err)
 	}
 	return &types.Result{
 		Msg:        string(msg),
