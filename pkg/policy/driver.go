@@ -67,11 +67,11 @@ type regoDriver struct {
 	// its results share: reviews would otherwise copy it for every review
 	// it has results in (by kind, then name).
 	copies map[string]map[string]*unstructured.Unstructured
-	// terms are each constraint kind and name as Rego strings, made when
-	// the constraint is added: every review lists its matched constraints
-	// for the VM (vmReview), and making them there was about 4% of a
-	// review's allocations.
-	terms map[string]*kindTerms
+	// names are each constraint's name as the VM's string, made when the
+	// constraint is added: every review lists its matched constraints for
+	// the VM (vmMatched), and making them there was about 4% of a
+	// review's allocations. By kind, then name.
+	names map[string]map[string]fjson.File
 	store storage.Store
 
 	capabilities *ast.Capabilities
@@ -141,7 +141,7 @@ func newRegoDriver(o options) (*regoDriver, error) {
 		templates:    map[string]*preparedTemplate{},
 		params:       map[string]map[string]*ast.Term{},
 		copies:       map[string]map[string]*unstructured.Unstructured{},
-		terms:        map[string]*kindTerms{},
+		names:        map[string]map[string]fjson.File{},
 		store:        store,
 		capabilities: caps,
 		tracing:      o.tracing,
@@ -314,7 +314,7 @@ func (d *regoDriver) RemoveTemplate(_ context.Context, ct *templates.ConstraintT
 	delete(d.templates, kind)
 	delete(d.params, kind)
 	delete(d.copies, kind)
-	delete(d.terms, kind)
+	delete(d.names, kind)
 	d.vmParams.Store(nil)
 	d.mu.Unlock()
 	d.buildSoon()
@@ -346,23 +346,13 @@ func (d *regoDriver) vmMatched(prog *vmProgram, constraints [][2]string) vmMatch
 	matched := make(vmMatched, kinds)
 	start := 0
 	for i, id := range sel {
-		names[i] = d.terms[id[0]].vmNames[id[1]]
+		names[i] = d.names[id[0]][id[1]]
 		if i+1 == len(sel) || sel[i+1][0] != id[0] {
 			matched[id[0]] = names[start : i+1 : i+1]
 			start = i + 1
 		}
 	}
 	return matched
-}
-
-// kindTerms are a constraint kind and its constraints' names as Rego
-// strings.
-type kindTerms struct {
-	kind  *ast.Term
-	names map[string]*ast.Term
-	// vmNames are the names as the VM's strings, which are immutable and
-	// so shared by every run (vmMatched).
-	vmNames map[string]fjson.File
 }
 
 // AddConstraint keeps the constraint's parameters as a Rego value.
@@ -386,13 +376,13 @@ func (d *regoDriver) AddConstraint(_ context.Context, constraint *unstructured.U
 		d.params[kind] = map[string]*ast.Term{}
 		d.copies[kind] = map[string]*unstructured.Unstructured{}
 	}
-	if d.terms[kind] == nil {
-		d.terms[kind] = &kindTerms{kind: ast.StringTerm(kind), names: map[string]*ast.Term{}, vmNames: map[string]fjson.File{}}
+	if d.names[kind] == nil {
+		d.names[kind] = map[string]fjson.File{}
 	}
 	d.params[kind][name] = ast.NewTerm(v)
 	d.copies[kind][name] = copied
-	d.terms[kind].names[name] = ast.StringTerm(name)
-	d.terms[kind].vmNames[name] = fjson.NewString(name)
+	// The VM's strings are immutable, so every run shares them.
+	d.names[kind][name] = fjson.NewString(name)
 	d.vmParams.Store(nil)
 	return nil
 }
@@ -403,10 +393,7 @@ func (d *regoDriver) RemoveConstraint(_ context.Context, constraint *unstructure
 	defer d.mu.Unlock()
 	delete(d.params[constraint.GetKind()], constraint.GetName())
 	delete(d.copies[constraint.GetKind()], constraint.GetName())
-	if t := d.terms[constraint.GetKind()]; t != nil {
-		delete(t.names, constraint.GetName())
-		delete(t.vmNames, constraint.GetName())
-	}
+	delete(d.names[constraint.GetKind()], constraint.GetName())
 	d.vmParams.Store(nil)
 	return nil
 }

@@ -424,8 +424,9 @@ func (d *vmData) Iter(ctx context.Context, f func(key, value any) (bool, error))
 }
 
 // vmMatched is data.matched: by kind, the names of the constraints a run
-// evaluates, as the VM's strings, made once per constraint (kindTerms). It
-// was the run's input, which the VM converted whole on every run.
+// evaluates, as the VM's strings, made once per constraint (the driver's
+// names). It was the run's input, which the VM converted whole on every
+// run.
 type vmMatched map[string][]fjson.File
 
 var _ vm.IterableObject = vmMatched(nil)
