@@ -22,9 +22,8 @@
 //     hack/gatekeeper/build.sh, on a control plane of its own with the same
 //     profile, namespaces, reviews and pods: first each review's answer
 //     against ours (the image gate's lines aside; the first differences
-//     are printed whole), then
-//     the direct load and the pod creation rounds, with their ratios to
-//     ours from the same run. The targets were set against Gatekeeper on
+//     are printed whole), then the direct load and the pod creation
+//     rounds, with their ratios to ours from the same run. The targets were set against Gatekeeper on
 //     this machine class, whose speed drifts from one run to the next.
 //
 // `make bench` runs it; docs/performance.md records the results.
