@@ -58,9 +58,10 @@ type Request struct {
 
 // ObjectMetadata returns the labels and annotations of the request's
 // object (the old object of a DELETE) as its review parsed them, so that
-// the caller need not decode the object again. ok is false until the
-// request has been reviewed, when it has no object, and when either is
-// not an object of strings (null is none).
+// the caller need not decode the object again; the labels are matching's,
+// shared, not to be modified. ok is false until the request has been
+// reviewed, when it has no object, and when either is not an object of
+// strings (null is none).
 func (r *Request) ObjectMetadata() (labels, annotations map[string]string, ok bool) {
 	if r.reviewed == nil || r.reviewed.object == nil {
 		return nil, nil, false
@@ -79,9 +80,10 @@ func (r *Request) ObjectMetadata() (labels, annotations map[string]string, ok bo
 			return nil, nil, false
 		}
 	}
-	if labels, ok = stringMap(meta, "labels"); !ok {
+	if !r.reviewed.objectLabelsOK {
 		return nil, nil, false
 	}
+	labels = r.reviewed.targets[0].Object.Labels // the object's target comes first
 	if annotations, ok = stringMap(meta, "annotations"); !ok {
 		return nil, nil, false
 	}
@@ -293,6 +295,9 @@ type Review struct {
 	// reads it.
 	object, oldObject             ast.Value
 	objectFields, oldObjectFields []byte
+	// objectLabelsOK says that the object's labels, in its match target,
+	// are all strings: matching reads any others as none.
+	objectLabelsOK bool
 	// namespaceValue is the Namespace as a Rego value, when the caller
 	// has it already (SetNamespaceValue).
 	namespaceValue ast.Value
@@ -332,7 +337,8 @@ func (r *Review) prepare() error {
 		if r.object, r.objectFields, err = ParseJSONDeferring(r.Object.Raw, managedFields...); err != nil {
 			return fmt.Errorf("%w: %s %q: object: %w", ErrReview, r.Kind.Kind, r.Name, err)
 		}
-		r.targets = append(r.targets, r.matchTarget(r.object))
+		t, labelsOK := r.matchTarget(r.object)
+		r.targets, r.objectLabelsOK = append(r.targets, t), labelsOK
 	}
 	if r.OldObject.Raw != nil {
 		if r.Operation == admissionv1.Delete {
@@ -342,13 +348,17 @@ func (r *Review) prepare() error {
 		if r.oldObject, r.oldObjectFields, err = ParseJSONDeferring(r.OldObject.Raw, managedFields...); err != nil {
 			return fmt.Errorf("%w: %s %q: oldObject: %w", ErrReview, r.Kind.Kind, r.Name, err)
 		}
-		r.targets = append(r.targets, r.matchTarget(r.oldObject))
+		t, _ := r.matchTarget(r.oldObject)
+		r.targets = append(r.targets, t)
 	}
 	return nil
 }
 
-func (r *Review) matchTarget(v ast.Value) match.Target {
-	return match.Target{Object: matchObject(v), Namespace: r.namespace, Source: r.source}
+// matchTarget is v as matching sees it, and whether its labels were all
+// strings.
+func (r *Review) matchTarget(v ast.Value) (match.Target, bool) {
+	obj, labelsOK := matchObject(v)
+	return match.Target{Object: obj, Namespace: r.namespace, Source: r.source}, labelsOK
 }
 
 // Value is the review as policies see it, input.review: the admission
@@ -462,8 +472,9 @@ func WithNamespace(review ast.Object, ns map[string]interface{}) (*ast.Term, err
 
 // matchObject reads the parts of an object that matching looks at. It is
 // lenient in the way unstructured accessors are: a field of the wrong type
-// reads as empty, and labels with a non-string value read as no labels.
-func matchObject(v ast.Value) match.Object {
+// reads as empty, and labels with a non-string value read as no labels
+// (labelsOK false).
+func matchObject(v ast.Value) (_ match.Object, labelsOK bool) {
 	obj, _ := v.(ast.Object)
 	get := func(o ast.Object, key string) ast.Value {
 		if o == nil {
@@ -485,8 +496,8 @@ func matchObject(v ast.Value) match.Object {
 	} else {
 		group = "" // core group: apiVersion is just "v1"
 	}
-	lbls, ok := stringMap(meta, "labels")
-	if !ok {
+	lbls, labelsOK := stringMap(meta, "labels")
+	if !labelsOK {
 		lbls = nil
 	}
 	return match.Object{
@@ -496,7 +507,7 @@ func matchObject(v ast.Value) match.Object {
 		GenerateName: str(meta, "generateName"),
 		Namespace:    str(meta, "namespace"),
 		Labels:       lbls,
-	}
+	}, labelsOK
 }
 
 var errNonStringLabel = errors.New("label value is not a string")

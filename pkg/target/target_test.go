@@ -111,7 +111,7 @@ func TestMatchObject_IsLenientLikeUnstructured(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			o := matchObject(v)
+			o, _ := matchObject(v)
 			if diff := cmp.Diff(tc.want, o.Labels); diff != "" {
 				t.Errorf("labels (-want +got):\n%s", diff)
 			}
@@ -124,7 +124,7 @@ func TestMatchObject_IsLenientLikeUnstructured(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := matchObject(v)
+	o, _ := matchObject(v)
 	if o.Group != "apps" || o.Name != "d" || o.GenerateName != "d-" {
 		t.Errorf("got %+v", o)
 	}
