@@ -74,6 +74,14 @@ func (r *ConstraintReconciler) Watch(ctx context.Context, kind string) error {
 	return nil
 }
 
+// watching reports whether constraints of the kind are watched, so that
+// each of them is loaded.
+func (r *ConstraintReconciler) watching(kind string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.watched[kind]
+}
+
 // Reconcile adds, updates or removes one constraint.
 func (r *ConstraintReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	kind, name := req.Namespace, req.Name

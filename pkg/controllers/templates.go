@@ -80,7 +80,7 @@ func (r *TemplateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	if err != nil {
 		log.Info("template cannot be used", "error", err.Error())
 		r.Metrics.templateResult(req.Name, false)
-		r.Tracker.observe(templateKey(req.Name))
+		r.unusable(req.Name, u.GetGeneration())
 		if r.ReadOnly {
 			return ctrl.Result{}, nil
 		}
@@ -95,11 +95,11 @@ func (r *TemplateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	}
 
 	if r.ReadOnly {
-		return r.watchWhenServed(ctx, req.Name, t.Kind, log)
+		return r.watchWhenServed(ctx, req.Name, u.GetGeneration(), t.Kind, log)
 	}
 	crd, err := r.Engine.CRD(ctx, t)
 	if err != nil {
-		r.Tracker.observe(templateKey(req.Name))
+		r.unusable(req.Name, u.GetGeneration())
 		return ctrl.Result{}, r.writeStatus(ctx, u, false, templateErrors(err))
 	}
 	crd.OwnerReferences = []metav1.OwnerReference{{
@@ -123,7 +123,7 @@ func (r *TemplateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		return ctrl.Result{}, err
 	}
 	r.Metrics.templateResult(req.Name, true)
-	r.Tracker.observe(templateKey(req.Name))
+	r.Tracker.templateProcessed(req.Name, u.GetGeneration(), t.Kind)
 	log.V(1).Info("template loaded", "kind", t.Kind)
 	return ctrl.Result{}, r.writeStatus(ctx, u, true, nil)
 }
@@ -132,9 +132,9 @@ func (r *TemplateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 // as loaded once compiled (readiness must not wait for a webhook that may
 // be down), and its constraints are watched once the webhook's CRD is
 // established; until then it is checked again every few seconds.
-func (r *TemplateReconciler) watchWhenServed(ctx context.Context, name, kind string, log logr.Logger) (ctrl.Result, error) {
+func (r *TemplateReconciler) watchWhenServed(ctx context.Context, name string, generation int64, kind string, log logr.Logger) (ctrl.Result, error) {
 	r.Metrics.templateResult(name, true)
-	r.Tracker.observe(templateKey(name))
+	r.Tracker.templateProcessed(name, generation, kind)
 	established, err := r.established(ctx, strings.ToLower(kind)+".constraints.gatekeeper.sh")
 	if err != nil {
 		return ctrl.Result{}, err
@@ -144,6 +144,20 @@ func (r *TemplateReconciler) watchWhenServed(ctx context.Context, name, kind str
 		return ctrl.Result{RequeueAfter: 2 * time.Second}, nil
 	}
 	return ctrl.Result{}, r.Constraints.Watch(ctx, kind)
+}
+
+// unusable tells the tracker that the current version of a template cannot
+// be used. Its constraints are still loaded if an earlier version of it is
+// in the engine with their kind watched; otherwise they never will be, and
+// readiness must stop waiting for them.
+func (r *TemplateReconciler) unusable(name string, generation int64) {
+	r.mu.Lock()
+	kind := r.kinds[name]
+	r.mu.Unlock()
+	if kind != "" && !r.Constraints.watching(kind) {
+		kind = ""
+	}
+	r.Tracker.templateProcessed(name, generation, kind)
 }
 
 func (r *TemplateReconciler) established(ctx context.Context, name string) (bool, error) {
@@ -170,7 +184,7 @@ func (r *TemplateReconciler) remove(ctx context.Context, name string, log logr.L
 	kind, known := r.kinds[name]
 	delete(r.kinds, name)
 	r.mu.Unlock()
-	r.Tracker.observe(templateKey(name))
+	r.Tracker.templateRemoved(name)
 	r.Metrics.templateGone(name)
 	if !known {
 		return nil

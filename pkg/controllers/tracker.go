@@ -8,10 +8,12 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"math"
 	"net/http"
 	"sort"
 	"sync"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -34,16 +36,50 @@ func ConstraintGVK(kind string) schema.GroupVersionKind {
 // its status). Gatekeeper users have met
 // constraints that exist but are not yet enforced after a restart; readiness
 // closes that window.
+//
+// Constraints are only loaded once their template is, so the tracker also
+// keeps, per template, the constraints it expects for it and what the
+// template reconciler made of the template: when the template cannot be
+// compiled (or is gone, or now defines another kind), its constraints can
+// never be loaded and stop holding readiness back. Gatekeeper's readiness
+// tracker cancels a failing template's expectations for the same reason
+// (github.com/open-policy-agent/gatekeeper, pkg/readiness).
 type Tracker struct {
 	mu        sync.Mutex
 	populated bool
 	pending   map[string]bool
 	seen      map[string]bool
+	listings  map[string]templateListing // template name -> constraints Populate expects for it
+	outcomes  map[string]templateOutcome // template name -> last processed version, until populated
+}
+
+// templateListing is a template as Populate listed it, with the keys of
+// its constraints that readiness waits for.
+type templateListing struct {
+	generation int64
+	kind       string
+	keys       []string
+}
+
+// templateOutcome is the kind whose constraints the engine loads for a
+// template after the reconciler processed the given generation; kind is
+// empty when none can be loaded.
+type templateOutcome struct {
+	generation int64
+	kind       string
+}
+
+// voids reports whether, as far as the outcome knows, the listed
+// constraints will never be loaded. An outcome older than the listing says
+// nothing about it: the listed version is still to be processed.
+func (o templateOutcome) voids(l templateListing) bool {
+	return o.generation >= l.generation && o.kind != l.kind
 }
 
 // NewTracker returns a tracker that is not ready until Populate has run.
 func NewTracker() *Tracker {
-	return &Tracker{pending: map[string]bool{}, seen: map[string]bool{}}
+	return &Tracker{pending: map[string]bool{}, seen: map[string]bool{},
+		listings: map[string]templateListing{}, outcomes: map[string]templateOutcome{}}
 }
 
 func templateKey(name string) string             { return "template/" + name }
@@ -54,10 +90,8 @@ func dataKey(gvk schema.GroupVersionKind) string { return "data/" + gvk.String()
 const configKey = "config"
 
 // expect adds a key to wait for, unless it was already observed (the
-// controllers may be faster than the start-up listing).
+// controllers may be faster than the start-up listing). t.mu must be held.
 func (t *Tracker) expect(key string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
 	if !t.seen[key] {
 		t.pending[key] = true
 	}
@@ -67,8 +101,44 @@ func (t *Tracker) expect(key string) {
 func (t *Tracker) observe(key string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.observeLocked(key)
+}
+
+func (t *Tracker) observeLocked(key string) {
 	t.seen[key] = true
 	delete(t.pending, key)
+}
+
+// templateProcessed observes a template the reconciler has processed at
+// generation. kind is the constraint kind the engine loads for the
+// template from then on, or "" when there is none (the template cannot be
+// compiled, and no earlier version of it is loaded). Expected constraints
+// of any other kind are released: they can never be loaded, so waiting
+// for them would keep the replica unready for good, and the template's
+// status already says why.
+func (t *Tracker) templateProcessed(name string, generation int64, kind string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.observeLocked(templateKey(name))
+	o := templateOutcome{generation: generation, kind: kind}
+	if !t.populated {
+		t.outcomes[name] = o // Populate has yet to weigh its listing against it
+	}
+	if l, ok := t.listings[name]; ok && o.voids(l) {
+		for _, k := range l.keys {
+			delete(t.pending, k)
+		}
+		delete(t.listings, name)
+	}
+}
+
+// templateRemoved observes a deleted template and releases its
+// constraints, which go with its CRD. The outcome outranks any generation
+// so that a Populate that listed the template just before it was deleted
+// does not expect them either; a template created again under the name
+// records its own outcome once reconciled.
+func (t *Tracker) templateRemoved(name string) {
+	t.templateProcessed(name, math.MaxInt64, "")
 }
 
 // Ready reports whether start-up has been listed and all of it processed.
@@ -97,12 +167,15 @@ func (t *Tracker) Check() healthz.Checker {
 		if t.Ready() {
 			return nil
 		}
+		t.mu.Lock()
+		populated := t.populated
+		t.mu.Unlock()
+		if !populated {
+			return fmt.Errorf("listing policies present at start-up")
+		}
 		p := t.Pending()
 		if len(p) > 5 {
 			p = append(p[:5], fmt.Sprintf("and %d more", len(p)-5))
-		}
-		if !t.populated {
-			return fmt.Errorf("listing policies present at start-up")
 		}
 		return fmt.Errorf("loading %v", p)
 	}
@@ -110,14 +183,19 @@ func (t *Tracker) Check() healthz.Checker {
 
 // Populate lists, straight from the API server, the templates, their
 // constraints and the Config's synced kinds, and expects each of them.
+// Nothing is expected unless every listing succeeds, so that the caller
+// can simply call it again after an error.
 func (t *Tracker) Populate(ctx context.Context, reader client.Reader, namespace string) error {
 	templates := &unstructured.UnstructuredList{}
 	templates.SetGroupVersionKind(TemplateGVK.GroupVersion().WithKind("ConstraintTemplateList"))
 	if err := reader.List(ctx, templates); err != nil {
 		return fmt.Errorf("listing ConstraintTemplates: %w", err)
 	}
+	var keys []string
+	listings := map[string]templateListing{}
 	for _, tmpl := range templates.Items {
-		t.expect(templateKey(tmpl.GetName()))
+		name := tmpl.GetName()
+		keys = append(keys, templateKey(name))
 		kind, _, _ := unstructured.NestedString(tmpl.Object, "spec", "crd", "spec", "names", "kind")
 		if kind == "" {
 			continue
@@ -125,24 +203,45 @@ func (t *Tracker) Populate(ctx context.Context, reader client.Reader, namespace 
 		list := &unstructured.UnstructuredList{}
 		list.SetGroupVersionKind(ConstraintGVK(kind + "List"))
 		if err := reader.List(ctx, list); err != nil {
-			continue // the CRD does not exist yet: no constraints can
+			if isNoMatch(err) || apierrors.IsNotFound(err) {
+				continue // the kind is not served yet, so none of its constraints exist
+			}
+			// Skipping the kind would report ready before its constraints
+			// are loaded.
+			return fmt.Errorf("listing the %s constraints of ConstraintTemplate %s: %w", kind, name, err)
 		}
+		l := templateListing{generation: tmpl.GetGeneration(), kind: kind}
 		for _, c := range list.Items {
-			t.expect(constraintKey(kind, c.GetName()))
+			l.keys = append(l.keys, constraintKey(kind, c.GetName()))
 		}
+		listings[name] = l
 	}
 	cfg := &configv1alpha1.Config{}
 	err := reader.Get(ctx, client.ObjectKey{Namespace: namespace, Name: configv1alpha1.ConfigName}, cfg)
 	if err == nil {
-		t.expect(configKey)
+		keys = append(keys, configKey)
 		for _, g := range cfg.Spec.Sync.SyncOnly {
-			t.expect(dataKey(schema.GroupVersionKind{Group: g.Group, Version: g.Version, Kind: g.Kind}))
+			keys = append(keys, dataKey(schema.GroupVersionKind{Group: g.Group, Version: g.Version, Kind: g.Kind}))
 		}
 	} else if client.IgnoreNotFound(err) != nil && !isNoMatch(err) {
 		return fmt.Errorf("reading Config %s/%s: %w", namespace, configv1alpha1.ConfigName, err)
 	}
+
 	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, k := range keys {
+		t.expect(k)
+	}
+	for name, l := range listings {
+		if o, ok := t.outcomes[name]; ok && o.voids(l) {
+			continue // the reconciler got there first: these cannot be loaded
+		}
+		t.listings[name] = l
+		for _, k := range l.keys {
+			t.expect(k)
+		}
+	}
 	t.populated = true
-	t.mu.Unlock()
+	clear(t.outcomes) // later outcomes are weighed against the listings as they come
 	return nil
 }
