@@ -118,9 +118,9 @@ func (v *Validator) Handle(ctx context.Context, req admission.Request) (resp adm
 		decision = DecisionExempt
 		return admission.Allowed("daaas-guard does not review its own requests")
 	}
-	if v.cfg.Exemptions.Exempt(req.Namespace) {
+	if ns := reviewedNamespace(req); v.cfg.Exemptions.Exempt(ns) {
 		decision = DecisionExempt
-		return admission.Allowed(fmt.Sprintf("namespace %q is exempt", req.Namespace))
+		return admission.Allowed(fmt.Sprintf("namespace %q is exempt", ns))
 	}
 	if v.cfg.Ready != nil && !v.cfg.Ready() {
 		decision = DecisionError
@@ -175,6 +175,17 @@ func (v *Validator) Handle(ctx context.Context, req admission.Request) (resp adm
 		imageDenies, imageWarns = v.cfg.Images.ReviewRequest(ctx, req, in.Namespace, known)
 	}
 	return v.respond(req, result, err, imageDenies, imageWarns, &decision)
+}
+
+// reviewedNamespace is the namespace a request belongs to for exemptions:
+// a Namespace object belongs to itself (its creation comes without a
+// namespace), so an excluded namespace's own object is excluded too, as
+// in the audit and in Gatekeeper's process excluder.
+func reviewedNamespace(req admission.Request) string {
+	if req.Kind.Group == "" && req.Kind.Kind == "Namespace" {
+		return req.Name
+	}
+	return req.Namespace
 }
 
 // takeSlot takes an evaluation slot, waiting until ctx ends, and records

@@ -150,6 +150,16 @@ func podCreate(ns string) ctrladmission.Request {
 	}}
 }
 
+func namespaceCreate(name string) ctrladmission.Request {
+	raw := fmt.Sprintf(`{"apiVersion":"v1","kind":"Namespace","metadata":{"name":%q}}`, name)
+	return ctrladmission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
+		UID: "1", Kind: metav1.GroupVersionKind{Version: "v1", Kind: "Namespace"}, Name: name,
+		Resource:  metav1.GroupVersionResource{Version: "v1", Resource: "namespaces"},
+		Operation: admissionv1.Create, Object: runtime.RawExtension{Raw: []byte(raw)},
+		UserInfo: authenticationv1.UserInfo{Username: "alice@statcan.gc.ca"},
+	}}
+}
+
 // counter reads one series of a counter vector.
 func counter(t *testing.T, m *admission.Metrics, op, kind, decision string) float64 {
 	t.Helper()
@@ -242,10 +252,13 @@ func TestValidator_EvaluationDeadline(t *testing.T) {
 // Config reconciler as the webhook wires it (default process).
 func TestValidator_ConfigExcludedNamespaces(t *testing.T) {
 	tests := []struct {
-		name       string
-		match      []configv1alpha1.MatchEntry
-		namespace  string
-		wantExempt bool
+		name      string
+		match     []configv1alpha1.MatchEntry
+		namespace string
+		// namespaceObject sends the creation of the Namespace itself,
+		// which the API server sends without a namespace.
+		namespaceObject bool
+		wantExempt      bool
 	}{
 		{
 			name:       "excluded for the webhook",
@@ -320,6 +333,19 @@ func TestValidator_ConfigExcludedNamespaces(t *testing.T) {
 			namespace: "team-x",
 		},
 		{
+			name:            "an excluded namespace's own object",
+			match:           []configv1alpha1.MatchEntry{{ExcludedNamespaces: []string{"kube-*"}, Processes: []string{"webhook"}}},
+			namespace:       "kube-extra",
+			namespaceObject: true,
+			wantExempt:      true,
+		},
+		{
+			name:            "a Namespace that is not excluded",
+			match:           []configv1alpha1.MatchEntry{{ExcludedNamespaces: []string{"kube-*"}, Processes: []string{"webhook"}}},
+			namespace:       "team-x",
+			namespaceObject: true,
+		},
+		{
 			name:       "own namespace excluded for audit only",
 			match:      []configv1alpha1.MatchEntry{{ExcludedNamespaces: []string{ownNamespace}, Processes: []string{"audit"}}},
 			namespace:  ownNamespace,
@@ -353,7 +379,11 @@ func TestValidator_ConfigExcludedNamespaces(t *testing.T) {
 			metrics := admission.NewMetrics(prometheus.NewRegistry())
 			v := buildValidator(t, admission.ValidatorConfig{Exemptions: exemptions, Metrics: metrics},
 				denyAllTemplate, denyAllConstraint)
-			resp := v.Handle(ctx, podCreate(tc.namespace))
+			req, kind := podCreate(tc.namespace), "Pod"
+			if tc.namespaceObject {
+				req, kind = namespaceCreate(tc.namespace), "Namespace"
+			}
+			resp := v.Handle(ctx, req)
 
 			wantDecision, wantEvaluations, wantMsg := admission.DecisionDeny, uint64(1), "[deny-all] evaluated"
 			if tc.wantExempt {
@@ -368,7 +398,7 @@ func TestValidator_ConfigExcludedNamespaces(t *testing.T) {
 			if n := evaluations(t, metrics); n != wantEvaluations {
 				t.Errorf("engine evaluations = %d, want %d", n, wantEvaluations)
 			}
-			if n := counter(t, metrics, "CREATE", "Pod", wantDecision); n != 1 {
+			if n := counter(t, metrics, "CREATE", kind, wantDecision); n != 1 {
 				t.Errorf("requests recorded as %q: %v, want 1", wantDecision, n)
 			}
 		})
