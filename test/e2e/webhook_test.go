@@ -21,6 +21,8 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	schedulingv1 "k8s.io/api/scheduling/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -607,15 +609,38 @@ violation[{"msg": msg}] {
 		}
 	})
 
-	t.Run("with the webhook stopped, the API server fails closed as configured", func(t *testing.T) {
+	t.Run("with the webhook stopped, namespaced objects fail closed and cluster-scoped ones open", func(t *testing.T) {
 		c.stopWebhook(t)
-		err := user.Create(ctx, pod("alice", "while-down", false))
-		if err == nil || !strings.Contains(err.Error(), `failed calling webhook "validation.guard.statcan.gc.ca"`) {
-			t.Errorf("with the webhook down, pod creation returned %v; want a webhook call failure", err)
+		// In a user namespace, every kind is rejected.
+		for _, obj := range []client.Object{
+			pod("alice", "while-down", false),
+			&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "while-down", Namespace: "alice"}},
+		} {
+			err := user.Create(ctx, obj)
+			if err == nil || !strings.Contains(err.Error(), `failed calling webhook "validation.guard.statcan.gc.ca"`) {
+				t.Errorf("with the webhook down, creating %T returned %v; want a webhook call failure", obj, err)
+			}
 		}
 		// System namespaces are excluded, so the cluster can recover.
 		if err := c.client.Create(ctx, pod("kube-system", "recovery", false)); err != nil {
 			t.Errorf("kube-system is blocked while the webhook is down: %v", err)
+		}
+		// The namespaceSelector lets cluster-scoped objects through (a
+		// Namespace is matched by its own labels, and this one is not
+		// excluded): only their entry's failurePolicy Ignore keeps them
+		// (RBAC, scheduling, namespaces, nodes, CRDs) from being blocked.
+		for _, obj := range []client.Object{
+			&rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "e2e-while-down"}},
+			&schedulingv1.PriorityClass{ObjectMeta: metav1.ObjectMeta{Name: "e2e-while-down"}, Value: 1000},
+			&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "e2e-while-down"}},
+		} {
+			if err := user.Create(ctx, obj); err != nil {
+				t.Errorf("with the webhook down, creating %T was blocked: %v", obj, err)
+				continue
+			}
+			if err := c.client.Delete(ctx, obj); err != nil {
+				t.Error(err)
+			}
 		}
 	})
 
