@@ -23,7 +23,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	schedulingv1 "k8s.io/api/scheduling/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -607,6 +609,93 @@ violation[{"msg": msg}] {
 		if err := user.Create(ctx, deploy); err != nil {
 			t.Errorf("a compliant Deployment was denied: %v", err)
 		}
+	})
+
+	t.Run("deleting a template with a live constraint removes its CRD and constraint and stops enforcement", func(t *testing.T) {
+		namespace(t, c.client, "erin", nil)
+		// Denies labelled Pods and PriorityClasses: the PriorityClass also
+		// shows that cluster-scoped objects are reviewed, by the webhook
+		// entry that fails open, while the webhook answers.
+		tmpl := &unstructured.Unstructured{Object: map[string]interface{}{
+			"apiVersion": "templates.gatekeeper.sh/v1",
+			"kind":       "ConstraintTemplate",
+			"metadata":   map[string]interface{}{"name": "e2edoomed"},
+			"spec": map[string]interface{}{
+				"crd": map[string]interface{}{"spec": map[string]interface{}{"names": map[string]interface{}{"kind": "E2EDoomed"}}},
+				"targets": []interface{}{map[string]interface{}{
+					"target": "admission.k8s.gatekeeper.sh",
+					"rego": `package e2edoomed
+
+violation[{"msg": msg}] {
+  input.review.object.metadata.labels["e2e-doomed"] == "true"
+  msg := sprintf("%v %v is doomed", [input.review.kind.kind, input.review.object.metadata.name])
+}
+`,
+				}},
+			},
+		}}
+		apply(t, c.client, tmpl)
+		constraint := constraintFor("E2EDoomed", "doomed", "deny")
+		_ = unstructured.SetNestedSlice(constraint.Object, []interface{}{
+			map[string]interface{}{"apiGroups": []interface{}{""}, "kinds": []interface{}{"Pod"}},
+			map[string]interface{}{"apiGroups": []interface{}{"scheduling.k8s.io"}, "kinds": []interface{}{"PriorityClass"}},
+		}, "spec", "match", "kinds")
+		eventually(t, 10*time.Second, func() error { return c.client.Create(ctx, constraint.DeepCopy()) })
+
+		doomedPod := pod("erin", "doomed", false)
+		doomedPod.Labels = map[string]string{"e2e-doomed": "true"}
+		doomedClass := &schedulingv1.PriorityClass{
+			ObjectMeta: metav1.ObjectMeta{Name: "e2e-doomed", Labels: map[string]string{"e2e-doomed": "true"}},
+			Value:      1000,
+		}
+		// Dry runs: the webhook reviews them (sideEffects: None) and
+		// nothing is left to clean up.
+		denied := func(obj client.Object, webhook, msg string) func() error {
+			return func() error {
+				err := user.Create(ctx, obj.DeepCopyObject().(client.Object), client.DryRunAll)
+				if err == nil {
+					return fmt.Errorf("%s admitted", obj.GetName())
+				}
+				if !strings.Contains(err.Error(), `admission webhook "`+webhook+`" denied the request`) || !strings.Contains(err.Error(), msg) {
+					return fmt.Errorf("%s denied otherwise: %v", obj.GetName(), err)
+				}
+				return nil
+			}
+		}
+		eventually(t, 5*time.Second, denied(doomedPod, "validation.guard.statcan.gc.ca", "[doomed] Pod doomed is doomed"))
+		eventually(t, 5*time.Second, denied(doomedClass, "cluster.validation.guard.statcan.gc.ca", "[doomed] PriorityClass e2e-doomed is doomed"))
+
+		crd := &apiextensionsv1.CustomResourceDefinition{}
+		if err := c.client.Get(ctx, client.ObjectKey{Name: "e2edoomed.constraints.gatekeeper.sh"}, crd); err != nil {
+			t.Fatal(err)
+		}
+		// The garbage collector's fallback, should no replica be running
+		// when the template goes (envtest runs no garbage collector, so
+		// what follows is the controller's own doing).
+		if refs := crd.OwnerReferences; len(refs) != 1 || refs[0].Kind != "ConstraintTemplate" || refs[0].Name != "e2edoomed" {
+			t.Errorf("CRD owner references %+v, want the template", refs)
+		}
+
+		if err := c.client.Delete(ctx, tmpl); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 15*time.Second, func() error {
+			if err := c.client.Get(ctx, client.ObjectKeyFromObject(crd), crd); !apierrors.IsNotFound(err) {
+				return fmt.Errorf("constraint CRD still there (%v)", err)
+			}
+			// With its CRD gone the kind is not served: not found either way.
+			err := c.client.Get(ctx, client.ObjectKey{Name: "doomed"}, constraint.DeepCopy())
+			if !apierrors.IsNotFound(err) && !meta.IsNoMatchError(err) {
+				return fmt.Errorf("constraint still there (%v)", err)
+			}
+			if err := user.Create(ctx, doomedPod.DeepCopy(), client.DryRunAll); err != nil {
+				return fmt.Errorf("pod still denied: %v", err)
+			}
+			if err := user.Create(ctx, doomedClass.DeepCopy(), client.DryRunAll); err != nil {
+				return fmt.Errorf("PriorityClass still denied: %v", err)
+			}
+			return nil
+		})
 	})
 
 	t.Run("with the webhook stopped, namespaced objects fail closed and cluster-scoped ones open", func(t *testing.T) {
