@@ -112,8 +112,8 @@ func pod(ns, name string, privileged bool) *corev1.Pod {
 
 func ptr[T any](v T) *T { return &v }
 
-// counterValue reads one series from the metrics endpoint at addr.
-func counterValue(t *testing.T, addr, series string) float64 {
+// scrape reads the metrics endpoint at addr.
+func scrape(t *testing.T, addr string) string {
 	t.Helper()
 	resp, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {
@@ -124,17 +124,34 @@ func counterValue(t *testing.T, addr, series string) float64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, line := range strings.Split(string(body), "\n") {
-		if v, ok := strings.CutPrefix(line, series+" "); ok {
-			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+	return string(body)
+}
+
+// seriesValue finds one series in a scrape; ok is false when it is absent
+// (a labelled series appears only once something set it).
+func seriesValue(t *testing.T, body, series string) (v float64, ok bool) {
+	t.Helper()
+	for _, line := range strings.Split(body, "\n") {
+		if s, found := strings.CutPrefix(line, series+" "); found {
+			f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
 			if err != nil {
 				t.Fatalf("%s: %v", line, err)
 			}
-			return f
+			return f, true
 		}
 	}
-	t.Fatalf("/metrics lacks %s", series)
-	return 0
+	return 0, false
+}
+
+// counterValue reads one series from the metrics endpoint at addr, which
+// must expose it.
+func counterValue(t *testing.T, addr, series string) float64 {
+	t.Helper()
+	v, ok := seriesValue(t, scrape(t, addr), series)
+	if !ok {
+		t.Fatalf("/metrics lacks %s", series)
+	}
+	return v
 }
 
 // apply creates an object, replacing one left by an earlier run.
@@ -318,6 +335,8 @@ func TestWebhook(t *testing.T) {
 		src["rego"] = strings.Replace(src["rego"].(string), "package pspprivilegedcontainer", "package pspbroken", 1)
 		src["rego"] = strings.Replace(src["rego"].(string), "c.securityContext.privileged == true", "undefined_function(c)", 1)
 		_ = unstructured.SetNestedSlice(bad.Object, code, "spec", "targets")
+		const loadErrors = `daaas_guard_load_errors_total{resource="template"}`
+		before, _ := seriesValue(t, scrape(t, c.metrics), loadErrors) // absent until the first error
 		apply(t, c.client, bad)
 		eventually(t, 5*time.Second, func() error {
 			u := readObject(t, "policies/pod-security-policy/privileged-containers/template.yaml")
@@ -337,6 +356,10 @@ func TestWebhook(t *testing.T) {
 			}
 			return fmt.Errorf("status = %v", u.Object["status"])
 		})
+		// The error is counted before the status is written.
+		if after, _ := seriesValue(t, scrape(t, c.metrics), loadErrors); after <= before {
+			t.Errorf("%s went from %v to %v", loadErrors, before, after)
+		}
 		if err := user.Create(ctx, pod("alice", "still-denied", true)); err == nil {
 			t.Error("after a broken template, privileged pods are admitted")
 		}
@@ -376,19 +399,41 @@ func TestWebhook(t *testing.T) {
 	})
 
 	t.Run("metrics are exposed", func(t *testing.T) {
-		resp, err := http.Get("http://" + c.metrics + "/metrics")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
+		// A constraint the engine cannot load (a scoped action without its
+		// scopedEnforcementActions, which the CRD schema lets through) is
+		// counted as an error and a load error.
+		const constraintErrors = `daaas_guard_load_errors_total{resource="constraint"}`
+		before, _ := seriesValue(t, scrape(t, c.metrics), constraintErrors)
+		broken := constraintFor("PSPPrivilegedContainer", "scoped-without-actions", "scoped", "alice")
+		apply(t, c.client, broken)
+		defer func() {
+			if err := c.client.Delete(ctx, broken); err != nil {
+				t.Error(err)
+			}
+		}()
+		eventually(t, 5*time.Second, func() error {
+			body := scrape(t, c.metrics)
+			if v, _ := seriesValue(t, body, `daaas_guard_constraints{status="error"}`); v < 1 {
+				return fmt.Errorf(`daaas_guard_constraints{status="error"} is %v`, v)
+			}
+			if v, _ := seriesValue(t, body, constraintErrors); v <= before {
+				return fmt.Errorf("%s went from %v to %v", constraintErrors, before, v)
+			}
+			return nil
+		})
+
+		body := scrape(t, c.metrics)
 		for _, series := range []string{
 			`daaas_guard_admission_requests_total{decision="deny",kind="Pod",operation="CREATE"}`,
+			// The latency buckets run from 1 ms to 10 s.
 			`daaas_guard_admission_request_duration_seconds_bucket{decision="allow",kind="Pod",operation="CREATE",le="0.001"}`,
+			`daaas_guard_admission_request_duration_seconds_bucket{decision="allow",kind="Pod",operation="CREATE",le="10"}`,
+			`daaas_guard_violations_total{action="deny",constraint="no-privileged",constraint_kind="PSPPrivilegedContainer"}`,
 			`daaas_guard_violations_total{action="warn",constraint="warn-bob",constraint_kind="PSPPrivilegedContainer"}`,
 			`daaas_guard_violations_total{action="dryrun",constraint="dryrun-carol",constraint_kind="PSPPrivilegedContainer"}`,
 			`daaas_guard_constraint_templates{status="loaded"} 1`,
 			`daaas_guard_constraint_templates{status="error"} 1`,
+			`daaas_guard_load_errors_total{resource="template"}`,
 			`daaas_guard_constraints{status="enforced"}`,
 			`daaas_guard_admission_in_flight_requests`,
 			`daaas_guard_admission_slot_wait_seconds_bucket{le="0"}`,
@@ -396,9 +441,18 @@ func TestWebhook(t *testing.T) {
 			`daaas_guard_engine_constraint_evaluations_total{evaluator="vm"}`,
 			`daaas_guard_engine_review_cache_total{result="hit"}`,
 		} {
-			if !strings.Contains(string(body), series) {
+			if !strings.Contains(body, series) {
 				t.Errorf("/metrics lacks %s", series)
 			}
+		}
+		// The admitted pods above are counted in the 10 s bucket, and each
+		// denial by no-privileged (at least root-shell, the three replicas
+		// and still-denied) as a deny violation.
+		if v, _ := seriesValue(t, body, `daaas_guard_admission_request_duration_seconds_bucket{decision="allow",kind="Pod",operation="CREATE",le="10"}`); v < 1 {
+			t.Errorf("10 s bucket of admitted pods: %v", v)
+		}
+		if v, _ := seriesValue(t, body, `daaas_guard_violations_total{action="deny",constraint="no-privileged",constraint_kind="PSPPrivilegedContainer"}`); v < 5 {
+			t.Errorf("no-privileged denials counted: %v, want at least 5", v)
 		}
 	})
 
