@@ -132,10 +132,17 @@ docker-build:
 kind-up:
 	kind create cluster --name $(KIND_CLUSTER) --config kind-config.yaml
 
-deploy: docker-build
+# deploy installs the suite, then the profile in the order the API server
+# needs: constraint kinds are served only once the webhook has created their
+# CRDs from the templates, so the webhook must be up, and every template
+# created (status.created), before the constraints are applied.
+deploy: docker-build build
 	kind load docker-image --name $(KIND_CLUSTER) $(IMAGE_PREFIX)/webhook:$(IMAGE_TAG) $(IMAGE_PREFIX)/scanner:$(IMAGE_TAG)
 	$(BIN)/guardctl eval -p policies/profiles/daaas manifests/overlays/kind
 	kubectl apply --server-side -k manifests/overlays/kind
+	kubectl -n daaas-guard rollout status deployment/daaas-guard-webhook --timeout=5m
+	kubectl apply --server-side -k hack/deploy/daaas-templates
+	kubectl wait --for=jsonpath='{.status.created}'=true constrainttemplates --all --timeout=5m
 	kubectl apply --server-side -k policies/profiles/daaas
 
 clean:
