@@ -754,10 +754,13 @@ violation[{"msg": msg}] {
 
 	t.Run("with the webhook stopped, namespaced objects fail closed and cluster-scoped ones open", func(t *testing.T) {
 		c.stopWebhook(t)
-		// In a user namespace, every kind is rejected.
+		// In a user namespace, every kind is rejected, and so is a
+		// Namespace that is not a system one (its labels are what
+		// namespace-based policies read).
 		for _, obj := range []client.Object{
 			pod("alice", "while-down", false),
 			&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "while-down", Namespace: "alice"}},
+			&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "e2e-while-down"}},
 		} {
 			err := user.Create(ctx, obj)
 			if err == nil || !strings.Contains(err.Error(), `failed calling webhook "validation.guard.statcan.gc.ca"`) {
@@ -768,14 +771,12 @@ violation[{"msg": msg}] {
 		if err := c.client.Create(ctx, pod("kube-system", "recovery", false)); err != nil {
 			t.Errorf("kube-system is blocked while the webhook is down: %v", err)
 		}
-		// The namespaceSelector lets cluster-scoped objects through (a
-		// Namespace is matched by its own labels, and this one is not
-		// excluded): only their entry's failurePolicy Ignore keeps them
-		// (RBAC, scheduling, namespaces, nodes, CRDs) from being blocked.
+		// The namespaceSelector does not apply to other cluster-scoped
+		// objects: only their entry's failurePolicy Ignore keeps them
+		// (RBAC, scheduling, nodes, CRDs) from being blocked.
 		for _, obj := range []client.Object{
 			&rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "e2e-while-down"}},
 			&schedulingv1.PriorityClass{ObjectMeta: metav1.ObjectMeta{Name: "e2e-while-down"}, Value: 1000},
-			&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "e2e-while-down"}},
 		} {
 			if err := user.Create(ctx, obj); err != nil {
 				t.Errorf("with the webhook down, creating %T was blocked: %v", obj, err)
