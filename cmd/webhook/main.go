@@ -50,7 +50,9 @@ func main() {
 	flag.StringVar(&cfg.HealthAddr, "health-addr", ":8081", "address of /healthz and /readyz")
 	flag.StringVar(&cfg.MetricsAddr, "metrics-addr", ":8080", "address of /metrics (0 disables)")
 	flag.StringVar(&cfg.PprofAddr, "pprof-addr", "", "address of Go's /debug/pprof profiling endpoints, e.g. 127.0.0.1:6060 (empty: off)")
-	flag.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", 25*time.Second, "time in-flight reviews get to finish on shutdown")
+	drain := &serving.Drain{}
+	flag.DurationVar(&drain.Delay, "shutdown-delay", 10*time.Second, "time the webhook keeps answering reviews after SIGTERM while reporting not ready, as the API server may send them until the Service drops the pod (0: stop at once; a second signal ends the delay)")
+	flag.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", 25*time.Second, "time in-flight reviews get to finish once the webhook stops, after --shutdown-delay")
 	mem := serving.DefaultMemory
 	flag.IntVar(&mem.GCPercent, "gc-percent", mem.GCPercent, "garbage collector target percentage (GOGC wins when set; 0 keeps Go's default)")
 	flag.Float64Var(&mem.LimitFraction, "memory-limit-fraction", mem.LimitFraction, "fraction of the container memory limit used as the Go soft memory limit (GOMEMLIMIT wins when set; 0 disables)")
@@ -62,6 +64,8 @@ func main() {
 	log := zap.New(zap.UseFlagOptions(&zopts)).WithName("webhook")
 	ctrl.SetLogger(log)
 	cfg.Log = log
+	drain.Log = log
+	cfg.ShuttingDown = drain.Draining
 	mem.Tune(log)
 	scaler := procs.Scaler(log)
 	if cfg.MaxInFlight <= 0 {
@@ -88,7 +92,7 @@ func main() {
 		log.Error(err, "adding the processor scaler")
 		os.Exit(1)
 	}
-	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
+	if err := mgr.Start(drain.SignalContext()); err != nil {
 		log.Error(err, "webhook stopped")
 		os.Exit(1)
 	}

@@ -105,8 +105,13 @@ type Config struct {
 	// PprofAddr serves Go's /debug/pprof endpoints for profiling (empty or
 	// "0": off, the default; they reveal internals, so loopback only).
 	PprofAddr string
-	// ShutdownGrace is how long in-flight reviews get on shutdown.
+	// ShutdownGrace is how long in-flight reviews get once the manager
+	// stops.
 	ShutdownGrace time.Duration
+	// ShuttingDown, when set, reports that the termination signal has
+	// arrived: readiness then fails, while the server keeps answering
+	// until the manager's context ends (serving.Drain).
+	ShuttingDown func() bool
 	// Metrics receives the webhook's series; by default the registry the
 	// manager serves on MetricsAddr.
 	Metrics prometheus.Registerer
@@ -135,7 +140,7 @@ func NewManager(rc *rest.Config, cfg Config) (manager.Manager, error) {
 	if grace <= 0 {
 		grace = 25 * time.Second
 	}
-	return ctrl.NewManager(rc, ctrl.Options{
+	mgr, err := ctrl.NewManager(rc, ctrl.Options{
 		Scheme:                  Scheme(),
 		Logger:                  cfg.Log,
 		HealthProbeBindAddress:  cfg.HealthAddr,
@@ -156,6 +161,20 @@ func NewManager(rc *rest.Config, cfg Config) (manager.Manager, error) {
 			}},
 		}),
 	})
+	if err != nil {
+		return nil, err
+	}
+	if cfg.ShuttingDown != nil {
+		if err := mgr.AddReadyzCheck("shutdown", func(*http.Request) error {
+			if cfg.ShuttingDown() {
+				return errors.New("shutting down")
+			}
+			return nil
+		}); err != nil {
+			return nil, err
+		}
+	}
+	return mgr, nil
 }
 
 // Webhook is the assembled process.
