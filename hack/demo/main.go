@@ -132,7 +132,8 @@ func start(ctx context.Context, o options, work string, say func(string, ...any)
 	s.webhook, err = env.StartProcess("webhook", filepath.Join(o.bin, "webhook"), kubeconfig, health,
 		"--namespace="+localenv.Namespace, "--pod-name=webhook-0",
 		"--disable-cert-rotation", "--cert-dir="+env.CertDir, "--port="+strconv.Itoa(port),
-		"--health-addr="+health, "--metrics-addr=0")
+		"--health-addr="+health, "--metrics-addr=0",
+		"--shutdown-delay=0") // no Service sends it reviews after the signal: stop at once
 	if err != nil {
 		return s, err
 	}
