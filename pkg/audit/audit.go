@@ -156,6 +156,9 @@ func (a *Auditor) Start(ctx context.Context) error {
 			return nil
 		}
 	}
+	// Ends once ready: until then, what is deleted before the controllers
+	// see it stops being waited for.
+	go a.tracker.ReleaseDeleted(ctx, a.reader, a.o.Namespace, a.log)
 	waited := time.Now()
 	for !a.tracker.Ready() {
 		if time.Since(waited) > 30*time.Second {

@@ -7,13 +7,18 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"net/http"
 	"sort"
+	"strings"
 	"sync"
+	"time"
 
+	"github.com/go-logr/logr"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -44,6 +49,9 @@ func ConstraintGVK(kind string) schema.GroupVersionKind {
 // never be loaded and stop holding readiness back. Gatekeeper's readiness
 // tracker cancels a failing template's expectations for the same reason
 // (github.com/open-policy-agent/gatekeeper, pkg/readiness).
+//
+// An object deleted after Populate listed it may never reach the
+// controllers, so ReleaseDeleted stops waiting for what no longer exists.
 type Tracker struct {
 	mu        sync.Mutex
 	populated bool
@@ -51,6 +59,8 @@ type Tracker struct {
 	seen      map[string]bool
 	listings  map[string]templateListing // template name -> constraints Populate expects for it
 	outcomes  map[string]templateOutcome // template name -> last processed version, until populated
+	// recheckEvery is how long ReleaseDeleted waits before each check.
+	recheckEvery time.Duration
 }
 
 // templateListing is a template as Populate listed it, with the keys of
@@ -79,7 +89,8 @@ func (o templateOutcome) voids(l templateListing) bool {
 // NewTracker returns a tracker that is not ready until Populate has run.
 func NewTracker() *Tracker {
 	return &Tracker{pending: map[string]bool{}, seen: map[string]bool{},
-		listings: map[string]templateListing{}, outcomes: map[string]templateOutcome{}}
+		listings: map[string]templateListing{}, outcomes: map[string]templateOutcome{},
+		recheckEvery: 5 * time.Second}
 }
 
 func templateKey(name string) string             { return "template/" + name }
@@ -119,6 +130,10 @@ func (t *Tracker) observeLocked(key string) {
 func (t *Tracker) templateProcessed(name string, generation int64, kind string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.templateProcessedLocked(name, generation, kind)
+}
+
+func (t *Tracker) templateProcessedLocked(name string, generation int64, kind string) {
 	t.observeLocked(templateKey(name))
 	o := templateOutcome{generation: generation, kind: kind}
 	if !t.populated {
@@ -138,7 +153,13 @@ func (t *Tracker) templateProcessed(name string, generation int64, kind string) 
 // does not expect them either; a template created again under the name
 // records its own outcome once reconciled.
 func (t *Tracker) templateRemoved(name string) {
-	t.templateProcessed(name, math.MaxInt64, "")
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.templateRemovedLocked(name)
+}
+
+func (t *Tracker) templateRemovedLocked(name string) {
+	t.templateProcessedLocked(name, math.MaxInt64, "")
 }
 
 // Ready reports whether start-up has been listed and all of it processed.
@@ -244,4 +265,157 @@ func (t *Tracker) Populate(ctx context.Context, reader client.Reader, namespace 
 	t.populated = true
 	clear(t.outcomes) // later outcomes are weighed against the listings as they come
 	return nil
+}
+
+// ReleaseDeleted stops readiness waiting for what Populate listed but was
+// deleted since. Such an object may be gone before the informer serving
+// its kind first lists it, and then no reconciler ever hears of it. Every
+// few seconds until the tracker is ready or ctx ends, the kinds that
+// still have something pending are read again from reader, and what is no
+// longer there, or is being deleted (which the reconcilers treat as gone),
+// is released, as are the kinds the Config no longer syncs; what is still
+// there is waited for as before.
+//
+// The API server is asked, rather than the controllers' caches, because a
+// cache may lag behind Populate's listing: an object missing from it may
+// simply not have arrived yet. Each check costs one metadata list of
+// templates, one per constraint kind with something pending and one read
+// of the Config, at most.
+//
+// Call it once Populate has succeeded, with the same reader and namespace.
+func (t *Tracker) ReleaseDeleted(ctx context.Context, reader client.Reader, namespace string, log logr.Logger) {
+	tick := time.NewTicker(t.recheckEvery)
+	defer tick.Stop()
+	for !t.Ready() {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		released, err := t.releaseDeleted(ctx, reader, namespace)
+		if len(released) > 0 {
+			log.Info("no longer waiting for what was deleted since start-up", "released", released)
+		}
+		if err != nil && ctx.Err() == nil {
+			log.Error(err, "checking whether what readiness waits for still exists; checking again later")
+		}
+	}
+}
+
+// releaseDeleted is one check of ReleaseDeleted; it returns the keys it
+// released. A kind that cannot be read releases nothing.
+func (t *Tracker) releaseDeleted(ctx context.Context, reader client.Reader, namespace string) ([]string, error) {
+	t.mu.Lock()
+	if !t.populated {
+		t.mu.Unlock()
+		return nil, nil
+	}
+	var templates, config bool
+	constraintKinds := map[string]bool{}
+	for k := range t.pending {
+		switch {
+		case strings.HasPrefix(k, "template/"):
+			templates = true
+		case strings.HasPrefix(k, "constraint/"):
+			kind, _, _ := strings.Cut(strings.TrimPrefix(k, "constraint/"), "/")
+			constraintKinds[kind] = true
+		case k == configKey || strings.HasPrefix(k, "data/"):
+			config = true
+		}
+	}
+	t.mu.Unlock()
+
+	var released []string
+	// release drops the pending keys whose object is gone; a template
+	// takes its listed constraints with it, as when the reconciler finds
+	// it deleted.
+	release := func(gone func(key string) bool) {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		before := make([]string, 0, len(t.pending))
+		for k := range t.pending {
+			before = append(before, k)
+		}
+		for _, k := range before {
+			if !t.pending[k] || !gone(k) {
+				continue
+			}
+			if name, ok := strings.CutPrefix(k, "template/"); ok {
+				t.templateRemovedLocked(name)
+			} else {
+				delete(t.pending, k)
+			}
+		}
+		for _, k := range before {
+			if !t.pending[k] {
+				released = append(released, k)
+			}
+		}
+	}
+
+	var errs []error
+	if templates {
+		names, err := existing(ctx, reader, TemplateGVK)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("listing ConstraintTemplates: %w", err))
+		} else {
+			release(func(k string) bool {
+				name, ok := strings.CutPrefix(k, "template/")
+				return ok && !names[name]
+			})
+		}
+	}
+	for kind := range constraintKinds {
+		names, err := existing(ctx, reader, ConstraintGVK(kind))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("listing %s constraints: %w", kind, err))
+			continue
+		}
+		release(func(k string) bool {
+			name, ok := strings.CutPrefix(k, constraintKey(kind, ""))
+			return ok && !names[name]
+		})
+	}
+	if config {
+		// The Config, and the kinds it still syncs, are waited for; the
+		// ConfigReconciler never observes the others.
+		cfg := &configv1alpha1.Config{}
+		err := reader.Get(ctx, client.ObjectKey{Namespace: namespace, Name: configv1alpha1.ConfigName}, cfg)
+		wanted := map[string]bool{}
+		if err == nil {
+			wanted[configKey] = true
+			for _, g := range cfg.Spec.Sync.SyncOnly {
+				wanted[dataKey(schema.GroupVersionKind{Group: g.Group, Version: g.Version, Kind: g.Kind})] = true
+			}
+		}
+		if err != nil && !apierrors.IsNotFound(err) && !isNoMatch(err) {
+			errs = append(errs, fmt.Errorf("reading Config %s/%s: %w", namespace, configv1alpha1.ConfigName, err))
+		} else {
+			release(func(k string) bool {
+				return (k == configKey || strings.HasPrefix(k, "data/")) && !wanted[k]
+			})
+		}
+	}
+	sort.Strings(released)
+	return released, errors.Join(errs...)
+}
+
+// existing returns the names of the objects of a kind that exist and are
+// not being deleted; none when the kind is no longer served.
+func existing(ctx context.Context, reader client.Reader, gvk schema.GroupVersionKind) (map[string]bool, error) {
+	list := &metav1.PartialObjectMetadataList{}
+	list.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
+	if err := reader.List(ctx, list); err != nil {
+		if isNoMatch(err) || apierrors.IsNotFound(err) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	names := make(map[string]bool, len(list.Items))
+	for _, o := range list.Items {
+		if o.DeletionTimestamp == nil {
+			names[o.Name] = true
+		}
+	}
+	return names, nil
 }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/google/go-cmp/cmp"
@@ -352,5 +354,233 @@ func TestTemplateReconciler_ReleasesConstraintsOfBrokenTemplates(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// An object Populate listed may be deleted before the informer serving its
+// kind first lists it; no reconciler then hears of it. releaseDeleted must
+// stop waiting for it, and only for it, once the API server no longer has
+// it.
+func TestTracker_ReleaseDeleted(t *testing.T) {
+	atStart := []string{
+		"config",
+		"constraint/K8sAllowed/a", "constraint/K8sAllowed/b", "constraint/K8sOther/x",
+		"data//v1, Kind=Namespace", "data//v1, Kind=Pod",
+		"template/k8sallowed", "template/k8sother",
+	}
+	without := func(gone ...string) []string {
+		var out []string
+		for _, k := range atStart {
+			if !slices.Contains(gone, k) {
+				out = append(out, k)
+			}
+		}
+		return out
+	}
+	deleting := func(obj client.Object) func(context.Context, client.Client) error {
+		return func(ctx context.Context, c client.Client) error { return c.Delete(ctx, obj) }
+	}
+	unavailable := apierrors.NewServiceUnavailable("etcd leader changed")
+	tests := []struct {
+		name string
+		// change is made to the cluster once Populate has listed it.
+		change func(context.Context, client.Client) error
+		// listErr and getErr answer the re-check's reads of constraints of
+		// failKind and of the Config.
+		failKind string
+		listErr  error
+		getErr   error
+		wantErr  bool
+		released []string
+	}{
+		{name: "nothing deleted"},
+		{
+			name:     "constraint deleted",
+			change:   deleting(newConstraint("K8sAllowed", "b")),
+			released: []string{"constraint/K8sAllowed/b"},
+		},
+		{
+			name: "constraint being deleted",
+			change: func(ctx context.Context, c client.Client) error {
+				b := newConstraint("K8sAllowed", "b")
+				if err := c.Get(ctx, client.ObjectKeyFromObject(b), b); err != nil {
+					return err
+				}
+				b.SetFinalizers([]string{"example.com/hold"})
+				if err := c.Update(ctx, b); err != nil {
+					return err
+				}
+				return c.Delete(ctx, b)
+			},
+			released: []string{"constraint/K8sAllowed/b"},
+		},
+		{
+			name: "constraint deleted and created again",
+			change: func(ctx context.Context, c client.Client) error {
+				if err := c.Delete(ctx, newConstraint("K8sAllowed", "b")); err != nil {
+					return err
+				}
+				return c.Create(ctx, newConstraint("K8sAllowed", "b"))
+			},
+		},
+		{
+			// Its constraint still exists until the garbage collector
+			// removes the CRD, but it can never be loaded.
+			name:     "template deleted",
+			change:   deleting(newTemplate(t, "k8sother", "K8sOther", 1, false)),
+			released: []string{"constraint/K8sOther/x", "template/k8sother"},
+		},
+		{
+			name:     "constraint kind no longer served",
+			failKind: "K8sOther",
+			listErr:  &meta.NoKindMatchError{GroupKind: ConstraintGVK("K8sOther").GroupKind()},
+			released: []string{"constraint/K8sOther/x"},
+		},
+		{
+			name:     "constraints cannot be listed",
+			change:   deleting(newConstraint("K8sAllowed", "b")),
+			failKind: "K8sAllowed",
+			listErr:  unavailable,
+			wantErr:  true,
+		},
+		{
+			name:     "Config deleted",
+			change:   deleting(newConfig()),
+			released: []string{"config", "data//v1, Kind=Namespace", "data//v1, Kind=Pod"},
+		},
+		{
+			name: "Config no longer syncs Pods",
+			change: func(ctx context.Context, c client.Client) error {
+				cfg := newConfig()
+				if err := c.Get(ctx, client.ObjectKeyFromObject(cfg), cfg); err != nil {
+					return err
+				}
+				cfg.Spec.Sync.SyncOnly = []configv1alpha1.GVK{{Version: "v1", Kind: "Namespace"}}
+				return c.Update(ctx, cfg)
+			},
+			released: []string{"data//v1, Kind=Pod"},
+		},
+		{
+			name:    "Config cannot be read",
+			change:  deleting(newConfig()),
+			getErr:  unavailable,
+			wantErr: true,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			listed := false
+			c := fake.NewClientBuilder().WithScheme(trackerScheme(t, "K8sAllowed", "K8sOther")).WithObjects(
+				newTemplate(t, "k8sallowed", "K8sAllowed", 1, false),
+				newConstraint("K8sAllowed", "a"), newConstraint("K8sAllowed", "b"),
+				newTemplate(t, "k8sother", "K8sOther", 1, false),
+				newConstraint("K8sOther", "x"),
+				newConfig(configv1alpha1.GVK{Version: "v1", Kind: "Namespace"}, configv1alpha1.GVK{Version: "v1", Kind: "Pod"}),
+			).WithInterceptorFuncs(interceptor.Funcs{
+				List: func(ctx context.Context, c client.WithWatch, list client.ObjectList, opts ...client.ListOption) error {
+					if listed && tc.listErr != nil && list.GetObjectKind().GroupVersionKind() == ConstraintGVK(tc.failKind+"List") {
+						return tc.listErr
+					}
+					return c.List(ctx, list, opts...)
+				},
+				Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+					if _, isConfig := obj.(*configv1alpha1.Config); listed && isConfig && tc.getErr != nil {
+						return tc.getErr
+					}
+					return c.Get(ctx, key, obj, opts...)
+				},
+			}).Build()
+			tr := NewTracker()
+			if err := tr.Populate(ctx, c, trackerNamespace); err != nil {
+				t.Fatal(err)
+			}
+			listed = true
+			if diff := cmp.Diff(atStart, tr.Pending()); diff != "" {
+				t.Fatalf("Pending() after Populate (-want +got):\n%s", diff)
+			}
+			if tc.change != nil {
+				if err := tc.change(ctx, c); err != nil {
+					t.Fatal(err)
+				}
+			}
+			released, err := tr.releaseDeleted(ctx, c, trackerNamespace)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("releaseDeleted() error = %v, want an error: %v", err, tc.wantErr)
+			}
+			if diff := cmp.Diff(tc.released, released); diff != "" {
+				t.Errorf("releaseDeleted() released (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(without(tc.released...), tr.Pending()); diff != "" {
+				t.Errorf("Pending() after releaseDeleted (-want +got):\n%s", diff)
+			}
+			if tr.Ready() {
+				t.Errorf("ready while %v still exist and are not loaded", tr.Pending())
+			}
+		})
+	}
+}
+
+// ReleaseDeleted re-checks until nothing deleted holds readiness back,
+// keeps the replica unready while what still exists is not loaded, and
+// returns once it is ready.
+func TestTracker_ReleaseDeletedUntilReady(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c := fake.NewClientBuilder().WithScheme(trackerScheme(t, "K8sAllowed", "K8sOther")).WithObjects(
+		newTemplate(t, "k8sallowed", "K8sAllowed", 1, false),
+		newConstraint("K8sAllowed", "a"), newConstraint("K8sAllowed", "b"),
+		newTemplate(t, "k8sother", "K8sOther", 1, false),
+		newConstraint("K8sOther", "x"),
+	).Build()
+	tr := NewTracker()
+	tr.recheckEvery = 10 * time.Millisecond
+	if released, err := tr.releaseDeleted(ctx, c, trackerNamespace); err != nil || len(released) > 0 {
+		t.Fatalf("releaseDeleted() before Populate = %v, %v; want nothing released", released, err)
+	}
+	if err := tr.Populate(ctx, c, trackerNamespace); err != nil {
+		t.Fatal(err)
+	}
+	// Deleted after Populate listed them, before any controller saw them.
+	if err := c.Delete(ctx, newConstraint("K8sAllowed", "b")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Delete(ctx, newTemplate(t, "k8sother", "K8sOther", 1, false)); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tr.ReleaseDeleted(ctx, c, trackerNamespace, logr.Discard())
+	}()
+	tr.templateProcessed("k8sallowed", 1, "K8sAllowed")
+
+	want := []string{"constraint/K8sAllowed/a"}
+	deadline := time.Now().Add(10 * time.Second)
+	for !cmp.Equal(want, tr.Pending()) {
+		if time.Now().After(deadline) {
+			t.Fatalf("Pending() = %v, want %v", tr.Pending(), want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// Several more checks: constraint a still exists, so it is waited for.
+	time.Sleep(10 * tr.recheckEvery)
+	if tr.Ready() {
+		t.Fatal("ready before constraint a, which still exists, was loaded")
+	}
+	select {
+	case <-done:
+		t.Fatal("ReleaseDeleted returned before the tracker was ready")
+	default:
+	}
+
+	tr.observe(constraintKey("K8sAllowed", "a"))
+	if !tr.Ready() {
+		t.Fatalf("not ready once constraint a was loaded; pending %v", tr.Pending())
+	}
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("ReleaseDeleted did not return once the tracker was ready")
 	}
 }

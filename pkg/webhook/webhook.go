@@ -269,7 +269,7 @@ func Setup(mgr manager.Manager, cfg Config) (*Webhook, error) {
 		for {
 			err := w.Tracker.Populate(ctx, mgr.GetAPIReader(), cfg.Namespace)
 			if err == nil {
-				return nil
+				break
 			}
 			log.Error(err, "listing policies for readiness; retrying")
 			select {
@@ -278,6 +278,10 @@ func Setup(mgr manager.Manager, cfg Config) (*Webhook, error) {
 			case <-time.After(2 * time.Second):
 			}
 		}
+		// Until ready, stop waiting for what is deleted before the
+		// controllers see it.
+		w.Tracker.ReleaseDeleted(ctx, mgr.GetAPIReader(), cfg.Namespace, log.WithName("readiness"))
+		return nil
 	})); err != nil {
 		return nil, err
 	}
