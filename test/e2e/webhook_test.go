@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -18,8 +19,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap/zapcore"
+	admissionv1 "k8s.io/api/admission/v1"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	schedulingv1 "k8s.io/api/scheduling/v1"
@@ -29,6 +32,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -859,6 +863,41 @@ violation[{"msg": msg}] {
 			t.Errorf("negotiated protocol %q, want http/1.1", p)
 		}
 		conn.Close()
+		// Ready means enforcing: the first review this replica answers is
+		// judged by the constraints present when it started (no-privileged
+		// was created long before it).
+		privileged := pod("alice", "after-restart", true)
+		privileged.TypeMeta = metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"} // as the API server sends it
+		raw, err := json.Marshal(privileged)
+		if err != nil {
+			t.Fatal(err)
+		}
+		review, err := json.Marshal(admissionv1.AdmissionReview{
+			TypeMeta: metav1.TypeMeta{APIVersion: "admission.k8s.io/v1", Kind: "AdmissionReview"},
+			Request: &admissionv1.AdmissionRequest{UID: "after-restart", Kind: metav1.GroupVersionKind{Version: "v1", Kind: "Pod"},
+				Resource: metav1.GroupVersionResource{Version: "v1", Resource: "pods"}, Namespace: "alice", Name: "after-restart",
+				Operation: admissionv1.Create, UserInfo: authenticationv1.UserInfo{Username: "alice@statcan.gc.ca"},
+				Object: runtime.RawExtension{Raw: raw}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{
+			RootCAs: pool, ServerName: "daaas-guard-webhook.daaas-guard.svc", MinVersion: tls.VersionTLS12}}}
+		resp, err := hc.Post("https://"+port+webhook.ValidatePath, "application/json", bytes.NewReader(review))
+		if err != nil {
+			t.Fatalf("posting a review to the restarted replica: %v", err)
+		}
+		answer := admissionv1.AdmissionReview{}
+		err = json.NewDecoder(resp.Body).Decode(&answer)
+		resp.Body.Close()
+		switch {
+		case err != nil:
+			t.Fatalf("reading the restarted replica's answer: %v", err)
+		case answer.Response == nil || answer.Response.Allowed || answer.Response.Result == nil ||
+			!strings.Contains(answer.Response.Result.Message, `[no-privileged] container "main" runs privileged`):
+			t.Errorf("restarted replica's first answer to a privileged pod: %+v; want a denial by no-privileged", answer.Response)
+		}
 		eventually(t, 10*time.Second, func() error {
 			vwc := &admissionregistrationv1.ValidatingWebhookConfiguration{}
 			if err := c.client.Get(ctx, client.ObjectKey{Name: "daaas-guard-validating"}, vwc); err != nil {
