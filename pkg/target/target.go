@@ -337,6 +337,9 @@ func (r *Review) prepare() error {
 		if r.object, r.objectFields, err = ParseJSONDeferring(r.Object.Raw, managedFields...); err != nil {
 			return fmt.Errorf("%w: %s %q: object: %w", ErrReview, r.Kind.Kind, r.Name, err)
 		}
+		if err := hasKind(r.object); err != nil {
+			return fmt.Errorf("%w: %s %q: object: %w", ErrReview, r.Kind.Kind, r.Name, err)
+		}
 		t, labelsOK := r.matchTarget(r.object)
 		r.targets, r.objectLabelsOK = append(r.targets, t), labelsOK
 	}
@@ -348,8 +351,33 @@ func (r *Review) prepare() error {
 		if r.oldObject, r.oldObjectFields, err = ParseJSONDeferring(r.OldObject.Raw, managedFields...); err != nil {
 			return fmt.Errorf("%w: %s %q: oldObject: %w", ErrReview, r.Kind.Kind, r.Name, err)
 		}
+		if err := hasKind(r.oldObject); err != nil {
+			return fmt.Errorf("%w: %s %q: oldObject: %w", ErrReview, r.Kind.Kind, r.Name, err)
+		}
 		t, _ := r.matchTarget(r.oldObject)
 		r.targets = append(r.targets, t)
+	}
+	return nil
+}
+
+// hasKind checks that an object sent for review names its kind. Matching
+// reads the kind and group from the object, as Gatekeeper does, so an
+// object without them would match no constraint and pass unjudged; the
+// API server always sends them, and Gatekeeper fails to decode such an
+// object too. A null object (nothing to judge) is left to matching.
+func hasKind(v ast.Value) error {
+	obj, ok := v.(ast.Object)
+	if !ok {
+		return nil
+	}
+	for _, key := range []string{"apiVersion", "kind"} {
+		t := obj.Get(ast.InternedTerm(key))
+		if t == nil {
+			return fmt.Errorf("%s is missing", key)
+		}
+		if s, ok := t.Value.(ast.String); !ok || s == "" {
+			return fmt.Errorf("%s must be a non-empty string", key)
+		}
 	}
 	return nil
 }

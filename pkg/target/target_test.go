@@ -3,6 +3,7 @@ package target
 import (
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -230,18 +231,18 @@ func TestRequest_ObjectMetadata(t *testing.T) {
 		labels, annots map[string]string
 		ok             bool
 	}{
-		{"labels and annotations", `{"metadata":{"labels":{"a":"1"},"annotations":{"b":"2"}}}`, map[string]string{"a": "1"}, map[string]string{"b": "2"}, true},
-		{"none", `{"metadata":{"name":"p"}}`, nil, nil, true},
-		{"null", `{"metadata":{"labels":null,"annotations":null}}`, nil, nil, true},
-		{"no metadata", `{"kind":"Pod"}`, nil, nil, true},
-		{"a label that is not a string", `{"metadata":{"labels":{"a":1}}}`, nil, nil, false},
-		{"annotations that are not an object", `{"metadata":{"annotations":"x"}}`, nil, nil, false},
-		{"metadata that is not an object", `{"metadata":[]}`, nil, nil, false},
+		{"labels and annotations", `"metadata":{"labels":{"a":"1"},"annotations":{"b":"2"}}`, map[string]string{"a": "1"}, map[string]string{"b": "2"}, true},
+		{"none", `"metadata":{"name":"p"}`, nil, nil, true},
+		{"null", `"metadata":{"labels":null,"annotations":null}`, nil, nil, true},
+		{"no metadata", `"spec":{}`, nil, nil, true},
+		{"a label that is not a string", `"metadata":{"labels":{"a":1}}`, nil, nil, false},
+		{"annotations that are not an object", `"metadata":{"annotations":"x"}`, nil, nil, false},
+		{"metadata that is not an object", `"metadata":[]`, nil, nil, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in := &Request{AdmissionRequest: &admissionv1.AdmissionRequest{
 				Kind: metav1.GroupVersionKind{Version: "v1", Kind: "Pod"}, Operation: admissionv1.Create,
-				Object: runtime.RawExtension{Raw: []byte(tc.object)},
+				Object: runtime.RawExtension{Raw: []byte(`{"apiVersion":"v1","kind":"Pod",` + tc.object + `}`)},
 			}}
 			if _, _, ok := in.ObjectMetadata(); ok {
 				t.Fatal("metadata before any review")
@@ -258,6 +259,48 @@ func TestRequest_ObjectMetadata(t *testing.T) {
 			}
 			if diff := cmp.Diff(tc.annots, annots); diff != "" {
 				t.Errorf("annotations (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// An object sent for review must name its kind: matching reads it from
+// the object, so without it no constraint would apply.
+func TestNewReview_ObjectKind(t *testing.T) {
+	for _, tc := range []struct {
+		name, object, oldObject string
+		op                      admissionv1.Operation
+		wantErr                 string
+	}{
+		{name: "both", object: `{"apiVersion":"v1","kind":"Pod"}`, op: admissionv1.Create},
+		{name: "no kind", object: `{"apiVersion":"v1","metadata":{"name":"p"}}`, op: admissionv1.Create,
+			wantErr: `Pod "p": object: kind is missing`},
+		{name: "no apiVersion", object: `{"kind":"Pod"}`, op: admissionv1.Create,
+			wantErr: `Pod "p": object: apiVersion is missing`},
+		{name: "kind not a string", object: `{"apiVersion":"v1","kind":7}`, op: admissionv1.Create,
+			wantErr: `Pod "p": object: kind must be a non-empty string`},
+		{name: "empty kind", object: `{"apiVersion":"v1","kind":""}`, op: admissionv1.Create,
+			wantErr: `Pod "p": object: kind must be a non-empty string`},
+		{name: "old object without kind", object: `{"apiVersion":"v1","kind":"Pod"}`, oldObject: `{"apiVersion":"v1"}`,
+			op: admissionv1.Update, wantErr: `Pod "p": oldObject: kind is missing`},
+		{name: "deleted object without kind", oldObject: `{"apiVersion":"v1"}`, op: admissionv1.Delete,
+			wantErr: `Pod "p": object: kind is missing`},
+		{name: "null object", object: `null`, op: admissionv1.Create},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := &admissionv1.AdmissionRequest{Kind: metav1.GroupVersionKind{Version: "v1", Kind: "Pod"}, Name: "p", Operation: tc.op}
+			if tc.object != "" {
+				req.Object = runtime.RawExtension{Raw: []byte(tc.object)}
+			}
+			if tc.oldObject != "" {
+				req.OldObject = runtime.RawExtension{Raw: []byte(tc.oldObject)}
+			}
+			_, err := (&Target{}).NewReview(&Request{AdmissionRequest: req})
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Fatalf("unexpected error: %v", err)
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr) || !errors.Is(err, ErrReview)):
+				t.Fatalf("error = %v, want ErrReview with %q", err, tc.wantErr)
 			}
 		})
 	}
