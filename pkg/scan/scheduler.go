@@ -17,6 +17,7 @@ import (
 	"github.com/statcan/daaas-guard/api/v1alpha1"
 	"github.com/statcan/daaas-guard/pkg/scan/images"
 	"github.com/statcan/daaas-guard/pkg/scan/registry"
+	"github.com/statcan/daaas-guard/pkg/scan/report"
 )
 
 // Config is everything a Scheduler is told.
@@ -138,7 +139,7 @@ func (s *Scheduler) Want(ctx context.Context, j Job) (bool, error) {
 	if _, err := v1alpha1.ImageScanName(j.Digest); err != nil {
 		return false, err
 	}
-	now, db := s.cfg.Now(), s.cfg.Engine.DB().UpdatedAt
+	now, db := s.cfg.Now(), s.db().UpdatedAt
 	switch s.q.add(j, now, db) {
 	case queued:
 		s.gauges()
@@ -160,7 +161,7 @@ func (s *Scheduler) Observe(ctx context.Context, is *v1alpha1.ImageScan) (time.D
 	s.mu.Unlock()
 	db, due := s.verdictTimes(is)
 	now := s.cfg.Now()
-	current := now.Before(due) && (db.IsZero() || db.Equal(s.cfg.Engine.DB().UpdatedAt))
+	current := now.Before(due) && (db.IsZero() || db.Equal(s.db().UpdatedAt))
 	if current {
 		s.q.known(is.Spec.Digest, is.Spec.Repository, db, due)
 		return due.Sub(now), nil
@@ -168,6 +169,15 @@ func (s *Scheduler) Observe(ctx context.Context, is *v1alpha1.ImageScan) (time.D
 	_, err := s.Want(ctx, Job{Digest: is.Spec.Digest, Repository: is.Spec.Repository, PullSecrets: is.Spec.PullSecrets,
 		Priority: PriorityRescan})
 	return 0, err
+}
+
+// db is the engine's database with UpdatedAt cut to whole seconds, the
+// precision an ImageScan keeps it in: compared with one read back from the
+// API server, trivy-db's nanoseconds would make every verdict look stale.
+func (s *Scheduler) db() report.DB {
+	db := s.cfg.Engine.DB()
+	db.UpdatedAt = db.UpdatedAt.Truncate(time.Second)
+	return db
 }
 
 // Forget drops what the scheduler knows of a deleted ImageScan.

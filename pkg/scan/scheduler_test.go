@@ -2,6 +2,7 @@ package scan
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -224,6 +225,48 @@ func TestScheduler_FailedScansAreRecordedAndRetried(t *testing.T) {
 	if c := is.Status.Conditions[0]; c.Status != metav1.ConditionTrue || c.Reason != v1alpha1.ReasonRescanFailed || is.Status.Error != "registry down" || is.Status.DB == nil {
 		t.Errorf("after a failed rescan: %+v, want the previous verdict kept with the error", is.Status)
 	}
+}
+
+func TestScheduler_FractionalDatabaseTimesSurviveTheAPIServer(t *testing.T) {
+	h := newHarness(t, nil)
+	// trivy-db's metadata.json gives UpdatedAt in nanoseconds; ImageScans
+	// keep whole seconds.
+	h.engine.setDB(time.Date(2026, 8, 1, 6, 11, 32, 594875791, time.UTC))
+	d := fakeDigest("img")
+	h.start(t)
+	_, err := h.s.Want(ctx, Job{Digest: d, Repository: "r/img"})
+	must(t, err)
+	h.idle(t)
+	if queued, err := h.s.Want(ctx, Job{Digest: d, Repository: "r/img"}); err != nil || queued {
+		t.Errorf("Want of a verdict just written: queued %v, %v", queued, err)
+	}
+	is := apiServerCopy(t, h.imageScan(t, d))
+	if ns := is.Status.DB.UpdatedAt.Nanosecond(); ns != 0 {
+		t.Fatalf("the stored database time keeps %dns; the test needs it in whole seconds", ns)
+	}
+	after, err := h.s.Observe(ctx, is)
+	must(t, err)
+	if after <= 0 {
+		t.Errorf("Observe of a current verdict: due in %v, want later", after)
+	}
+	if queued, err := h.s.Want(ctx, Job{Digest: d, Repository: "r/img"}); err != nil || queued {
+		t.Errorf("Want of a current verdict: queued %v, %v", queued, err)
+	}
+	h.idle(t)
+	if n := h.engine.scans.Load(); n != 1 {
+		t.Errorf("%d scans, want 1", n)
+	}
+}
+
+// apiServerCopy returns is as a client reads it back: serialised, so times
+// lose their fractional seconds.
+func apiServerCopy(t testing.TB, is *v1alpha1.ImageScan) *v1alpha1.ImageScan {
+	t.Helper()
+	b, err := json.Marshal(is)
+	must(t, err)
+	out := &v1alpha1.ImageScan{}
+	must(t, json.Unmarshal(b, out))
+	return out
 }
 
 func TestScheduler_ATagNamesOneDigestAtATime(t *testing.T) {

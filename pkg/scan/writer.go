@@ -28,7 +28,7 @@ func (s *Scheduler) run(ctx context.Context, j Job) {
 	m.Started.Inc()
 	s.gauges()
 	log := s.log.WithValues("image", j.Repository+"@"+j.Digest)
-	db := s.cfg.Engine.DB()
+	db := s.db()
 	start := s.cfg.Now()
 	sctx, cancel := context.WithTimeout(ctx, s.cfg.ScanTimeout)
 	rep, scanErr := s.scan(sctx, j)
