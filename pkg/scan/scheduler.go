@@ -193,7 +193,9 @@ func (s *Scheduler) Forget(digest string) {
 }
 
 // verdictTimes returns the database an ImageScan's verdict was made with
-// (zero for ingested reports) and when it falls due.
+// and when it falls due. The database is zero when a newer one must not
+// bring the rescan forward: for ingested reports, and after a failed scan,
+// which waits for RetryAfter whatever the database.
 func (s *Scheduler) verdictTimes(is *v1alpha1.ImageScan) (db, due time.Time) {
 	st := &is.Status
 	if st.ScannedAt == nil {
@@ -203,10 +205,13 @@ func (s *Scheduler) verdictTimes(is *v1alpha1.ImageScan) (db, due time.Time) {
 	if !st.Scanned() {
 		return time.Time{}, scanned.Add(s.cfg.RetryAfter)
 	}
-	due = scanned.Add(s.ttl(is.Spec.Digest, scanned))
-	if st.Error != "" { // a rescan failed: retry sooner, keeping the verdict
-		due = scanned.Add(min(s.cfg.RetryAfter, s.ttl(is.Spec.Digest, scanned)))
+	ttl := s.ttl(is.Spec.Digest, scanned)
+	if st.Error != "" {
+		// A rescan failed: the verdict stands until the retry. Queueing it
+		// again for a newer database would hit the registry in a loop.
+		return time.Time{}, scanned.Add(min(s.cfg.RetryAfter, ttl))
 	}
+	due = scanned.Add(ttl)
 	if st.Source == v1alpha1.SourceTrivy {
 		if st.DB == nil {
 			return time.Time{}, time.Time{}

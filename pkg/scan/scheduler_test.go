@@ -225,6 +225,25 @@ func TestScheduler_FailedScansAreRecordedAndRetried(t *testing.T) {
 	if c := is.Status.Conditions[0]; c.Status != metav1.ConditionTrue || c.Reason != v1alpha1.ReasonRescanFailed || is.Status.Error != "registry down" || is.Status.DB == nil {
 		t.Errorf("after a failed rescan: %+v, want the previous verdict kept with the error", is.Status)
 	}
+	// The verdict still names the old database, yet the failed rescan is
+	// retried after RetryAfter, not at every sighting of the ImageScan.
+	scans := h.engine.scans.Load()
+	after, err = h.s.Observe(ctx, is)
+	must(t, err)
+	if queued, err := h.s.Want(ctx, Job{Digest: d, Repository: "r/broken"}); err != nil || queued {
+		t.Errorf("Want after a failed rescan: queued %v, %v; want it left until the retry", queued, err)
+	}
+	h.idle(t)
+	if after != time.Hour || h.engine.scans.Load() != scans {
+		t.Errorf("after a failed rescan: due in %v, %d more scans; want due in 1h and none", after, h.engine.scans.Load()-scans)
+	}
+	h.advance(time.Hour)
+	after, err = h.s.Observe(ctx, is)
+	must(t, err)
+	h.idle(t)
+	if after != 0 || h.engine.scans.Load() != scans+1 {
+		t.Errorf("after RetryAfter: due in %v, %d more scans; want a retry", after, h.engine.scans.Load()-scans)
+	}
 }
 
 func TestScheduler_FractionalDatabaseTimesSurviveTheAPIServer(t *testing.T) {
