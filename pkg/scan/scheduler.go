@@ -166,8 +166,14 @@ func (s *Scheduler) Observe(ctx context.Context, is *v1alpha1.ImageScan) (time.D
 		s.q.known(is.Spec.Digest, is.Spec.Repository, db, due)
 		return due.Sub(now), nil
 	}
+	// An ImageScan never scanned is a request (the admission gate creates
+	// one for an image it denied), which must not wait behind rescans.
+	prio := PriorityRescan
+	if is.Status.ScannedAt == nil {
+		prio = PriorityHigh
+	}
 	_, err := s.Want(ctx, Job{Digest: is.Spec.Digest, Repository: is.Spec.Repository, PullSecrets: is.Spec.PullSecrets,
-		Priority: PriorityRescan})
+		Priority: prio})
 	return 0, err
 }
 

@@ -277,6 +277,44 @@ func TestScheduler_FractionalDatabaseTimesSurviveTheAPIServer(t *testing.T) {
 	}
 }
 
+func TestScheduler_RequestedScansGoBeforeRescans(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.Concurrency = 1 })
+	h.engine.block = make(chan struct{})
+	h.start(t)
+	_, err := h.s.Want(ctx, Job{Digest: fakeDigest("first"), Repository: "r/first"})
+	must(t, err)
+	waitFor(t, func() bool { _, r := h.s.Counts(); return r == 1 })
+	// Verdicts made with an older database are queued for rescans...
+	scanned := metav1.NewTime(*h.now.Load())
+	for _, n := range []string{"old1", "old2"} {
+		is := &v1alpha1.ImageScan{Spec: v1alpha1.ImageScanSpec{Digest: fakeDigest(n), Repository: "r/" + n},
+			Status: v1alpha1.ImageScanStatus{Source: v1alpha1.SourceTrivy, ScannedAt: &scanned,
+				Conditions: []metav1.Condition{{Type: v1alpha1.ConditionScanned, Status: metav1.ConditionTrue}},
+				DB:         &v1alpha1.VulnerabilityDB{UpdatedAt: metav1.NewTime(h.engine.DB().UpdatedAt.Add(-24 * time.Hour))}}}
+		after, err := h.s.Observe(ctx, is)
+		must(t, err)
+		if after != 0 {
+			t.Fatalf("%s: due in %v, want a rescan now", n, after)
+		}
+	}
+	// ...then the admission gate asks for an image never scanned.
+	_, err = h.s.Observe(ctx, &v1alpha1.ImageScan{Spec: v1alpha1.ImageScanSpec{Digest: fakeDigest("asked"), Repository: "r/asked"}})
+	must(t, err)
+	close(h.engine.block)
+	h.idle(t)
+	var got []string
+	for _, d := range h.engine.order {
+		for _, n := range []string{"first", "old1", "old2", "asked"} {
+			if d == fakeDigest(n) {
+				got = append(got, n)
+			}
+		}
+	}
+	if diff := cmp.Diff([]string{"first", "asked", "old1", "old2"}, got); diff != "" {
+		t.Errorf("scan order (-want +got):\n%s", diff)
+	}
+}
+
 // apiServerCopy returns is as a client reads it back: serialised, so times
 // lose their fractional seconds.
 func apiServerCopy(t testing.TB, is *v1alpha1.ImageScan) *v1alpha1.ImageScan {
