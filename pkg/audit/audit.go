@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/discovery"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -52,6 +53,9 @@ type Auditor struct {
 	reportsOff atomic.Bool
 	forbidden  sync.Map // GVKs under "*" the scanner may not list, logged once
 	last       atomic.Pointer[Summary]
+	// published is each constraint's violations gauge as the last pass
+	// set it, by constraint key; guarded by mu.
+	published map[string]gaugeValue
 }
 
 // Summary describes one pass.
@@ -201,13 +205,19 @@ func sleep(ctx context.Context, d time.Duration) bool {
 type pass struct {
 	constraints map[string]*constraintAcc // kind/name
 	reports     map[string]*reportAcc     // namespace; "" for cluster-scoped objects
-	summary     Summary
+	// unlisted are the kinds the pass meant to audit but could not list:
+	// what it found says nothing about their objects.
+	unlisted []auditKind
+	summary  Summary
 }
 
 type constraintAcc struct {
 	obj        *unstructured.Unstructured
 	action     string
 	violations *capped[Violation]
+	// unlisted are the kinds this constraint applies to that the pass
+	// could not list: its violations are then not the whole count.
+	unlisted []schema.GroupKind
 }
 
 func constraintKey(kind, name string) string { return kind + "/" + name }
@@ -267,9 +277,24 @@ func (a *Auditor) RunOnce(ctx context.Context) (*Summary, error) {
 			}
 			p.problem("%s: %v", k.gvk.GroupKind(), err)
 			a.log.Error(err, "kind not audited", "group", k.gvk.Group, "version", k.gvk.Version, "kind", k.gvk.Kind)
+			p.unlisted = append(p.unlisted, k)
 			continue
 		}
 		p.summary.Kinds++
+	}
+	if len(p.unlisted) > 0 {
+		for _, c := range p.constraints {
+			ks, err := constraintKinds(c.obj)
+			if err != nil {
+				// Not reached (kindsOf read the same constraints above);
+				// were it, every unlisted kind would count.
+				for _, k := range p.unlisted {
+					c.unlisted = append(c.unlisted, k.gvk.GroupKind())
+				}
+				continue
+			}
+			c.unlisted = unlistedFor(ks, p.unlisted, set)
+		}
 	}
 	a.publish(ctx, p, start)
 	end := a.o.now()

@@ -47,20 +47,58 @@ var underWildcard = map[schema.GroupKind]bool{
 func kindsOf(constraints []*unstructured.Unstructured) ([]match.Kinds, error) {
 	var out []match.Kinds
 	for _, c := range constraints {
-		raw, _, _ := unstructured.NestedFieldNoCopy(c.Object, "spec", "match")
-		m := match.Match{}
-		if mm, ok := raw.(map[string]interface{}); ok {
-			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(mm, &m); err != nil {
-				return nil, fmt.Errorf("%s %q: spec.match: %w", c.GetKind(), c.GetName(), err)
-			}
+		ks, err := constraintKinds(c)
+		if err != nil {
+			return nil, err
 		}
-		if len(m.Kinds) == 0 {
-			out = append(out, match.Kinds{})
-			continue
-		}
-		out = append(out, m.Kinds...)
+		out = append(out, ks...)
 	}
 	return out, nil
+}
+
+// constraintKinds returns one constraint's match.kinds entries, or a
+// single empty entry (every kind) when it has none.
+func constraintKinds(c *unstructured.Unstructured) ([]match.Kinds, error) {
+	raw, _, _ := unstructured.NestedFieldNoCopy(c.Object, "spec", "match")
+	m := match.Match{}
+	if mm, ok := raw.(map[string]interface{}); ok {
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(mm, &m); err != nil {
+			return nil, fmt.Errorf("%s %q: spec.match: %w", c.GetKind(), c.GetName(), err)
+		}
+	}
+	if len(m.Kinds) == 0 {
+		return []match.Kinds{{}}, nil
+	}
+	return m.Kinds, nil
+}
+
+// selects reports whether a constraint with these match.kinds entries
+// makes a pass list gk, by the rule resolveKinds applies.
+func selects(want []match.Kinds, gk schema.GroupKind) bool {
+	for _, k := range want {
+		if ok, byName := accepts(k, gk); ok && (byName || !underWildcard[gk]) {
+			return true
+		}
+	}
+	return false
+}
+
+// unlistedFor returns the kinds among unlisted whose objects a constraint
+// with these match.kinds entries could have found violations on.
+// Expansion carries a workload's findings to the constraints on the kinds
+// it derives, possibly through several templates; rather than follow
+// those chains, an unlisted kind that expansion applies to counts for
+// every constraint. That may keep a status that could have been updated,
+// never the reverse.
+func unlistedFor(want []match.Kinds, unlisted []auditKind, set *expansion.Set) []schema.GroupKind {
+	var out []schema.GroupKind
+	for _, k := range unlisted {
+		gk := k.gvk.GroupKind()
+		if selects(want, gk) || (set != nil && set.AppliesTo(k.gvk)) {
+			out = append(out, gk)
+		}
+	}
+	return out
 }
 
 // accepts reports whether an entry accepts gk, and whether it names the

@@ -19,6 +19,13 @@
 // scanner may not list is skipped: logged once if only "*" reached it,
 // and a problem of the pass if a constraint named it.
 //
+// A pass that cannot list a kind (a timeout, an expired continue token,
+// a server error, a named kind it may not list) is partial: the
+// constraints that apply to that kind keep the status (and violations
+// gauge) of the last pass that listed all their kinds, and reports that
+// may hold findings on that kind are neither rewritten nor deleted, so
+// that missing objects are never published as compliant ones.
+//
 // Objects are reviewed as Gatekeeper's audit reviews them: the stored
 // object with no operation and no user, at the audit enforcement point
 // (scoped constraints report only if they list audit.gatekeeper.sh), with

@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -19,19 +20,43 @@ import (
 	"github.com/statcan/daaas-guard/pkg/policyreport"
 )
 
+// gaugeValue is one series of the violations gauge.
+type gaugeValue struct {
+	kind, name, action string
+	value              float64
+}
+
 // publish writes what a pass found: each constraint's status, the
 // violations metric, then the reports.
 func (a *Auditor) publish(ctx context.Context, p *pass, start time.Time) {
 	a.metrics.violations.Reset()
 	stamp := start.UTC().Format(time.RFC3339)
+	published := make(map[string]gaugeValue, len(p.constraints))
 	for _, key := range slices.Sorted(maps.Keys(p.constraints)) {
 		c := p.constraints[key]
-		a.metrics.violations.WithLabelValues(c.obj.GetKind(), c.obj.GetName(), c.action).Set(float64(c.violations.total))
+		if len(c.unlisted) > 0 {
+			// The count lacks the unlisted kinds' objects and would read
+			// as fewer violations than there are, or none. The status and
+			// gauge of the last pass stay, with its auditTimestamp, until
+			// a pass lists every kind the constraint applies to.
+			if g, ok := a.published[key]; ok {
+				a.metrics.violations.WithLabelValues(g.kind, g.name, g.action).Set(g.value)
+				published[key] = g
+			}
+			p.problem("status of %s kept from an earlier pass: %v not listed", key, c.unlisted)
+			a.log.Info("constraint status not updated: kinds it applies to could not be listed",
+				"kind", c.obj.GetKind(), "name", c.obj.GetName(), "unlisted", fmt.Sprint(c.unlisted))
+			continue
+		}
+		g := gaugeValue{kind: c.obj.GetKind(), name: c.obj.GetName(), action: c.action, value: float64(c.violations.total)}
+		a.metrics.violations.WithLabelValues(g.kind, g.name, g.action).Set(g.value)
+		published[key] = g
 		if err := a.writeStatus(ctx, c, stamp); err != nil {
 			p.problem("status of %s: %v", key, err)
 			a.log.Error(err, "writing audit status", "kind", c.obj.GetKind(), "name", c.obj.GetName())
 		}
 	}
+	a.published = published
 	if a.o.Reports == ReportNone {
 		return
 	}
@@ -77,6 +102,14 @@ func (a *Auditor) writeStatus(ctx context.Context, c *constraintAcc, stamp strin
 // findings (every audited namespace with ReportAll) and the
 // ClusterPolicyReport, and deletes the audit's reports that no longer
 // have anything to say.
+//
+// When some kinds could not be listed, the pass knows nothing of their
+// objects, yet a namespace's report holds the findings on every kind.
+// An existing report that may hold findings on an unlisted kind is then
+// neither rewritten nor deleted (see mayHoldUnlisted): dropping those
+// findings would make it read as compliant. It keeps what the last pass
+// that could write it found, the kinds that were listed included,
+// which is stale but not falsely clean.
 func (a *Auditor) writeReports(ctx context.Context, p *pass, ts metav1.Timestamp) error {
 	for _, kind := range []string{"PolicyReport", "ClusterPolicyReport"} {
 		if _, err := a.mapper.RESTMapping(policyreport.GroupVersion.WithKind(kind).GroupKind(), policyreport.GroupVersion.Version); err != nil {
@@ -94,7 +127,8 @@ func (a *Auditor) writeReports(ctx context.Context, p *pass, ts metav1.Timestamp
 		}
 		sum, results := p.reports[ns].build(metaFor, ts, withPass)
 		rep := &policyreport.PolicyReport{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: ReportName}}
-		if err := a.upsert(ctx, rep, func() { rep.Summary, rep.Results = sum, results }); err != nil {
+		keep := func() bool { return mayHoldUnlisted(p.unlisted, true, rep.Summary, rep.Results) }
+		if err := a.upsert(ctx, rep, keep, func() { rep.Summary, rep.Results = sum, results }); err != nil {
 			return fmt.Errorf("PolicyReport %s/%s: %w", ns, ReportName, err)
 		}
 	}
@@ -104,21 +138,70 @@ func (a *Auditor) writeReports(ctx context.Context, p *pass, ts metav1.Timestamp
 	crep := &policyreport.ClusterPolicyReport{ObjectMeta: metav1.ObjectMeta{Name: ReportName}}
 	acc := p.reports[""]
 	if acc == nil {
-		err := a.writer.Delete(ctx, crep)
-		if err != nil && !apierrors.IsNotFound(err) {
+		if err := a.deleteClusterReport(ctx, p, crep); err != nil {
 			return fmt.Errorf("deleting ClusterPolicyReport %s: %w", ReportName, err)
 		}
 		return nil
 	}
 	sum, results := acc.build(metaFor, ts, withPass)
-	if err := a.upsert(ctx, crep, func() { crep.Summary, crep.Results = sum, results }); err != nil {
+	keep := func() bool { return mayHoldUnlisted(p.unlisted, false, crep.Summary, crep.Results) }
+	if err := a.upsert(ctx, crep, keep, func() { crep.Summary, crep.Results = sum, results }); err != nil {
 		return fmt.Errorf("ClusterPolicyReport %s: %w", ReportName, err)
 	}
 	return nil
 }
 
-// upsert creates obj, or updates the existing one, after set fills it.
-func (a *Auditor) upsert(ctx context.Context, obj client.Object, set func()) error {
+// deleteClusterReport deletes the ClusterPolicyReport when no
+// cluster-scoped object has findings, unless it may hold findings on an
+// unlisted kind.
+func (a *Auditor) deleteClusterReport(ctx context.Context, p *pass, crep *policyreport.ClusterPolicyReport) error {
+	if len(p.unlisted) > 0 {
+		err := a.reader.Get(ctx, client.ObjectKeyFromObject(crep), crep)
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if mayHoldUnlisted(p.unlisted, false, crep.Summary, crep.Results) {
+			return nil
+		}
+	}
+	return client.IgnoreNotFound(a.writer.Delete(ctx, crep))
+}
+
+// mayHoldUnlisted reports whether an existing report (a namespace's, or
+// the cluster's when namespaced is false) may hold findings on objects of
+// an unlisted kind: a result names one, or the report lists fewer results
+// than its summary counts and so may hold such findings beyond the cap.
+// Findings are filed in the report of the reviewed object's own scope, so
+// only unlisted kinds of that scope count.
+func mayHoldUnlisted(unlisted []auditKind, namespaced bool, sum policyreport.Summary, results []policyreport.PolicyReportResult) bool {
+	kinds := map[schema.GroupKind]bool{}
+	for _, k := range unlisted {
+		if k.namespaced == namespaced {
+			kinds[k.gvk.GroupKind()] = true
+		}
+	}
+	if len(kinds) == 0 {
+		return false
+	}
+	if sum.Fail+sum.Warn > len(results) {
+		return true
+	}
+	for _, r := range results {
+		for _, ref := range r.Resources {
+			if kinds[schema.FromAPIVersionAndKind(ref.APIVersion, ref.Kind).GroupKind()] {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// upsert creates obj, or updates the existing one after set fills it.
+// When keep, given the existing object, says so, it is left as it is.
+func (a *Auditor) upsert(ctx context.Context, obj client.Object, keep func() bool, set func()) error {
 	key := client.ObjectKeyFromObject(obj)
 	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		// Read from the API server: a cache would hold every PolicyReport
@@ -134,6 +217,9 @@ func (a *Auditor) upsert(ctx context.Context, obj client.Object, set func()) err
 		if err != nil {
 			return err
 		}
+		if keep != nil && keep() {
+			return nil
+		}
 		labels := obj.GetLabels()
 		if labels == nil {
 			labels = map[string]string{}
@@ -147,7 +233,7 @@ func (a *Auditor) upsert(ctx context.Context, obj client.Object, set func()) err
 
 // deleteStale deletes the audit's PolicyReports in namespaces that now
 // have no findings (or are no longer audited), reading them a chunk at a
-// time.
+// time, except those that may hold findings on an unlisted kind.
 func (a *Auditor) deleteStale(ctx context.Context, p *pass) error {
 	cont := ""
 	for {
@@ -158,7 +244,7 @@ func (a *Auditor) deleteStale(ctx context.Context, p *pass) error {
 		}
 		for i := range list.Items {
 			r := &list.Items[i]
-			if r.Name != ReportName || p.reports[r.Namespace] != nil {
+			if r.Name != ReportName || p.reports[r.Namespace] != nil || mayHoldUnlisted(p.unlisted, true, r.Summary, r.Results) {
 				continue
 			}
 			if err := a.writer.Delete(ctx, r); err != nil && !apierrors.IsNotFound(err) {
