@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -61,13 +62,20 @@ func (a *Auditor) publish(ctx context.Context, p *pass, start time.Time) {
 		return
 	}
 	if err := a.writeReports(ctx, p, metav1.Timestamp{Seconds: start.Unix()}); err != nil {
-		if err == errNoReports {
+		if errors.Is(err, errNoReports) {
 			if !a.reportsOff.Swap(true) {
 				a.log.Info("PolicyReports not written: their CRDs are not installed (constraint status is still written)")
 			}
 			return
 		}
-		p.problem("reports: %v", err)
+		// One problem per report that failed, not one joined line.
+		errs := []error{err}
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			errs = j.Unwrap()
+		}
+		for _, e := range errs {
+			p.problem("reports: %v", e)
+		}
 		a.log.Error(err, "writing PolicyReports")
 		return
 	}
@@ -101,7 +109,8 @@ func (a *Auditor) writeStatus(ctx context.Context, c *constraintAcc, stamp strin
 // writeReports creates or updates one PolicyReport per namespace with
 // findings (every audited namespace with ReportAll) and the
 // ClusterPolicyReport, and deletes the audit's reports that no longer
-// have anything to say.
+// have anything to say. A report that fails to be written does not stop
+// the others; the errors are returned together.
 //
 // When some kinds could not be listed, the pass knows nothing of their
 // objects, yet a namespace's report holds the findings on every kind.
@@ -121,6 +130,7 @@ func (a *Auditor) writeReports(ctx context.Context, p *pass, ts metav1.Timestamp
 	}
 	metaFor := func(kind string) templateMeta { return metaOf(a.engine.Template(kind)) }
 	withPass := a.o.Reports == ReportAll
+	var errs []error
 	for _, ns := range slices.Sorted(maps.Keys(p.reports)) {
 		if ns == "" {
 			continue
@@ -129,26 +139,29 @@ func (a *Auditor) writeReports(ctx context.Context, p *pass, ts metav1.Timestamp
 		rep := &policyreport.PolicyReport{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: ReportName}}
 		keep := func() bool { return mayHoldUnlisted(p.unlisted, true, rep.Summary, rep.Results) }
 		if err := a.upsert(ctx, rep, keep, func() { rep.Summary, rep.Results = sum, results }); err != nil {
-			return fmt.Errorf("PolicyReport %s/%s: %w", ns, ReportName, err)
+			// A namespace that refuses writes (one being deleted refuses
+			// creates) must not hold up the other reports. Its report is
+			// not stale either: the namespace still has findings.
+			errs = append(errs, fmt.Errorf("PolicyReport %s/%s: %w", ns, ReportName, err))
 		}
 	}
 	if err := a.deleteStale(ctx, p); err != nil {
-		return err
+		errs = append(errs, err)
 	}
 	crep := &policyreport.ClusterPolicyReport{ObjectMeta: metav1.ObjectMeta{Name: ReportName}}
 	acc := p.reports[""]
 	if acc == nil {
 		if err := a.deleteClusterReport(ctx, p, crep); err != nil {
-			return fmt.Errorf("deleting ClusterPolicyReport %s: %w", ReportName, err)
+			errs = append(errs, fmt.Errorf("deleting ClusterPolicyReport %s: %w", ReportName, err))
 		}
-		return nil
+		return errors.Join(errs...)
 	}
 	sum, results := acc.build(metaFor, ts, withPass)
 	keep := func() bool { return mayHoldUnlisted(p.unlisted, false, crep.Summary, crep.Results) }
 	if err := a.upsert(ctx, crep, keep, func() { crep.Summary, crep.Results = sum, results }); err != nil {
-		return fmt.Errorf("ClusterPolicyReport %s: %w", ReportName, err)
+		errs = append(errs, fmt.Errorf("ClusterPolicyReport %s: %w", ReportName, err))
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // deleteClusterReport deletes the ClusterPolicyReport when no
@@ -233,14 +246,16 @@ func (a *Auditor) upsert(ctx context.Context, obj client.Object, keep func() boo
 
 // deleteStale deletes the audit's PolicyReports in namespaces that now
 // have no findings (or are no longer audited), reading them a chunk at a
-// time, except those that may hold findings on an unlisted kind.
+// time, except those that may hold findings on an unlisted kind. A
+// report that fails to be deleted does not stop the others.
 func (a *Auditor) deleteStale(ctx context.Context, p *pass) error {
+	var errs []error
 	cont := ""
 	for {
 		list := &policyreport.PolicyReportList{}
 		if err := a.reader.List(ctx, list, client.MatchingLabels{LabelManagedBy: ManagedBy},
 			client.Limit(a.o.ChunkSize), client.Continue(cont)); err != nil {
-			return fmt.Errorf("listing PolicyReports: %w", err)
+			return errors.Join(append(errs, fmt.Errorf("listing PolicyReports: %w", err))...)
 		}
 		for i := range list.Items {
 			r := &list.Items[i]
@@ -248,11 +263,11 @@ func (a *Auditor) deleteStale(ctx context.Context, p *pass) error {
 				continue
 			}
 			if err := a.writer.Delete(ctx, r); err != nil && !apierrors.IsNotFound(err) {
-				return fmt.Errorf("deleting PolicyReport %s/%s: %w", r.Namespace, r.Name, err)
+				errs = append(errs, fmt.Errorf("deleting PolicyReport %s/%s: %w", r.Namespace, r.Name, err))
 			}
 		}
 		if cont = list.Continue; cont == "" {
-			return nil
+			return errors.Join(errs...)
 		}
 	}
 }

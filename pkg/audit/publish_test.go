@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -248,6 +249,61 @@ func TestRunOnce_UnlistedKindKeepsStatusAndReports(t *testing.T) {
 	want["team-a"] = []string{"ConfigMap/settings", "Pod/web"}
 	if diff := cmp.Diff(want, reportsByNamespace(t, c)); diff != "" {
 		t.Errorf("reports after a full pass (-want +got):\n%s", diff)
+	}
+}
+
+// A namespace whose report cannot be written does not stop the other
+// reports, the stale ones' deletion or the ClusterPolicyReport, and its
+// own existing report is not taken for stale.
+func TestRunOnce_FailedReportDoesNotStopOthers(t *testing.T) {
+	ctx := context.Background()
+	funcs := interceptor.Funcs{
+		Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
+			if _, ok := obj.(*policyreport.PolicyReport); ok && obj.GetNamespace() == "team-a" {
+				return apierrors.NewForbidden(schema.GroupResource{Group: policyreport.GroupVersion.Group, Resource: "policyreports"},
+					ReportName, errors.New("namespace team-a is being terminated"))
+			}
+			return c.Create(ctx, obj, opts...)
+		},
+		Update: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.UpdateOption) error {
+			if _, ok := obj.(*policyreport.PolicyReport); ok && obj.GetNamespace() == "team-b" {
+				return apierrors.NewInternalError(errors.New("etcd timeout"))
+			}
+			return c.Update(ctx, obj, opts...)
+		},
+	}
+	managed := map[string]string{LabelManagedBy: ManagedBy}
+	old := func(ns string) *policyreport.PolicyReport {
+		return &policyreport.PolicyReport{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: ReportName, Labels: managed},
+			Summary: policyreport.Summary{Fail: 1},
+			Results: []policyreport.PolicyReportResult{{Source: Source, Policy: "PSPPrivilegedContainer", Rule: "no-privileged",
+				Result: policyreport.ResultFail, Resources: []corev1.ObjectReference{ref("Pod", ns, "old")}}}}
+	}
+	a, c := fakeAuditor(t, funcs,
+		ns("team-a", ""), ns("team-b", ""), ns("team-d", ""), ns("team-old", ""), ns("team-z", "bad"),
+		privilegedPod("team-a", "web"), privilegedPod("team-b", "job"), privilegedPod("team-d", "x"),
+		old("team-b"), old("team-old"),
+	)
+	s := runAt(t, a, time.Unix(1700000000, 0))
+	for _, sub := range []string{"PolicyReport team-a/" + ReportName, "PolicyReport team-b/" + ReportName} {
+		if !hasProblem(s, sub) {
+			t.Errorf("problems = %q, want one naming %s", s.Problems, sub)
+		}
+	}
+	want := map[string][]string{
+		"team-b": {"Pod/old"}, // its update failed: kept, not deleted
+		"team-d": {"Pod/x"},   // written after team-a and team-b failed
+		// team-old had nothing left to report: deleted.
+	}
+	if diff := cmp.Diff(want, reportsByNamespace(t, c)); diff != "" {
+		t.Errorf("reports (-want +got):\n%s", diff)
+	}
+	crep := &policyreport.ClusterPolicyReport{}
+	if err := c.Get(ctx, client.ObjectKey{Name: ReportName}, crep); err != nil {
+		t.Errorf("cluster report: %v", err)
+	}
+	if got := constraintStatus(t, c, "PSPPrivilegedContainer", "no-privileged")["totalViolations"]; got != int64(3) {
+		t.Errorf("no-privileged totalViolations = %v, want 3", got)
 	}
 }
 
