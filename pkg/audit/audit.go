@@ -305,7 +305,11 @@ func (a *Auditor) RunOnce(ctx context.Context) (*Summary, error) {
 	}
 	a.metrics.runs.WithLabelValues(result).Inc()
 	a.metrics.duration.Observe(end.Sub(start).Seconds())
-	a.metrics.lastRun.Set(float64(end.Unix()))
+	if result == "complete" {
+		// A partial pass leaves some statuses as they were, so alerts on
+		// the age of the last audit keep counting from the last full one.
+		a.metrics.lastRun.Set(float64(end.Unix()))
+	}
 	s := p.summary
 	a.last.Store(&s)
 	a.log.Info("audit pass finished", "result", result, "kinds", s.Kinds, "objects", s.Objects,

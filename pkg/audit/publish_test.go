@@ -211,6 +211,9 @@ func TestRunOnce_UnlistedKindKeepsStatusAndReports(t *testing.T) {
 	if got := testutil.ToFloat64(a.metrics.violations.WithLabelValues("MetadataRestrictions", "tier", "deny")); got != 3 {
 		t.Errorf("tier's violations gauge = %v, want the last full count, 3", got)
 	}
+	if got := testutil.ToFloat64(a.metrics.lastRun); got != float64(first.Unix()) {
+		t.Errorf("last complete pass = %v after a partial one, want the first pass's end, %v", got, first.Unix())
+	}
 
 	want := map[string][]string{
 		"team-a": {"ConfigMap/settings", "Pod/web"}, // holds a ConfigMap finding: left as it was
