@@ -22,22 +22,35 @@ import (
 // Workflow or a Tekton PipelineRun. Every image counts, the engine's
 // included (Argo's wait and init, Tekton's init containers, KFP's
 // launcher): they run in the user's namespace with the user's data too.
-// An UPDATE is reviewed only when it adds an image. Anything else, and
-// DELETE, passes untouched. ns is the request's namespace (nil when not
+// An UPDATE is reviewed only when it adds an image, and an UPDATE of
+// pods/ephemeralcontainers only for the ephemeral containers it adds.
+// Anything else (DELETE, other subresources) passes untouched. ns is the request's namespace (nil when not
 // cached). known, when set, is the labels and annotations of the request's
 // object as the caller already parsed them: a pod they do not make a
 // pipeline pod passes without being decoded again (that decode was 5% of
 // the webhook's CPU per notebook pod created).
 func (g *Gate) ReviewRequest(_ context.Context, req admission.Request, ns *corev1.Namespace, known *metav1.ObjectMeta) (denies, warnings []string) {
-	if req.Operation != admissionv1.Create && req.Operation != admissionv1.Update || len(req.Object.Raw) == 0 || req.SubResource != "" {
+	if req.Operation != admissionv1.Create && req.Operation != admissionv1.Update || len(req.Object.Raw) == 0 {
+		return nil, nil
+	}
+	isPod := req.Kind.Group == "" && req.Kind.Kind == "Pod"
+	// The API server refuses ephemeral containers on CREATE and ignores
+	// them on a plain UPDATE: this subresource, whose object is the whole
+	// pod, is the only way they arrive. No other subresource adds images.
+	ephemeral := isPod && req.Operation == admissionv1.Update && req.SubResource == "ephemeralcontainers"
+	if req.SubResource != "" && !ephemeral {
 		return nil, nil
 	}
 	var cs, old []images.Container
 	var err error
 	switch {
-	case req.Kind.Group == "" && req.Kind.Kind == "Pod":
+	case isPod:
 		if known != nil && !pipeline.Classify(&corev1.Pod{ObjectMeta: *known}).IsPipeline() {
 			return nil, nil
+		}
+		if ephemeral {
+			cs, err = addedEphemeralImages(req.Object.Raw, req.OldObject.Raw)
+			break
 		}
 		cs, err = podImages(req.Object.Raw, true)
 		if err == nil && req.Operation == admissionv1.Update && len(req.OldObject.Raw) > 0 {
@@ -93,6 +106,49 @@ type nameImage struct {
 // podImages lists the images of a pipeline pod (none for other pods).
 // pipelineOnly=false lists them for any pod (the old object of an update).
 func podImages(raw []byte, pipelineOnly bool) ([]images.Container, error) {
+	pod, err := decodePod(raw)
+	if err != nil {
+		return nil, err
+	}
+	if pipelineOnly && !pipeline.Classify(pod).IsPipeline() {
+		return nil, nil
+	}
+	return images.OfPod(pod), nil
+}
+
+// addedEphemeralImages lists the ephemeral containers of a pipeline pod
+// (none for other pods) that oldRaw does not have. They are matched by
+// name: the API server never lets one be changed or removed, so a name
+// already there is the same container sent again.
+func addedEphemeralImages(raw, oldRaw []byte) ([]images.Container, error) {
+	pod, err := decodePod(raw)
+	if err != nil {
+		return nil, err
+	}
+	if !pipeline.Classify(pod).IsPipeline() {
+		return nil, nil
+	}
+	var had []string
+	if len(oldRaw) > 0 {
+		// An old pod that cannot be read hides nothing: every ephemeral
+		// container is then judged.
+		if old, err := decodePod(oldRaw); err == nil {
+			for _, c := range old.Spec.EphemeralContainers {
+				had = append(had, c.Name)
+			}
+		}
+	}
+	var cs []images.Container
+	for _, c := range pod.Spec.EphemeralContainers {
+		if !slices.Contains(had, c.Name) {
+			cs = append(cs, images.Container{Name: c.Name, Image: c.Image})
+		}
+	}
+	return cs, nil
+}
+
+// decodePod reads the metadata and container images of a pod.
+func decodePod(raw []byte) (*corev1.Pod, error) {
 	var f podFields
 	// json/v2 matches field names exactly, as the API server does, and
 	// skips the rest of the pod in 0.7x the time of encoding/json.
@@ -111,10 +167,7 @@ func podImages(raw []byte, pipelineOnly bool) ([]images.Container, error) {
 		pod.Spec.EphemeralContainers = append(pod.Spec.EphemeralContainers,
 			corev1.EphemeralContainer{EphemeralContainerCommon: corev1.EphemeralContainerCommon{Name: c.Name, Image: c.Image}})
 	}
-	if pipelineOnly && !pipeline.Classify(pod).IsPipeline() {
-		return nil, nil
-	}
-	return images.OfPod(pod), nil
+	return pod, nil
 }
 
 // workloadImages lists the images of every template, task and step.

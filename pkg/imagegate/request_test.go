@@ -219,3 +219,55 @@ func BenchmarkReviewRequest_KnownMetadata(b *testing.B) {
 		}
 	})
 }
+
+// Ephemeral containers reach the API server only through an UPDATE of
+// pods/ephemeralcontainers: the ones it adds to a pipeline pod are judged,
+// those the pod already had are not, and other subresources pass.
+func TestReviewRequest_EphemeralContainers(t *testing.T) {
+	vuln := repo + "@" + vulnDigest
+	fixed := repo + "@" + fixedDigest
+	argo := map[string]string{"workflows.argoproj.io/workflow": "wf"}
+	debugged := func(labels map[string]string, ephemeral ...corev1.EphemeralContainer) *corev1.Pod {
+		p := pod(labels, fixed)
+		p.Spec.EphemeralContainers = ephemeral
+		return p
+	}
+	debug := func(name, image string) corev1.EphemeralContainer {
+		return corev1.EphemeralContainer{EphemeralContainerCommon: corev1.EphemeralContainerCommon{Name: name, Image: image}}
+	}
+	subresource := func(sub string, obj, old *corev1.Pod) admission.Request {
+		req := request(t, admissionv1.Update, "", "Pod", obj, old)
+		req.SubResource = sub
+		return req
+	}
+	tests := []struct {
+		name   string
+		req    admission.Request
+		denied bool
+	}{
+		{"adding a container on the vulnerable image",
+			subresource("ephemeralcontainers", debugged(argo, debug("debugger", vuln)), debugged(argo)), true},
+		{"adding one beside an existing one",
+			subresource("ephemeralcontainers", debugged(argo, debug("a", fixed), debug("b", vuln)), debugged(argo, debug("a", fixed))), true},
+		{"adding one on the fixed image",
+			subresource("ephemeralcontainers", debugged(argo, debug("debugger", fixed)), debugged(argo)), false},
+		{"an ephemeral container the pod already had is not judged again",
+			subresource("ephemeralcontainers", debugged(argo, debug("old", vuln), debug("new", fixed)), debugged(argo, debug("old", vuln))), false},
+		{"a pod that is not a pipeline step is not gated",
+			subresource("ephemeralcontainers", debugged(nil, debug("debugger", vuln)), debugged(nil)), false},
+		{"other subresources pass",
+			subresource("status", debugged(argo, debug("debugger", vuln)), debugged(argo)), false},
+	}
+	g := New(Config{Verdicts: verdicts(), Now: func() time.Time { return now }})
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			denies, _ := g.ReviewRequest(context.Background(), tc.req, nil, nil)
+			if got := len(denies) > 0; got != tc.denied {
+				t.Fatalf("denied = %v, want %v (%q)", got, tc.denied, denies)
+			}
+			if tc.denied && !strings.Contains(strings.Join(denies, "\n"), "image "+vuln+": CVE-2026-0001") {
+				t.Errorf("denial %q does not name the image and CVE", denies)
+			}
+		})
+	}
+}
