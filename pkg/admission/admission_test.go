@@ -19,9 +19,12 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/statcan/daaas-guard/api/v1alpha1"
+	"github.com/statcan/daaas-guard/pkg/imagegate"
 	"github.com/statcan/daaas-guard/pkg/manifest"
 	"github.com/statcan/daaas-guard/pkg/match"
 	"github.com/statcan/daaas-guard/pkg/policy"
+	"github.com/statcan/daaas-guard/pkg/scan/verdict"
 )
 
 const privilegedTemplate = `apiVersion: templates.gatekeeper.sh/v1
@@ -318,13 +321,15 @@ type fakeImages struct {
 	denies, warns []string
 	// known records the metadata each call was given.
 	known *[]*metav1.ObjectMeta
+	// admitted is returned as is.
+	admitted func()
 }
 
-func (f fakeImages) ReviewRequest(_ context.Context, _ admission.Request, _ *corev1.Namespace, known *metav1.ObjectMeta) ([]string, []string) {
+func (f fakeImages) ReviewRequest(_ context.Context, _ admission.Request, _ *corev1.Namespace, known *metav1.ObjectMeta) ([]string, []string, func()) {
 	if f.known != nil {
 		*f.known = append(*f.known, known)
 	}
-	return f.denies, f.warns
+	return f.denies, f.warns, f.admitted
 }
 
 // The image gate gets the object's labels and annotations from the
@@ -354,5 +359,81 @@ func TestValidator_ImageVerdictsJoinTheConstraints(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"[image-vulnerabilities] y", "[w] container main is privileged"}, resp.Warnings); diff != "" {
 		t.Errorf("warnings (-want +got):\n%s", diff)
+	}
+}
+
+type usage []string
+
+func (u *usage) Used(name string) { *u = append(*u, name) }
+
+// An ImageException is used by an admission only when the final answer,
+// constraints included, admits it; a dry run uses none.
+func TestValidator_ExceptionUseOnlyWhenAdmitted(t *testing.T) {
+	const (
+		repo      = "registry.example.ca/team/etl"
+		excepted  = repo + "@sha256:1111111111111111111111111111111111111111111111111111111111111111"
+		unscanned = repo + "@sha256:3333333333333333333333333333333333333333333333333333333333333333"
+	)
+	ix := verdict.New()
+	ix.Set(&v1alpha1.ImageScan{ObjectMeta: metav1.ObjectMeta{Name: "s"},
+		Spec: v1alpha1.ImageScanSpec{Digest: strings.TrimPrefix(excepted, repo+"@"), Repository: repo},
+		Status: v1alpha1.ImageScanStatus{
+			Conditions:          []metav1.Condition{{Type: v1alpha1.ConditionScanned, Status: metav1.ConditionTrue}},
+			Fixable:             v1alpha1.SeverityCounts{Critical: 1},
+			FixableCriticalHigh: []v1alpha1.FixableVulnerability{{ID: "CVE-2099-0001", Severity: "CRITICAL", Package: "busybox", FixedVersion: "1.37.0-r19"}}}})
+	ex, err := imagegate.CompileException(&v1alpha1.ImageException{ObjectMeta: metav1.ObjectMeta{Name: "etl"},
+		Spec: v1alpha1.ImageExceptionSpec{CVEIDs: []string{"CVE-2099-0001"}, Images: []string{repo},
+			Expires: metav1.NewTime(time.Now().Add(time.Hour)), Reason: "fix ships next sprint"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pipelinePod := func(privileged, dryRun bool, imgs ...string) admission.Request {
+		req := podRequest(t, "alice", privileged)
+		p := &corev1.Pod{}
+		if err := json.Unmarshal(req.Object.Raw, p); err != nil {
+			t.Fatal(err)
+		}
+		p.Labels = map[string]string{"workflows.argoproj.io/workflow": "wf"}
+		p.Spec.Containers[0].Image = imgs[0]
+		for _, img := range imgs[1:] {
+			p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: "wait", Image: img})
+		}
+		if req.Object.Raw, err = json.Marshal(p); err != nil {
+			t.Fatal(err)
+		}
+		req.DryRun = &dryRun
+		return req
+	}
+	tests := []struct {
+		name     string
+		req      admission.Request
+		allowed  bool
+		wantUsed usage
+	}{
+		{"admitted under the exception", pipelinePod(false, false, excepted), true, usage{"etl"}},
+		{"denied by a constraint", pipelinePod(true, false, excepted), false, nil},
+		{"denied for another image", pipelinePod(false, false, excepted, unscanned), false, nil},
+		{"admitted on a dry run", pipelinePod(false, true, excepted), true, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var used usage
+			gate := imagegate.New(imagegate.Config{Verdicts: ix, Usage: &used})
+			ip, err := imagegate.CompilePolicy(&v1alpha1.ImagePolicySpec{DefaultUnscanned: v1alpha1.UnscannedDeny})
+			if err != nil {
+				t.Fatal(err)
+			}
+			gate.SetPolicy(ip)
+			gate.SetExceptions([]*imagegate.Exception{ex})
+			v := newValidator(t, constraint("a-deny", "deny", ""))
+			v.cfg.Images = gate
+			resp := v.Handle(context.Background(), tc.req)
+			if resp.Allowed != tc.allowed {
+				t.Fatalf("allowed = %v, want %v (%+v)", resp.Allowed, tc.allowed, resp.Result)
+			}
+			if diff := cmp.Diff(tc.wantUsed, used); diff != "" {
+				t.Errorf("exceptions used (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

@@ -71,8 +71,10 @@ type ValidatorConfig struct {
 // carry their own source prefix.
 type ImageReviewer interface {
 	// known, when set, is the object's labels and annotations as the
-	// review parsed them.
-	ReviewRequest(ctx context.Context, req admission.Request, ns *corev1.Namespace, known *metav1.ObjectMeta) (denies, warnings []string)
+	// review parsed them. admitted, when not nil, records what the
+	// admission used (ImageException use): the handler calls it once, and
+	// only when its final answer, constraints included, admits the request.
+	ReviewRequest(ctx context.Context, req admission.Request, ns *corev1.Namespace, known *metav1.ObjectMeta) (denies, warnings []string, admitted func())
 }
 
 // Validator is the validating admission handler.
@@ -167,14 +169,22 @@ func (v *Validator) Handle(ctx context.Context, req admission.Request) (resp adm
 		v.cfg.Log.Error(err, "partial review", "kind", req.Kind.Kind, "namespace", req.Namespace, "name", req.Name)
 	}
 	var imageDenies, imageWarns []string
+	var imagesAdmitted func()
 	if v.cfg.Images != nil {
 		var known *metav1.ObjectMeta
 		if labels, annotations, ok := in.ObjectMetadata(); ok {
 			known = &metav1.ObjectMeta{Labels: labels, Annotations: annotations}
 		}
-		imageDenies, imageWarns = v.cfg.Images.ReviewRequest(ctx, req, in.Namespace, known)
+		imageDenies, imageWarns, imagesAdmitted = v.cfg.Images.ReviewRequest(ctx, req, in.Namespace, known)
 	}
-	return v.respond(req, result, err, imageDenies, imageWarns, &decision)
+	resp = v.respond(req, result, err, imageDenies, imageWarns, &decision)
+	// Only now is it known whether anything denied the request: an
+	// exception that let an image through is used only if the request is
+	// admitted.
+	if resp.Allowed && imagesAdmitted != nil {
+		imagesAdmitted()
+	}
+	return resp
 }
 
 // reviewedNamespace is the namespace a request belongs to for exemptions:

@@ -2,6 +2,7 @@ package imagegate
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -32,7 +33,7 @@ type ScanRequester interface {
 }
 
 // UsageRecorder notes, without blocking, that an exception let an
-// admission through.
+// admission through. It is called only once the request is admitted.
 type UsageRecorder interface {
 	Used(exception string)
 }
@@ -102,6 +103,9 @@ type Subject struct {
 	Namespace       string
 	NamespaceLabels map[string]string
 	Containers      []images.Container
+	// DryRun is set when the request will not be persisted: the review then
+	// has no side effects (no scan is requested), as the webhook declares.
+	DryRun bool
 }
 
 // Result is the gate's answer: deny messages and warnings, each prefixed
@@ -110,6 +114,10 @@ type Result struct {
 	Denies   []string
 	Warnings []string
 	Outcome  string
+	// Used names, sorted, the exceptions that let the subject through;
+	// empty when it is denied. Review does not record their use: whether
+	// the request is admitted is known only once every check has answered.
+	Used []string
 }
 
 // Review decides on every image of s.
@@ -125,7 +133,7 @@ func (g *Gate) Review(s Subject) Result {
 	now := g.cfg.Now()
 	exceptions := *g.exceptions.Load()
 	var res Result
-	var unscanned, excepted bool
+	var unscanned bool
 	seen := map[string]bool{}
 	for _, c := range s.Containers {
 		if seen[c.Image] {
@@ -143,14 +151,19 @@ func (g *Gate) Review(s Subject) Result {
 			g.unscanned(&res, p, s, c, ref)
 			continue
 		}
-		if g.judge(&res, p, exceptions, s, c, v, now) {
-			excepted = true
+		for _, name := range g.judge(&res, p, exceptions, s, c, v, now) {
+			if !slices.Contains(res.Used, name) {
+				res.Used = append(res.Used, name)
+			}
 		}
 	}
+	sort.Strings(res.Used)
 	switch {
 	case len(res.Denies) > 0:
 		res.Outcome = OutcomeDenied
-	case excepted:
+		// A denied request uses no exception, whichever image it was for.
+		res.Used = nil
+	case len(res.Used) > 0:
 		res.Outcome = OutcomeExcepted
 	case unscanned && len(res.Warnings) > 0:
 		res.Outcome = OutcomeWarned
@@ -184,6 +197,11 @@ func (g *Gate) unscanned(res *Result, p *Policy, s Subject, c images.Container, 
 				"pin it by digest (%s@sha256:…) to have it scanned, then retry in %v", Source, c.Image, s.Namespace, ref.Repository, p.RetryAfter))
 			return
 		}
+		if s.DryRun {
+			res.Denies = append(res.Denies, fmt.Sprintf("%s image %s has not been scanned and namespace %s admits only scanned images; "+
+				"a dry run requests no scan: send the request without dry run to have it scanned", Source, c.Image, s.Namespace))
+			return
+		}
 		if g.cfg.Scans != nil {
 			g.cfg.Scans.RequestScan(ref.Digest, ref.Repository)
 		}
@@ -193,8 +211,9 @@ func (g *Gate) unscanned(res *Result, p *Policy, s Subject, c images.Container, 
 }
 
 // judge denies an image whose findings at or above the policy's severity
-// are not all excepted. It reports whether an exception was used.
-func (g *Gate) judge(res *Result, p *Policy, exceptions []*Exception, s Subject, c images.Container, v *verdict.Verdict, now time.Time) bool {
+// are not all excepted. It returns the exceptions that admitted the image
+// (none when it is denied).
+func (g *Gate) judge(res *Result, p *Policy, exceptions []*Exception, s Subject, c images.Container, v *verdict.Verdict, now time.Time) []string {
 	counts := v.Vulnerabilities
 	if p.FixableOnly {
 		counts = v.Fixable
@@ -206,7 +225,7 @@ func (g *Gate) judge(res *Result, p *Policy, exceptions []*Exception, s Subject,
 		}
 	}
 	if total == 0 {
-		return false
+		return nil
 	}
 	repo := v.Repository // normalised by the scanner
 	var open []string
@@ -240,11 +259,6 @@ func (g *Gate) judge(res *Result, p *Policy, exceptions []*Exception, s Subject,
 		}
 		open = append(open, fmt.Sprintf("%d more %s at or above %s", more, kind, rankName(p.MinRank)))
 	}
-	for _, name := range used {
-		if g.cfg.Usage != nil && len(open) == 0 {
-			g.cfg.Usage.Used(name)
-		}
-	}
 	if len(open) > 0 {
 		msg := fmt.Sprintf("%s image %s: %s; ask for an ImageException or use a fixed image", Source, c.Image, strings.Join(open, ", "))
 		if len(expired) > 0 {
@@ -252,12 +266,12 @@ func (g *Gate) judge(res *Result, p *Policy, exceptions []*Exception, s Subject,
 			msg += fmt.Sprintf(" (expired ImageException %s ignored)", strings.Join(expired, ", "))
 		}
 		res.Denies = append(res.Denies, msg)
-		return false
+		return nil
 	}
 	sort.Strings(used)
 	res.Warnings = append(res.Warnings, fmt.Sprintf("%s image %s: %d %s at or above %s admitted under ImageException %s",
 		Source, c.Image, listed, vulnerabilities(listed), rankName(p.MinRank), strings.Join(used, ", ")))
-	return true
+	return used
 }
 
 func covering(exceptions []*Exception, cve, repo, ns string, now time.Time) *Exception {

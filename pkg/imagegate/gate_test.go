@@ -43,7 +43,7 @@ func (r *recorder) Used(name string)             { r.used = append(r.used, name)
 var now = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 
 func verdicts() fakeVerdicts {
-	return fakeVerdicts{
+	v := fakeVerdicts{
 		repo + "@" + vulnDigest: {Scanned: true, Digest: vulnDigest, Repository: repo,
 			Vulnerabilities: v1alpha1.SeverityCounts{Critical: 2, High: 1, Medium: 3},
 			Fixable:         v1alpha1.SeverityCounts{Critical: 1, High: 1, Medium: 2},
@@ -55,6 +55,9 @@ func verdicts() fakeVerdicts {
 			Vulnerabilities: v1alpha1.SeverityCounts{Medium: 1}},
 		repo + ":failed": {Scanned: false, Digest: newDigest, Error: "pull failed"},
 	}
+	// The same findings under a tag, for a pod that runs the image twice.
+	v[repo+":vuln"] = v[repo+"@"+vulnDigest]
+	return v
 }
 
 func exception(name string, mod func(*v1alpha1.ImageExceptionSpec)) *Exception {
@@ -79,12 +82,15 @@ func TestReview(t *testing.T) {
 		policy     v1alpha1.ImagePolicySpec
 		exceptions []*Exception
 		image      string
-		nsLabels   map[string]string
-		wantDeny   []string // substrings, one per deny message in order
-		wantWarn   []string
-		outcome    string
-		wantScans  []string
-		wantUsed   []string
+		// also is the image of a third container, when set.
+		also      string
+		dryRun    bool
+		nsLabels  map[string]string
+		wantDeny  []string // substrings, one per deny message in order
+		wantWarn  []string
+		outcome   string
+		wantScans []string
+		wantUsed  []string
 	}{
 		{
 			name: "fixable critical denied naming CVE, package and fixed version", image: vulnImage,
@@ -155,7 +161,21 @@ func TestReview(t *testing.T) {
 			exceptions: []*Exception{exception("b", nil),
 				exception("a", func(s *v1alpha1.ImageExceptionSpec) { s.CVEIDs = []string{"CVE-2026-0002"} })},
 			wantWarn: []string{"2 vulnerabilities at or above HIGH admitted under ImageException a, b"},
-			outcome:  OutcomeExcepted, wantUsed: []string{"b", "a"},
+			outcome:  OutcomeExcepted, wantUsed: []string{"a", "b"},
+		},
+		{
+			name: "an exception admitting two images is used once", image: vulnImage, also: repo + ":vuln",
+			exceptions: []*Exception{exception("etl-openssl", nil)},
+			wantWarn:   []string{"image " + vulnImage + ": 1 vulnerability", "image " + repo + ":vuln: 1 vulnerability"},
+			outcome:    OutcomeExcepted, wantUsed: []string{"etl-openssl"},
+		},
+		{
+			name: "an exception is not used when another image is denied", image: vulnImage, also: repo + ":new",
+			policy:     v1alpha1.ImagePolicySpec{DefaultUnscanned: "Deny"},
+			exceptions: []*Exception{exception("etl-openssl", nil)},
+			wantDeny:   []string{"image " + repo + ":new has not been scanned"},
+			wantWarn:   []string{"admitted under ImageException etl-openssl"},
+			outcome:    OutcomeDenied,
 		},
 		{
 			name: "unscanned default warns", image: repo + ":new",
@@ -180,6 +200,12 @@ func TestReview(t *testing.T) {
 			wantDeny:  []string{"has not been scanned and namespace alice admits only scanned images; a scan has been requested: retry in 1m30s"},
 			outcome:   OutcomeDenied,
 			wantScans: []string{newDigest},
+		},
+		{
+			name: "a dry run requests no scan", image: repo + "@" + newDigest, dryRun: true,
+			policy:   v1alpha1.ImagePolicySpec{DefaultUnscanned: "Deny"},
+			wantDeny: []string{"has not been scanned and namespace alice admits only scanned images; a dry run requests no scan"},
+			outcome:  OutcomeDenied,
 		},
 		{
 			name: "unscanned deny on a tag asks for a digest", image: repo + ":new",
@@ -212,8 +238,11 @@ func TestReview(t *testing.T) {
 			}
 			g.SetPolicy(p)
 			g.SetExceptions(tc.exceptions)
-			res := g.Review(Subject{Namespace: "alice", NamespaceLabels: tc.nsLabels,
-				Containers: []images.Container{{Name: "main", Image: tc.image}, {Name: "wait", Image: tc.image}}})
+			cs := []images.Container{{Name: "main", Image: tc.image}, {Name: "wait", Image: tc.image}}
+			if tc.also != "" {
+				cs = append(cs, images.Container{Name: "sidecar", Image: tc.also})
+			}
+			res := g.Review(Subject{Namespace: "alice", NamespaceLabels: tc.nsLabels, Containers: cs, DryRun: tc.dryRun})
 			check := func(kind string, got, want []string) {
 				t.Helper()
 				if len(got) != len(want) {
@@ -233,8 +262,11 @@ func TestReview(t *testing.T) {
 			if diff := cmp.Diff(tc.wantScans, rec.scans); diff != "" {
 				t.Errorf("scan requests (-want +got):\n%s", diff)
 			}
-			if diff := cmp.Diff(tc.wantUsed, rec.used); diff != "" {
+			if diff := cmp.Diff(tc.wantUsed, res.Used); diff != "" {
 				t.Errorf("exceptions used (-want +got):\n%s", diff)
+			}
+			if len(rec.used) > 0 {
+				t.Errorf("Review recorded exception use %q; only the caller may, once the request is admitted", rec.used)
 			}
 			if n := testutil.ToFloat64(g.cfg.Metrics.Decisions.WithLabelValues(tc.outcome)); n != 1 {
 				t.Errorf("decisions{outcome=%s} = %v, want 1", tc.outcome, n)

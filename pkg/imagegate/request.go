@@ -29,9 +29,14 @@ import (
 // object as the caller already parsed them: a pod they do not make a
 // pipeline pod passes without being decoded again (that decode was 5% of
 // the webhook's CPU per notebook pod created).
-func (g *Gate) ReviewRequest(_ context.Context, req admission.Request, ns *corev1.Namespace, known *metav1.ObjectMeta) (denies, warnings []string) {
+//
+// admitted, when not nil, records the use of the exceptions that let the
+// request's images through; the caller calls it once, and only if its final
+// answer admits the request. It is nil on a dry run, which must leave no
+// trace, and a dry run requests no scan either.
+func (g *Gate) ReviewRequest(_ context.Context, req admission.Request, ns *corev1.Namespace, known *metav1.ObjectMeta) (denies, warnings []string, admitted func()) {
 	if req.Operation != admissionv1.Create && req.Operation != admissionv1.Update || len(req.Object.Raw) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	isPod := req.Kind.Group == "" && req.Kind.Kind == "Pod"
 	// The API server refuses ephemeral containers on CREATE and ignores
@@ -39,14 +44,14 @@ func (g *Gate) ReviewRequest(_ context.Context, req admission.Request, ns *corev
 	// pod, is the only way they arrive. No other subresource adds images.
 	ephemeral := isPod && req.Operation == admissionv1.Update && req.SubResource == "ephemeralcontainers"
 	if req.SubResource != "" && !ephemeral {
-		return nil, nil
+		return nil, nil, nil
 	}
 	var cs, old []images.Container
 	var err error
 	switch {
 	case isPod:
 		if known != nil && !pipeline.Classify(&corev1.Pod{ObjectMeta: *known}).IsPipeline() {
-			return nil, nil
+			return nil, nil, nil
 		}
 		if ephemeral {
 			cs, err = addedEphemeralImages(req.Object.Raw, req.OldObject.Raw)
@@ -63,10 +68,10 @@ func (g *Gate) ReviewRequest(_ context.Context, req admission.Request, ns *corev
 			old, _ = workloadImages(req.Kind.Kind, req.OldObject.Raw)
 		}
 	default:
-		return nil, nil
+		return nil, nil, nil
 	}
 	if err != nil {
-		return []string{fmt.Sprintf("%s %s %s/%s: %v", Source, req.Kind.Kind, req.Namespace, req.Name, err)}, nil
+		return []string{fmt.Sprintf("%s %s %s/%s: %v", Source, req.Kind.Kind, req.Namespace, req.Name, err)}, nil, nil
 	}
 	if len(old) > 0 {
 		cs = slices.DeleteFunc(cs, func(c images.Container) bool {
@@ -74,14 +79,22 @@ func (g *Gate) ReviewRequest(_ context.Context, req admission.Request, ns *corev
 		})
 	}
 	if len(cs) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
-	s := Subject{Object: fmt.Sprintf("%s %s/%s", req.Kind.Kind, req.Namespace, req.Name), Namespace: req.Namespace, Containers: cs}
+	s := Subject{Object: fmt.Sprintf("%s %s/%s", req.Kind.Kind, req.Namespace, req.Name), Namespace: req.Namespace, Containers: cs,
+		DryRun: req.DryRun != nil && *req.DryRun}
 	if ns != nil {
 		s.NamespaceLabels = ns.Labels
 	}
 	r := g.Review(s)
-	return r.Denies, r.Warnings
+	if len(r.Used) > 0 && !s.DryRun && g.cfg.Usage != nil {
+		admitted = func() {
+			for _, name := range r.Used {
+				g.cfg.Usage.Used(name)
+			}
+		}
+	}
+	return r.Denies, r.Warnings, admitted
 }
 
 // podFields is the part of a pod the gate reads: decoding only it costs a

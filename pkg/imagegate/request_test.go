@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -83,7 +84,7 @@ func TestReviewRequest(t *testing.T) {
 	g := New(Config{Verdicts: verdicts(), Now: func() time.Time { return now }})
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			denies, _ := g.ReviewRequest(context.Background(), tc.req, nil, nil)
+			denies, _, _ := g.ReviewRequest(context.Background(), tc.req, nil, nil)
 			if got := len(denies) > 0; got != tc.denied {
 				t.Fatalf("denied = %v, want %v (%q)", got, tc.denied, denies)
 			}
@@ -98,7 +99,7 @@ func TestReviewRequest_MalformedObjectIsDeniedNamingIt(t *testing.T) {
 	g := New(Config{Verdicts: verdicts()})
 	req := request(t, admissionv1.Create, "", "Pod", nil, nil)
 	req.Object.Raw = []byte(`{"spec":{"containers":7}}`)
-	denies, _ := g.ReviewRequest(context.Background(), req, nil, nil)
+	denies, _, _ := g.ReviewRequest(context.Background(), req, nil, nil)
 	if len(denies) != 1 || !strings.Contains(denies[0], "Pod alice/x: decoding the pod") {
 		t.Errorf("denies = %q", denies)
 	}
@@ -111,16 +112,16 @@ func TestReviewRequest_KnownMetadata(t *testing.T) {
 	malformed := request(t, admissionv1.Create, "", "Pod", nil, nil)
 	malformed.Object.Raw = []byte(`{"metadata":{"labels":{"workflows.argoproj.io/workflow":"w"}},"spec":{"containers":7}}`)
 	notebook := &metav1.ObjectMeta{Labels: map[string]string{"notebook-name": "nb"}}
-	if denies, _ := g.ReviewRequest(context.Background(), malformed, nil, notebook); len(denies) != 0 {
+	if denies, _, _ := g.ReviewRequest(context.Background(), malformed, nil, notebook); len(denies) != 0 {
 		t.Errorf("not a pipeline pod by its known metadata, yet decoded: %q", denies)
 	}
 	argo := map[string]string{"workflows.argoproj.io/workflow": "wf"}
-	if denies, _ := g.ReviewRequest(context.Background(), malformed, nil, &metav1.ObjectMeta{Labels: argo}); len(denies) != 1 || !strings.Contains(denies[0], "decoding the pod") {
+	if denies, _, _ := g.ReviewRequest(context.Background(), malformed, nil, &metav1.ObjectMeta{Labels: argo}); len(denies) != 1 || !strings.Contains(denies[0], "decoding the pod") {
 		t.Errorf("a pipeline pod by its known metadata: denies %q, want the decoding error", denies)
 	}
 	vuln := request(t, admissionv1.Create, "", "Pod", pod(argo, repo+"@"+vulnDigest), nil)
 	kfp := &metav1.ObjectMeta{Labels: argo, Annotations: map[string]string{"pipelines.kubeflow.org/v2_component": "true"}}
-	if denies, _ := g.ReviewRequest(context.Background(), vuln, nil, kfp); len(denies) != 1 {
+	if denies, _, _ := g.ReviewRequest(context.Background(), vuln, nil, kfp); len(denies) != 1 {
 		t.Errorf("pipeline pod on the vulnerable image, metadata known: denies %q", denies)
 	}
 }
@@ -143,7 +144,7 @@ func FuzzReviewRequest(f *testing.F) {
 		}
 		req := request(t, admissionv1.Create, group, kind, nil, nil)
 		req.Object.Raw = raw
-		denies, _ := g.ReviewRequest(context.Background(), req, nil, nil)
+		denies, _, _ := g.ReviewRequest(context.Background(), req, nil, nil)
 		for _, d := range denies {
 			if !strings.HasPrefix(d, Source+" ") {
 				t.Fatalf("denial without its source: %q", d)
@@ -174,7 +175,7 @@ func BenchmarkReviewRequest(b *testing.B) {
 	b.Run("gate", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if d, _ := g.ReviewRequest(context.Background(), req, nil, nil); len(d) != 1 {
+			if d, _, _ := g.ReviewRequest(context.Background(), req, nil, nil); len(d) != 1 {
 				b.Fatal(d)
 			}
 		}
@@ -205,7 +206,7 @@ func BenchmarkReviewRequest_KnownMetadata(b *testing.B) {
 	b.Run("decoded", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if d, _ := g.ReviewRequest(context.Background(), notebook, nil, nil); len(d) != 0 {
+			if d, _, _ := g.ReviewRequest(context.Background(), notebook, nil, nil); len(d) != 0 {
 				b.Fatal(d)
 			}
 		}
@@ -213,7 +214,7 @@ func BenchmarkReviewRequest_KnownMetadata(b *testing.B) {
 	b.Run("known", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if d, _ := g.ReviewRequest(context.Background(), notebook, nil, known); len(d) != 0 {
+			if d, _, _ := g.ReviewRequest(context.Background(), notebook, nil, known); len(d) != 0 {
 				b.Fatal(d)
 			}
 		}
@@ -261,12 +262,64 @@ func TestReviewRequest_EphemeralContainers(t *testing.T) {
 	g := New(Config{Verdicts: verdicts(), Now: func() time.Time { return now }})
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			denies, _ := g.ReviewRequest(context.Background(), tc.req, nil, nil)
+			denies, _, _ := g.ReviewRequest(context.Background(), tc.req, nil, nil)
 			if got := len(denies) > 0; got != tc.denied {
 				t.Fatalf("denied = %v, want %v (%q)", got, tc.denied, denies)
 			}
 			if tc.denied && !strings.Contains(strings.Join(denies, "\n"), "image "+vuln+": CVE-2026-0001") {
 				t.Errorf("denial %q does not name the image and CVE", denies)
+			}
+		})
+	}
+}
+
+// ReviewRequest leaves the recording of exception use to its caller, and a
+// dry run leaves no trace: no scan requested, nothing to record.
+func TestReviewRequest_SideEffects(t *testing.T) {
+	vuln := repo + "@" + vulnDigest
+	unscanned := repo + "@" + newDigest
+	argo := map[string]string{"workflows.argoproj.io/workflow": "wf"}
+	tests := []struct {
+		name      string
+		pod       *corev1.Pod
+		dryRun    bool
+		denied    bool
+		wantScans []string
+		wantUsed  []string
+	}{
+		{name: "an excepted image: the use is recorded once admitted", pod: pod(argo, vuln), wantUsed: []string{"etl-openssl"}},
+		{name: "an excepted image on a dry run: nothing to record", pod: pod(argo, vuln), dryRun: true},
+		{name: "an unscanned digest: a scan is requested", pod: pod(argo, unscanned), denied: true, wantScans: []string{newDigest}},
+		{name: "an unscanned digest on a dry run: no scan is requested", pod: pod(argo, unscanned), dryRun: true, denied: true},
+		{name: "an excepted image beside a denied one: nothing to record", pod: pod(argo, vuln, unscanned), denied: true, wantScans: []string{newDigest}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := &recorder{}
+			g := New(Config{Verdicts: verdicts(), Scans: rec, Usage: rec, Now: func() time.Time { return now }})
+			p, err := CompilePolicy(&v1alpha1.ImagePolicySpec{DefaultUnscanned: v1alpha1.UnscannedDeny})
+			if err != nil {
+				t.Fatal(err)
+			}
+			g.SetPolicy(p)
+			g.SetExceptions([]*Exception{exception("etl-openssl", nil)})
+			req := request(t, admissionv1.Create, "", "Pod", tc.pod, nil)
+			req.DryRun = &tc.dryRun
+			denies, _, admitted := g.ReviewRequest(context.Background(), req, nil, nil)
+			if got := len(denies) > 0; got != tc.denied {
+				t.Fatalf("denied = %v, want %v (%q)", got, tc.denied, denies)
+			}
+			if len(rec.used) > 0 {
+				t.Fatalf("exception use %q recorded before the caller admitted the request", rec.used)
+			}
+			if admitted != nil {
+				admitted()
+			}
+			if diff := cmp.Diff(tc.wantScans, rec.scans); diff != "" {
+				t.Errorf("scan requests (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tc.wantUsed, rec.used); diff != "" {
+				t.Errorf("exceptions used (-want +got):\n%s", diff)
 			}
 		})
 	}
