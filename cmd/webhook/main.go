@@ -3,9 +3,9 @@
 // admission on /v1/admit), guards the namespace exemption label
 // (/v1/admitlabel), adds GPU tolerations and the Vault agent to pods
 // (mutating admission on /v1/mutate, configured by the MutationConfig
-// named default, checked on /v1/admitmutationconfig), keeps referential
-// data in step with the cluster, and serves /healthz, /readyz and
-// /metrics.
+// named default, checked on /v1/admitmutationconfig), checks the image
+// gate's ImagePolicy (/v1/admitimagepolicy), keeps referential data in
+// step with the cluster, and serves /healthz, /readyz and /metrics.
 package main
 
 import (

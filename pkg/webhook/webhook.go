@@ -50,6 +50,7 @@ const (
 	ValidatePath       = "/v1/admit"
 	IgnoreLabelPath    = "/v1/admitlabel"
 	MutationConfigPath = "/v1/admitmutationconfig"
+	ImagePolicyPath    = "/v1/admitimagepolicy"
 	MutatePath         = "/v1/mutate"
 )
 
@@ -190,7 +191,7 @@ type Webhook struct {
 	// pipeline runs on them, with the ImagePolicy and ImageExceptions.
 	Verdicts    *verdict.Index
 	ImageGate   *imagegate.Gate
-	imageSynced func() bool
+	imageLoaded func() error
 	serving     atomic.Bool
 }
 
@@ -198,11 +199,18 @@ type Webhook struct {
 // the mutation configuration, the image verdicts and the image policy and
 // exceptions present at start-up.
 func (w *Webhook) Ready() bool {
-	return w.serving.Load() && w.Tracker.Ready() && w.MutationConfig.Loaded() && w.imagesLoaded()
+	return w.serving.Load() && w.Tracker.Ready() && w.MutationConfig.Loaded() && w.imagesLoaded() == nil
 }
 
-func (w *Webhook) imagesLoaded() bool {
-	return w.Verdicts.HasSynced() && w.imageSynced()
+// imagesLoaded says what the image gate still waits for. A stored
+// ImagePolicy that cannot be compiled keeps a starting replica waiting
+// (imagegate.Gate.Attach): it must not judge with the permissive
+// defaults while its peers hold the last valid policy.
+func (w *Webhook) imagesLoaded() error {
+	if !w.Verdicts.HasSynced() {
+		return errors.New("waiting for image verdicts")
+	}
+	return w.imageLoaded()
 }
 
 // Setup adds the engine, controllers, handlers, certificates and probes to
@@ -300,7 +308,7 @@ func Setup(mgr manager.Manager, cfg Config) (*Webhook, error) {
 	}
 	w.ImageGate = imagegate.New(imagegate.Config{Verdicts: w.Verdicts, Scans: imageWriter, Usage: imageWriter,
 		Metrics: imageMetrics, Log: log.WithName("imagegate")})
-	if w.imageSynced, err = w.ImageGate.Attach(context.Background(), mgr.GetCache(), mgr.GetClient()); err != nil {
+	if w.imageLoaded, err = w.ImageGate.Attach(context.Background(), mgr.GetCache(), mgr.GetClient()); err != nil {
 		return nil, err
 	}
 
@@ -314,7 +322,7 @@ func Setup(mgr manager.Manager, cfg Config) (*Webhook, error) {
 		MaxInFlight:    cfg.MaxInFlight,
 		EvalTimeout:    cfg.EvalTimeout,
 		Queued:         cfg.Queued,
-		Ready:          func() bool { return w.Tracker.Ready() && w.imagesLoaded() },
+		Ready:          func() bool { return w.Tracker.Ready() && w.imagesLoaded() == nil },
 		Expansion:      expansions.Set,
 		Images:         w.ImageGate,
 	})
@@ -364,10 +372,11 @@ func Setup(mgr manager.Manager, cfg Config) (*Webhook, error) {
 		srv.Register(ValidatePath, admission.Serve(validator))
 		srv.Register(IgnoreLabelPath, admission.Serve(&admission.LabelGuard{Exemptions: w.Exemptions}))
 		srv.Register(MutationConfigPath, admission.Serve(mutate.ConfigGuard{}))
+		srv.Register(ImagePolicyPath, admission.Serve(imagegate.PolicyGuard{}))
 		srv.Register(MutatePath, admission.Serve(w.Mutator))
 		w.serving.Store(true)
 		log.Info("admission handlers registered", "validate", ValidatePath, "ignoreLabel", IgnoreLabelPath,
-			"mutationConfig", MutationConfigPath, "mutate", MutatePath)
+			"mutationConfig", MutationConfigPath, "imagePolicy", ImagePolicyPath, "mutate", MutatePath)
 		return nil
 	})); err != nil {
 		return nil, err
@@ -383,8 +392,8 @@ func Setup(mgr manager.Manager, cfg Config) (*Webhook, error) {
 		if !w.MutationConfig.Loaded() {
 			return errors.New("waiting for the MutationConfig")
 		}
-		if !w.imagesLoaded() {
-			return errors.New("waiting for image verdicts, the ImagePolicy and ImageExceptions")
+		if err := w.imagesLoaded(); err != nil {
+			return err
 		}
 		return w.Tracker.Check()(r)
 	}); err != nil {
