@@ -33,7 +33,7 @@ func main() {
 	flag.StringVar(&cfg.Namespace, "namespace", os.Getenv("POD_NAMESPACE"), "namespace the scanner runs in, for its leader-election Lease (default $POD_NAMESPACE)")
 	flag.BoolVar(&cfg.LeaderElection, "leader-elect", true, "let one replica at a time scan")
 	flag.StringVar(&cfg.DBDir, "db-dir", "/var/lib/trivy/db", "directory of Trivy's offline vulnerability database (trivy.db and metadata.json, as in <trivy cache>/db); never downloaded by the scanner")
-	flag.DurationVar(&cfg.DBCheckInterval, "db-check-interval", time.Minute, "how often the database is checked for a rebuild (its metadata's UpdatedAt)")
+	flag.DurationVar(&cfg.DBCheckInterval, "db-check-interval", time.Minute, "how often the database is checked for a rebuild (its metadata's UpdatedAt) or, while --db-dir has none, for its arrival")
 	flag.StringVar(&cfg.CacheDir, "cache-dir", "", "directory for Trivy's layer-analysis cache, kept across scans and restarts (default: in memory, per scan)")
 	flag.StringVar(&cfg.ReportDir, "report-dir", "", "keep each scan's full Trivy JSON here and serve it on the metrics address under /reports/sha256-<hex>.json")
 	flag.StringVar(&cfg.TrivyReportDir, "ingest-trivy-reports", "", "directory of Trivy JSON reports (trivy image -f json) to read into ImageScans")
@@ -109,7 +109,7 @@ func main() {
 	}
 	err = mgr.Start(ctrl.SetupSignalHandler())
 	if s != nil {
-		if cerr := s.Engine.Close(); cerr != nil {
+		if cerr := s.Close(); cerr != nil {
 			log.Error(cerr, "closing the vulnerability database")
 		}
 	}

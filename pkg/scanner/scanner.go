@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	sbv1alpha1 "github.com/aquasecurity/starboard/pkg/apis/aquasecurity/v1alpha1"
@@ -143,17 +144,33 @@ func NewManager(rc *rest.Config, cfg Config) (manager.Manager, error) {
 	})
 }
 
-// Scanner is the assembled process.
+// Scanner is the image-scan part of the process: the Trivy engine, the
+// scan scheduler and the controllers feeding it. Without a vulnerability
+// database at start-up it waits for one, and the rest of the process runs
+// meanwhile.
 type Scanner struct {
-	Engine    *trivy.Engine
-	Scheduler *scan.Scheduler
+	cfg     Config
+	mgr     manager.Manager
+	reg     prometheus.Registerer
+	regc    scan.Registry
+	secrets scan.SecretReader
+	reports *scan.ReportStore
+
+	mu     sync.Mutex
+	engine *trivy.Engine
+	sched  *scan.Scheduler
+	// waiting is why scanning has not started yet; nil once it has.
+	waiting error
+	closed  bool
 }
 
-// Setup opens the vulnerability database and adds the scheduler, its
-// controllers and the probes to mgr. The caller closes the Engine after
-// the manager stops.
+// Setup adds the image scans and the probes to mgr. When --db-dir holds no
+// database yet (an operator fills it: the scanner never downloads one),
+// Setup still succeeds: the database is looked for every DBCheckInterval,
+// and the scheduler and its controllers are added once it is there. Any
+// other problem with the database, or a bad setting, is an error. The
+// caller closes the Scanner after the manager stops.
 func Setup(mgr manager.Manager, cfg Config) (*Scanner, error) {
-	log := cfg.Log
 	if cfg.DBDir == "" {
 		return nil, errors.New("scanner: the vulnerability database directory is required")
 	}
@@ -162,17 +179,11 @@ func Setup(mgr manager.Manager, cfg Config) (*Scanner, error) {
 			return nil, fmt.Errorf("scanner: report directory %s: not a directory", cfg.ReportDir)
 		}
 	}
-	engine, err := trivy.New(trivy.Options{DBDir: cfg.DBDir, CacheDir: cfg.CacheDir, MaxImageSize: cfg.MaxImageSize,
-		KeepFull: cfg.ReportDir != "", Log: log.WithName("engine")})
-	if err != nil {
-		return nil, err
+	s := &Scanner{cfg: cfg, mgr: mgr, reg: cfg.Metrics, regc: cfg.Registry, secrets: noSecrets{}}
+	if s.reg == nil {
+		s.reg = crmetrics.Registry
 	}
-	reg := cfg.Metrics
-	if reg == nil {
-		reg = crmetrics.Registry
-	}
-	regClient := cfg.Registry
-	if regClient == nil {
+	if s.regc == nil {
 		rc := &registry.Client{UserAgent: "daaas-guard-scanner"}
 		if cfg.Platform != "" {
 			p, err := v1.ParsePlatform(cfg.Platform)
@@ -181,48 +192,17 @@ func Setup(mgr manager.Manager, cfg Config) (*Scanner, error) {
 			}
 			rc.Platform = p
 		}
-		regClient = rc
+		s.regc = rc
 	}
-	var secrets scan.SecretReader = noSecrets{}
 	if cfg.PullSecrets {
-		secrets = secretReader{mgr.GetAPIReader()}
+		s.secrets = secretReader{mgr.GetAPIReader()}
 	}
-	var reports *scan.ReportStore
 	if cfg.ReportDir != "" {
-		reports = &scan.ReportStore{Dir: cfg.ReportDir}
-	}
-	sched, err := scan.NewScheduler(scan.Config{
-		Client:      mgr.GetClient(),
-		Reader:      mgr.GetAPIReader(),
-		Engine:      engine,
-		Registry:    regClient,
-		Secrets:     secrets,
-		Concurrency: cfg.Concurrency,
-		TTL:         cfg.TTL,
-		Jitter:      cfg.Jitter,
-		RetryAfter:  cfg.RetryAfter,
-		ScanTimeout: cfg.ScanTimeout,
-		ResolveTTL:  cfg.ResolveTTL,
-		Reports:     reports,
-		Metrics:     scan.NewMetrics(reg, func() time.Time { return engine.DB().UpdatedAt }),
-		Log:         log.WithName("scheduler"),
-	})
-	if err != nil {
-		return nil, err
-	}
-	if err := sched.SetupWithManager(mgr, scan.SetupOptions{Workloads: cfg.Workloads, Starboard: cfg.Starboard,
-		DBCheckInterval: cfg.DBCheckInterval, SkipNameValidation: cfg.SecondInstance}); err != nil {
-		return nil, err
-	}
-	if cfg.TrivyReportDir != "" {
-		if err := mgr.Add(&scan.TrivyReportDir{Dir: cfg.TrivyReportDir, Every: cfg.TrivyReportInterval, Scheduler: sched}); err != nil {
-			return nil, err
-		}
+		s.reports = &scan.ReportStore{Dir: cfg.ReportDir}
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return nil, err
 	}
-	// Ready once the informers have synced; the database opened in Setup.
 	if err := mgr.AddReadyzCheck("caches", func(r *http.Request) error {
 		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
 		defer cancel()
@@ -233,7 +213,169 @@ func Setup(mgr manager.Manager, cfg Config) (*Scanner, error) {
 	}); err != nil {
 		return nil, err
 	}
-	return &Scanner{Engine: engine, Scheduler: sched}, nil
+	// Not ready while the database is missing: nothing waits on the
+	// scanner's readiness (make deploy waits for the webhook only, and its
+	// Service carries only metrics), so a pod shown 0/1 is the cheapest
+	// way to tell an operator that image scanning is not running. Liveness
+	// stays up, so the pod is not restarted meanwhile.
+	if err := mgr.AddReadyzCheck("vulnerability-database", s.dbReady); err != nil {
+		return nil, err
+	}
+	engine, err := s.openEngine()
+	switch {
+	case err == nil:
+		if err := s.start(engine); err != nil {
+			return nil, err
+		}
+	case errors.Is(err, trivy.ErrDBNotFound):
+		s.waiting = err
+		every := cmpOr(cfg.DBCheckInterval, time.Minute)
+		cfg.Log.Info("no vulnerability database yet: everything but image scanning runs now; "+
+			"put trivy.db and metadata.json into dir and image scanning starts", "dir", cfg.DBDir, "checkEvery", every, "reason", err.Error())
+		if err := mgr.Add(&dbWaiter{s: s, every: every}); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Scanner) openEngine() (*trivy.Engine, error) {
+	return trivy.New(trivy.Options{DBDir: s.cfg.DBDir, CacheDir: s.cfg.CacheDir, MaxImageSize: s.cfg.MaxImageSize,
+		KeepFull: s.cfg.ReportDir != "", Log: s.cfg.Log.WithName("engine")})
+}
+
+// start adds the scheduler over engine, and what feeds it, to the manager.
+// It owns engine: on failure, or after Close, it closes it.
+func (s *Scanner) start(engine *trivy.Engine) error {
+	sched, err := s.addScheduler(engine)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil || s.closed {
+		_ = engine.Close()
+		return err
+	}
+	s.engine, s.sched, s.waiting = engine, sched, nil
+	return nil
+}
+
+func (s *Scanner) addScheduler(engine *trivy.Engine) (*scan.Scheduler, error) {
+	cfg := s.cfg
+	sched, err := scan.NewScheduler(scan.Config{
+		Client:      s.mgr.GetClient(),
+		Reader:      s.mgr.GetAPIReader(),
+		Engine:      engine,
+		Registry:    s.regc,
+		Secrets:     s.secrets,
+		Concurrency: cfg.Concurrency,
+		TTL:         cfg.TTL,
+		Jitter:      cfg.Jitter,
+		RetryAfter:  cfg.RetryAfter,
+		ScanTimeout: cfg.ScanTimeout,
+		ResolveTTL:  cfg.ResolveTTL,
+		Reports:     s.reports,
+		Metrics:     scan.NewMetrics(s.reg, func() time.Time { return engine.DB().UpdatedAt }),
+		Log:         cfg.Log.WithName("scheduler"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := sched.SetupWithManager(s.mgr, scan.SetupOptions{Workloads: cfg.Workloads, Starboard: cfg.Starboard,
+		DBCheckInterval: cfg.DBCheckInterval, SkipNameValidation: cfg.SecondInstance}); err != nil {
+		return nil, err
+	}
+	if cfg.TrivyReportDir != "" {
+		if err := s.mgr.Add(&scan.TrivyReportDir{Dir: cfg.TrivyReportDir, Every: cfg.TrivyReportInterval, Scheduler: sched}); err != nil {
+			return nil, err
+		}
+	}
+	return sched, nil
+}
+
+// Scheduler is the scan scheduler, or nil while the database is awaited.
+func (s *Scanner) Scheduler() *scan.Scheduler {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sched
+}
+
+// Close closes the vulnerability database, if it was opened, and stops a
+// late one from being opened.
+func (s *Scanner) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	if s.engine == nil {
+		return nil
+	}
+	err := s.engine.Close()
+	s.engine = nil
+	return err
+}
+
+// dbReady is the readiness check for the database.
+func (s *Scanner) dbReady(*http.Request) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.waiting == nil:
+		return nil
+	case errors.Is(s.waiting, trivy.ErrDBNotFound):
+		return fmt.Errorf("waiting for the vulnerability database in %s (trivy.db and metadata.json)", s.cfg.DBDir)
+	default:
+		return fmt.Errorf("waiting for a usable vulnerability database in %s: %w", s.cfg.DBDir, s.waiting)
+	}
+}
+
+// dbWaiter looks for the database until it can be opened, then starts the
+// image scans. It runs on every replica, leader or not, so that each one's
+// readiness says whether it could scan.
+type dbWaiter struct {
+	s     *Scanner
+	every time.Duration
+}
+
+func (w *dbWaiter) NeedLeaderElection() bool { return false }
+
+func (w *dbWaiter) Start(ctx context.Context) error {
+	log := w.s.cfg.Log
+	t := time.NewTicker(w.every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		engine, err := w.s.openEngine()
+		if err != nil {
+			w.s.mu.Lock()
+			prev := w.s.waiting
+			w.s.waiting = err
+			w.s.mu.Unlock()
+			// A database half copied in can look corrupt: keep looking,
+			// but say so, once per change of reason.
+			if !errors.Is(err, trivy.ErrDBNotFound) && (prev == nil || prev.Error() != err.Error()) {
+				log.Error(err, "the vulnerability database cannot be opened; image scanning keeps waiting for it", "dir", w.s.cfg.DBDir)
+			}
+			continue
+		}
+		log.Info("vulnerability database found: image scanning starts", "dir", w.s.cfg.DBDir)
+		// A failure here is not about the database and will not go away:
+		// it stops the manager.
+		if err := w.s.start(engine); err != nil {
+			return fmt.Errorf("scanner: starting the image scans: %w", err)
+		}
+		return nil
+	}
+}
+
+func cmpOr(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
 }
 
 // secretReader reads pull secrets straight from the API server, one by

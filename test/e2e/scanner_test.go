@@ -125,7 +125,7 @@ func newScannerEnv(t *testing.T, c *cluster) (*scannerEnv, error) {
 	env.cancel = cancel
 	go func() {
 		err := mgr.Start(ctx)
-		_ = s.Engine.Close()
+		_ = s.Close()
 		env.done <- err
 	}()
 	env.client, err = client.New(c.cfg, client.Options{Scheme: scanner.Scheme()})

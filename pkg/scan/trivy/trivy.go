@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -80,8 +81,9 @@ type Engine struct {
 	optionsForTest *types.ScanOptions
 }
 
-// ErrDBNotFound means the database directory lacks trivy.db or
-// metadata.json.
+// ErrDBNotFound means the database directory, trivy.db or metadata.json
+// does not exist. Other failures to read them (permissions, a path through
+// a file, corrupt contents) are other errors.
 var ErrDBNotFound = errors.New("offline vulnerability database not found")
 
 // New opens the database in opts.DBDir read-only. It also points the
@@ -97,6 +99,13 @@ func New(opts Options) (*Engine, error) {
 	}
 	slog.SetDefault(slog.New(demoteInfo{logr.ToSlogHandler(opts.Log.WithName("trivy"))}))
 	e := &Engine{opts: opts, log: opts.Log, version: trivyVersion()}
+	// The database is looked at before the scan cache is opened: a caller
+	// waiting for the database calls New again, and the cache's bolt file,
+	// left open by a failed call, would lock that caller out of it.
+	info, err := readMetadata(opts.DBDir)
+	if err != nil {
+		return nil, err
+	}
 	if opts.CacheDir != "" {
 		c, _, err := cache.New(cache.Options{Backend: "fs", CacheDir: opts.CacheDir})
 		if err != nil {
@@ -104,11 +113,10 @@ func New(opts Options) (*Engine, error) {
 		}
 		e.cache = c
 	}
-	info, err := readMetadata(opts.DBDir)
-	if err != nil {
-		return nil, err
-	}
 	if err := openDB(opts.DBDir); err != nil {
+		if e.cache != nil {
+			_ = e.cache.Close()
+		}
 		return nil, err
 	}
 	e.db = info
@@ -169,8 +177,10 @@ func (e *Engine) Close() error {
 
 func readMetadata(dir string) (report.DB, error) {
 	for _, f := range []string{tdb.Path(dir), metadata.Path(dir)} {
-		if _, err := os.Stat(f); err != nil {
+		if _, err := os.Stat(f); errors.Is(err, fs.ErrNotExist) {
 			return report.DB{}, fmt.Errorf("trivy: %w: %v (download it with `trivy image --download-db-only --cache-dir X` and point the scanner at X/db)", ErrDBNotFound, err)
+		} else if err != nil {
+			return report.DB{}, fmt.Errorf("trivy: vulnerability database: %w", err)
 		}
 	}
 	m, err := metadata.NewClient(dir).Get()
