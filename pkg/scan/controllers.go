@@ -90,6 +90,7 @@ func (s *Scheduler) SetupWithManager(mgr manager.Manager, o SetupOptions) error 
 					For(u, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 					WithOptions(copts).
 					Complete(reconcile.Func(func(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+						// From the cache, as TrimWorkload left it.
 						obj := &unstructured.Unstructured{}
 						obj.SetGroupVersionKind(gvk)
 						if err := s.cfg.Client.Get(ctx, req.NamespacedName, obj); err != nil {
@@ -102,16 +103,11 @@ func (s *Scheduler) SetupWithManager(mgr manager.Manager, o SetupOptions) error 
 	}
 	if o.Starboard {
 		optional = append(optional, optionalWatch{gvk: VulnerabilityReportGVK, setup: func() error {
+			// Metadata only: see ReconcileVulnerabilityReport.
 			return ctrl.NewControllerManagedBy(mgr).Named("scan-starboard").
-				For(&sbv1alpha1.VulnerabilityReport{}).
+				For(&sbv1alpha1.VulnerabilityReport{}, builder.OnlyMetadata).
 				WithOptions(copts).
-				Complete(reconcile.Func(func(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
-					vr := &sbv1alpha1.VulnerabilityReport{}
-					if err := s.cfg.Client.Get(ctx, req.NamespacedName, vr); err != nil {
-						return reconcile.Result{}, client.IgnoreNotFound(err)
-					}
-					return reconcile.Result{}, s.ingestStarboard(ctx, vr)
-				}))
+				Complete(reconcile.Func(s.ReconcileVulnerabilityReport))
 		}})
 	}
 	if len(optional) > 0 {
@@ -127,6 +123,19 @@ func (s *Scheduler) ReconcilePod(ctx context.Context, req reconcile.Request) (re
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
 	return reconcile.Result{}, s.ObservePod(ctx, pod)
+}
+
+// ReconcileVulnerabilityReport ingests a Starboard VulnerabilityReport.
+// Its vulnerability list is what is ingested, and it can near a megabyte:
+// a cache of every report whole would hold gigabytes on a busy platform.
+// So reports are watched for their metadata only, and each is read from
+// the API server (the Reader) when it changes, then let go.
+func (s *Scheduler) ReconcileVulnerabilityReport(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	vr := &sbv1alpha1.VulnerabilityReport{}
+	if err := s.cfg.Reader.Get(ctx, req.NamespacedName, vr); err != nil {
+		return reconcile.Result{}, client.IgnoreNotFound(err)
+	}
+	return reconcile.Result{}, s.ingestStarboard(ctx, vr)
 }
 
 // ReconcileImageScan keeps the scheduler's view of an ImageScan current

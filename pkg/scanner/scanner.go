@@ -110,8 +110,10 @@ func Scheme() *runtime.Scheme {
 	return s
 }
 
-// NewManager creates the controller-runtime manager for cfg. Pods are
-// cached trimmed to what the scanner reads; Secrets are never cached.
+// NewManager creates the controller-runtime manager for cfg. Pods, Argo
+// Workflows and Tekton PipelineRuns are cached trimmed to what the scanner
+// reads; Starboard VulnerabilityReports are cached as metadata only (see
+// scan.Scheduler.ReconcileVulnerabilityReport); Secrets are never cached.
 func NewManager(rc *rest.Config, cfg Config) (manager.Manager, error) {
 	grace := cfg.ShutdownGrace
 	if grace <= 0 {
@@ -136,9 +138,16 @@ func NewManager(rc *rest.Config, cfg Config) (manager.Manager, error) {
 		LeaderElectionNamespace: cfg.Namespace,
 		// Stepping down on shutdown lets the next replica take over at once.
 		LeaderElectionReleaseOnCancel: true,
-		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
-			&corev1.Pod{}: {Transform: scan.TrimPod},
-		}},
+		Cache: cache.Options{
+			ByObject: map[client.Object]cache.ByObject{
+				&corev1.Pod{}: {Transform: scan.TrimPod},
+			},
+			// Argo Workflows and Tekton PipelineRuns are trimmed too. Not in
+			// ByObject: the cache would look their kinds up when created and
+			// fail where their CRDs are not (yet) installed. As the default,
+			// the transform only applies once their watches start.
+			DefaultTransform: scan.TrimWorkload,
+		},
 		Client:     client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}},
 		Controller: config.Controller{SkipNameValidation: &cfg.SecondInstance},
 	})
