@@ -89,6 +89,9 @@ type Index struct {
 	// images. Bounded by maxKeys; past it, lookups parse every time.
 	keys  sync.Map // image -> lookupKey
 	nkeys atomic.Int64
+	// unscanned counts the verdicts held that are not Scanned, kept as
+	// they change so that the admission path need not walk the index.
+	unscanned atomic.Int64
 }
 
 // maxKeys bounds the memo of parsed image strings (~200 bytes each).
@@ -107,9 +110,15 @@ func (ix *Index) Set(is *v1alpha1.ImageScan) {
 	if v.Digest == "" {
 		return
 	}
+	if !v.Scanned {
+		ix.unscanned.Add(1)
+	}
 	var oldTags []string
 	if prev, ok := ix.byDigest.Swap(v.Digest, v); ok {
 		oldTags = prev.(*Verdict).tags
+		if !prev.(*Verdict).Scanned {
+			ix.unscanned.Add(-1)
+		}
 	}
 	for _, t := range v.tags {
 		ix.byTag.Store(t, v.Digest)
@@ -126,6 +135,9 @@ func (ix *Index) Delete(is *v1alpha1.ImageScan) {
 	prev, ok := ix.byDigest.LoadAndDelete(is.Spec.Digest)
 	if !ok {
 		return
+	}
+	if !prev.(*Verdict).Scanned {
+		ix.unscanned.Add(-1)
 	}
 	for _, t := range prev.(*Verdict).tags {
 		ix.byTag.CompareAndDelete(t, is.Spec.Digest)
@@ -185,6 +197,12 @@ func (ix *Index) Len() int {
 	n := 0
 	ix.byDigest.Range(func(any, any) bool { n++; return true })
 	return n
+}
+
+// Unscanned counts the ImageScans held without a successful scan: stubs
+// waiting for the scanner, and images whose scan failed.
+func (ix *Index) Unscanned() int {
+	return int(ix.unscanned.Load())
 }
 
 // HasSynced reports whether the index holds every ImageScan that existed

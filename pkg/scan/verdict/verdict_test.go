@@ -132,6 +132,39 @@ func TestIndex_FollowsTagsAndDeletions(t *testing.T) {
 	}
 }
 
+// Unscanned follows stubs as they are created, scanned, fail and go.
+func TestIndex_Unscanned(t *testing.T) {
+	d1, d2 := digestOf("1"), digestOf("2")
+	stub := func(d string) *v1alpha1.ImageScan {
+		is := imageScan(d, "r/a")
+		is.Status = v1alpha1.ImageScanStatus{}
+		return is
+	}
+	failed := stub(d2)
+	failed.Status.Conditions = []metav1.Condition{{Type: v1alpha1.ConditionScanned, Status: metav1.ConditionFalse}}
+	ix := New()
+	steps := []struct {
+		name string
+		do   func()
+		want int
+	}{
+		{"a stub", func() { ix.Set(stub(d1)) }, 1},
+		{"the same stub again", func() { ix.Set(stub(d1)) }, 1},
+		{"another stub", func() { ix.Set(stub(d2)) }, 2},
+		{"the first one scanned", func() { ix.Set(imageScan(d1, "r/a")) }, 1},
+		{"the second one failed", func() { ix.Set(failed) }, 1},
+		{"the failed one deleted", func() { ix.Delete(failed) }, 0},
+		{"the failed one deleted twice", func() { ix.Delete(failed) }, 0},
+		{"the scanned one deleted", func() { ix.Delete(imageScan(d1, "r/a")) }, 0},
+	}
+	for _, st := range steps {
+		st.do()
+		if got := ix.Unscanned(); got != st.want {
+			t.Errorf("after %s: Unscanned() = %d, want %d", st.name, got, st.want)
+		}
+	}
+}
+
 func TestIndex_AttachFollowsTheInformer(t *testing.T) {
 	scheme := runtime.NewScheme()
 	if err := v1alpha1.AddToScheme(scheme); err != nil {
