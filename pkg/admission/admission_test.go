@@ -325,7 +325,7 @@ type fakeImages struct {
 	admitted func()
 }
 
-func (f fakeImages) ReviewRequest(_ context.Context, _ admission.Request, _ *corev1.Namespace, known *metav1.ObjectMeta) ([]string, []string, func()) {
+func (f fakeImages) ReviewRequest(_ context.Context, _ admission.Request, _ *corev1.Namespace, known *metav1.ObjectMeta, _ bool) ([]string, []string, func()) {
 	if f.known != nil {
 		*f.known = append(*f.known, known)
 	}
@@ -364,6 +364,68 @@ func TestValidator_ImageVerdictsJoinTheConstraints(t *testing.T) {
 
 type usage []string
 
+// pipelinePodRequest is podRequest for an Argo pod running imgs.
+func pipelinePodRequest(t *testing.T, privileged, dryRun bool, imgs ...string) admission.Request {
+	t.Helper()
+	req := podRequest(t, "alice", privileged)
+	p := &corev1.Pod{}
+	if err := json.Unmarshal(req.Object.Raw, p); err != nil {
+		t.Fatal(err)
+	}
+	p.Labels = map[string]string{"workflows.argoproj.io/workflow": "wf"}
+	p.Spec.Containers[0].Image = imgs[0]
+	for _, img := range imgs[1:] {
+		p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: "wait", Image: img})
+	}
+	var err error
+	if req.Object.Raw, err = json.Marshal(p); err != nil {
+		t.Fatal(err)
+	}
+	req.DryRun = &dryRun
+	return req
+}
+
+type scanRequests []string
+
+func (s *scanRequests) RequestScan(digest, _ string) { *s = append(*s, digest) }
+
+// A scan is requested only for a request that nothing but its unscanned
+// images denies: users cannot have scans queued with pods that a
+// constraint refuses anyway.
+func TestValidator_ScanRequestedOnlyWhenOnlyTheImagesDeny(t *testing.T) {
+	const digest = "sha256:3333333333333333333333333333333333333333333333333333333333333333"
+	unscanned := "registry.example.ca/team/etl@" + digest
+	tests := []struct {
+		name      string
+		req       admission.Request
+		wantMsg   string
+		wantScans scanRequests
+	}{
+		{"denied for its image only", pipelinePodRequest(t, false, false, unscanned), "a scan has been requested", scanRequests{digest}},
+		{"denied by a constraint too", pipelinePodRequest(t, true, false, unscanned), "no scan was requested as the request is denied for other reasons too", nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var scans scanRequests
+			gate := imagegate.New(imagegate.Config{Verdicts: verdict.New(), Scans: &scans})
+			ip, err := imagegate.CompilePolicy(&v1alpha1.ImagePolicySpec{DefaultUnscanned: v1alpha1.UnscannedDeny})
+			if err != nil {
+				t.Fatal(err)
+			}
+			gate.SetPolicy(ip)
+			v := newValidator(t, constraint("a-deny", "deny", ""))
+			v.cfg.Images = gate
+			resp := v.Handle(context.Background(), tc.req)
+			if resp.Allowed || !strings.Contains(resp.Result.Message, tc.wantMsg) {
+				t.Errorf("allowed = %v, message %q; want a denial saying %q", resp.Allowed, resp.Result.Message, tc.wantMsg)
+			}
+			if diff := cmp.Diff(tc.wantScans, scans); diff != "" {
+				t.Errorf("scan requests (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
 func (u *usage) Used(name string) { *u = append(*u, name) }
 
 // An ImageException is used by an admission only when the final answer,
@@ -388,21 +450,7 @@ func TestValidator_ExceptionUseOnlyWhenAdmitted(t *testing.T) {
 		t.Fatal(err)
 	}
 	pipelinePod := func(privileged, dryRun bool, imgs ...string) admission.Request {
-		req := podRequest(t, "alice", privileged)
-		p := &corev1.Pod{}
-		if err := json.Unmarshal(req.Object.Raw, p); err != nil {
-			t.Fatal(err)
-		}
-		p.Labels = map[string]string{"workflows.argoproj.io/workflow": "wf"}
-		p.Spec.Containers[0].Image = imgs[0]
-		for _, img := range imgs[1:] {
-			p.Spec.Containers = append(p.Spec.Containers, corev1.Container{Name: "wait", Image: img})
-		}
-		if req.Object.Raw, err = json.Marshal(p); err != nil {
-			t.Fatal(err)
-		}
-		req.DryRun = &dryRun
-		return req
+		return pipelinePodRequest(t, privileged, dryRun, imgs...)
 	}
 	tests := []struct {
 		name     string

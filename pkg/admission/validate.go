@@ -71,10 +71,12 @@ type ValidatorConfig struct {
 // carry their own source prefix.
 type ImageReviewer interface {
 	// known, when set, is the object's labels and annotations as the
-	// review parsed them. admitted, when not nil, records what the
+	// review parsed them. deniedElsewhere is set when the constraints deny
+	// the request already: the reviewer then asks for nothing on its
+	// behalf (no image scans). admitted, when not nil, records what the
 	// admission used (ImageException use): the handler calls it once, and
 	// only when its final answer, constraints included, admits the request.
-	ReviewRequest(ctx context.Context, req admission.Request, ns *corev1.Namespace, known *metav1.ObjectMeta) (denies, warnings []string, admitted func())
+	ReviewRequest(ctx context.Context, req admission.Request, ns *corev1.Namespace, known *metav1.ObjectMeta, deniedElsewhere bool) (denies, warnings []string, admitted func())
 }
 
 // Validator is the validating admission handler.
@@ -175,7 +177,10 @@ func (v *Validator) Handle(ctx context.Context, req admission.Request) (resp adm
 		if labels, annotations, ok := in.ObjectMetadata(); ok {
 			known = &metav1.ObjectMeta{Labels: labels, Annotations: annotations}
 		}
-		imageDenies, imageWarns, imagesAdmitted = v.cfg.Images.ReviewRequest(ctx, req, in.Namespace, known)
+		// The constraints have answered: the gate is told whether they deny,
+		// so that it requests no scan for a request that cannot pass.
+		deniedElsewhere := err != nil || len(result.Denied()) > 0
+		imageDenies, imageWarns, imagesAdmitted = v.cfg.Images.ReviewRequest(ctx, req, in.Namespace, known, deniedElsewhere)
 	}
 	resp = v.respond(req, result, err, imageDenies, imageWarns, &decision)
 	// Only now is it known whether anything denied the request: an

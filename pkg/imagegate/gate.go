@@ -24,6 +24,9 @@ const Source = "[image-vulnerabilities]"
 // (nil, nil when unknown). *verdict.Index is one; it reads memory only.
 type Verdicts interface {
 	Lookup(image string) (*verdict.Verdict, error)
+	// Unscanned counts the ImageScans without a verdict: the scan
+	// requests still outstanding, and the scans that failed.
+	Unscanned() int
 }
 
 // ScanRequester asks, without blocking, for a scan of a digest nobody has
@@ -55,9 +58,19 @@ type Config struct {
 	Usage   UsageRecorder
 	Metrics *Metrics
 	Log     logr.Logger
+	// MaxUnscanned is how many ImageScans without a verdict there may be
+	// before the gate stops requesting scans (default
+	// DefaultMaxUnscanned). Users choose the digests they are denied for,
+	// so without it every new digest would add an object to etcd and to
+	// every replica's index, and a pull for the scanner.
+	MaxUnscanned int
 	// Now defaults to time.Now.
 	Now func() time.Time
 }
+
+// DefaultMaxUnscanned is MaxUnscanned when unset: well above the images a
+// cluster's pipelines bring in between two scanner passes.
+const DefaultMaxUnscanned = 200
 
 // Gate holds the current policy and exceptions; controllers replace them
 // (SetPolicy, SetExceptions) while reviews read them without locks.
@@ -71,6 +84,9 @@ type Gate struct {
 func New(cfg Config) *Gate {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.MaxUnscanned <= 0 {
+		cfg.MaxUnscanned = DefaultMaxUnscanned
 	}
 	g := &Gate{cfg: cfg}
 	g.policy.Store(DefaultPolicy())
@@ -106,6 +122,10 @@ type Subject struct {
 	// DryRun is set when the request will not be persisted: the review then
 	// has no side effects (no scan is requested), as the webhook declares.
 	DryRun bool
+	// DeniedElsewhere is set when the request is denied whatever the
+	// images' verdicts (by a constraint): no scan is requested for it, so
+	// a pod that could never run cannot make the webhook write anything.
+	DeniedElsewhere bool
 }
 
 // Result is the gate's answer: deny messages and warnings, each prefixed
@@ -134,6 +154,10 @@ func (g *Gate) Review(s Subject) Result {
 	exceptions := *g.exceptions.Load()
 	var res Result
 	var unscanned bool
+	// requested counts the scans this review asked for: the index learns
+	// of them only once the stubs exist, and one Workflow can name
+	// hundreds of images.
+	var requested int
 	seen := map[string]bool{}
 	for _, c := range s.Containers {
 		if seen[c.Image] {
@@ -148,7 +172,7 @@ func (g *Gate) Review(s Subject) Result {
 		if v == nil || !v.Scanned {
 			unscanned = true
 			ref, _ := images.Parse(c.Image) // Lookup parsed it already
-			g.unscanned(&res, p, s, c, ref)
+			g.unscanned(&res, p, s, c, ref, v != nil, &requested)
 			continue
 		}
 		for _, name := range g.judge(&res, p, exceptions, s, c, v, now) {
@@ -183,7 +207,8 @@ func (g *Gate) count(outcome string) {
 }
 
 // unscanned applies the namespace's mode to an image without a verdict.
-func (g *Gate) unscanned(res *Result, p *Policy, s Subject, c images.Container, ref images.Ref) {
+// queued is set when its ImageScan exists already.
+func (g *Gate) unscanned(res *Result, p *Policy, s Subject, c images.Container, ref images.Ref, queued bool, requested *int) {
 	switch p.UnscannedMode(s.NamespaceLabels) {
 	case v1alpha1.UnscannedAllow:
 	case v1alpha1.UnscannedWarn:
@@ -202,7 +227,25 @@ func (g *Gate) unscanned(res *Result, p *Policy, s Subject, c images.Container, 
 				"a dry run requests no scan: send the request without dry run to have it scanned", Source, c.Image, s.Namespace))
 			return
 		}
-		if g.cfg.Scans != nil {
+		if s.DeniedElsewhere {
+			res.Denies = append(res.Denies, fmt.Sprintf("%s image %s has not been scanned and namespace %s admits only scanned images; "+
+				"no scan was requested as the request is denied for other reasons too: fix those and retry", Source, c.Image, s.Namespace))
+			return
+		}
+		// Other replicas, and reviews running beside this one, may request
+		// scans the index does not show yet: the cap is approximate, but it
+		// bounds what users can make the webhook create. An image whose
+		// ImageScan exists is in the queue already and adds nothing to it.
+		if !queued && g.cfg.Verdicts.Unscanned()+*requested >= g.cfg.MaxUnscanned {
+			if g.cfg.Metrics != nil {
+				g.cfg.Metrics.ScanRequests.WithLabelValues("refused").Inc()
+			}
+			res.Denies = append(res.Denies, fmt.Sprintf("%s image %s has not been scanned and namespace %s admits only scanned images; "+
+				"the scan queue is full, so no scan was requested: retry later", Source, c.Image, s.Namespace))
+			return
+		}
+		if !queued && g.cfg.Scans != nil {
+			*requested++
 			g.cfg.Scans.RequestScan(ref.Digest, ref.Repository)
 		}
 		res.Denies = append(res.Denies, fmt.Sprintf("%s image %s has not been scanned and namespace %s admits only scanned images; "+

@@ -19,6 +19,8 @@ const (
 	vulnDigest  = "sha256:1111111111111111111111111111111111111111111111111111111111111111"
 	fixedDigest = "sha256:2222222222222222222222222222222222222222222222222222222222222222"
 	newDigest   = "sha256:3333333333333333333333333333333333333333333333333333333333333333"
+	otherDigest = "sha256:4444444444444444444444444444444444444444444444444444444444444444"
+	stubDigest  = "sha256:5555555555555555555555555555555555555555555555555555555555555555"
 	repo        = "registry.example.ca/team/etl"
 )
 
@@ -30,6 +32,17 @@ func (f fakeVerdicts) Lookup(image string) (*verdict.Verdict, error) {
 		return nil, err
 	}
 	return f[image], nil
+}
+
+// Unscanned counts the entries without a verdict (verdicts() has two).
+func (f fakeVerdicts) Unscanned() int {
+	n := 0
+	for _, v := range f {
+		if v != nil && !v.Scanned {
+			n++
+		}
+	}
+	return n
 }
 
 type recorder struct {
@@ -53,7 +66,8 @@ func verdicts() fakeVerdicts {
 			}},
 		repo + "@" + fixedDigest: {Scanned: true, Digest: fixedDigest, Repository: repo,
 			Vulnerabilities: v1alpha1.SeverityCounts{Medium: 1}},
-		repo + ":failed": {Scanned: false, Digest: newDigest, Error: "pull failed"},
+		repo + ":failed":        {Scanned: false, Digest: newDigest, Error: "pull failed"},
+		repo + "@" + stubDigest: {Scanned: false, Digest: stubDigest, Repository: repo},
 	}
 	// The same findings under a tag, for a pod that runs the image twice.
 	v[repo+":vuln"] = v[repo+"@"+vulnDigest]
@@ -83,14 +97,18 @@ func TestReview(t *testing.T) {
 		exceptions []*Exception
 		image      string
 		// also is the image of a third container, when set.
-		also      string
-		dryRun    bool
-		nsLabels  map[string]string
-		wantDeny  []string // substrings, one per deny message in order
-		wantWarn  []string
-		outcome   string
-		wantScans []string
-		wantUsed  []string
+		also   string
+		dryRun bool
+		// deniedElsewhere is Subject.DeniedElsewhere.
+		deniedElsewhere bool
+		// maxUnscanned is Config.MaxUnscanned (0: the default).
+		maxUnscanned int
+		nsLabels     map[string]string
+		wantDeny     []string // substrings, one per deny message in order
+		wantWarn     []string
+		outcome      string
+		wantScans    []string
+		wantUsed     []string
 	}{
 		{
 			name: "fixable critical denied naming CVE, package and fixed version", image: vulnImage,
@@ -208,6 +226,39 @@ func TestReview(t *testing.T) {
 			outcome:  OutcomeDenied,
 		},
 		{
+			name: "a request denied by a constraint too requests no scan", image: repo + "@" + newDigest, deniedElsewhere: true,
+			policy:   v1alpha1.ImagePolicySpec{DefaultUnscanned: "Deny"},
+			wantDeny: []string{"has not been scanned and namespace alice admits only scanned images; no scan was requested as the request is denied for other reasons too"},
+			outcome:  OutcomeDenied,
+		},
+		{
+			// verdicts() holds two ImageScans without a verdict.
+			name: "below the cap of unscanned images a scan is requested", image: repo + "@" + newDigest, maxUnscanned: 3,
+			policy:    v1alpha1.ImagePolicySpec{DefaultUnscanned: "Deny"},
+			wantDeny:  []string{"a scan has been requested: retry in 2m0s"},
+			outcome:   OutcomeDenied,
+			wantScans: []string{newDigest},
+		},
+		{
+			name: "at the cap of unscanned images no scan is requested", image: repo + "@" + newDigest, maxUnscanned: 2,
+			policy:   v1alpha1.ImagePolicySpec{DefaultUnscanned: "Deny"},
+			wantDeny: []string{"has not been scanned and namespace alice admits only scanned images; the scan queue is full, so no scan was requested: retry later"},
+			outcome:  OutcomeDenied,
+		},
+		{
+			name: "the cap counts the scans the same review requested", image: repo + "@" + newDigest, also: repo + "@" + otherDigest, maxUnscanned: 3,
+			policy:    v1alpha1.ImagePolicySpec{DefaultUnscanned: "Deny"},
+			wantDeny:  []string{"image " + repo + "@" + newDigest + " has not been scanned", "image " + repo + "@" + otherDigest + " has not been scanned and namespace alice admits only scanned images; the scan queue is full"},
+			outcome:   OutcomeDenied,
+			wantScans: []string{newDigest},
+		},
+		{
+			name: "an image whose stub exists is queued already, at the cap too", image: repo + "@" + stubDigest, maxUnscanned: 2,
+			policy:   v1alpha1.ImagePolicySpec{DefaultUnscanned: "Deny"},
+			wantDeny: []string{"has not been scanned and namespace alice admits only scanned images; a scan has been requested: retry in 2m0s"},
+			outcome:  OutcomeDenied,
+		},
+		{
 			name: "unscanned deny on a tag asks for a digest", image: repo + ":new",
 			policy:   v1alpha1.ImagePolicySpec{DefaultUnscanned: "Deny"},
 			wantDeny: []string{"pin it by digest (" + repo + "@sha256:…) to have it scanned, then retry in 2m0s"},
@@ -231,7 +282,8 @@ func TestReview(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := &recorder{}
 			reg := prometheus.NewRegistry()
-			g := New(Config{Verdicts: verdicts(), Scans: rec, Usage: rec, Metrics: NewMetrics(reg), Now: func() time.Time { return now }})
+			g := New(Config{Verdicts: verdicts(), Scans: rec, Usage: rec, Metrics: NewMetrics(reg), MaxUnscanned: tc.maxUnscanned,
+				Now: func() time.Time { return now }})
 			p, err := CompilePolicy(&tc.policy)
 			if err != nil {
 				t.Fatal(err)
@@ -242,7 +294,8 @@ func TestReview(t *testing.T) {
 			if tc.also != "" {
 				cs = append(cs, images.Container{Name: "sidecar", Image: tc.also})
 			}
-			res := g.Review(Subject{Namespace: "alice", NamespaceLabels: tc.nsLabels, Containers: cs, DryRun: tc.dryRun})
+			res := g.Review(Subject{Namespace: "alice", NamespaceLabels: tc.nsLabels, Containers: cs, DryRun: tc.dryRun,
+				DeniedElsewhere: tc.deniedElsewhere})
 			check := func(kind string, got, want []string) {
 				t.Helper()
 				if len(got) != len(want) {

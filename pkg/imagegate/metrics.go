@@ -9,7 +9,8 @@ type Metrics struct {
 	// ExceptionsUsed counts admissions each exception let through.
 	ExceptionsUsed *prometheus.CounterVec
 	// ScanRequests counts scans requested from admission, by result
-	// (requested, failed, dropped when the queue was full).
+	// (requested, exists, failed, dropped when the writer's buffer was
+	// full, refused when too many ImageScans had no verdict).
 	ScanRequests *prometheus.CounterVec
 }
 

@@ -30,11 +30,15 @@ import (
 // pipeline pod passes without being decoded again (that decode was 5% of
 // the webhook's CPU per notebook pod created).
 //
+// deniedElsewhere tells that the caller denies the request whatever its
+// images (a constraint did): no scan is requested then, since the pod
+// could not run even once its images were scanned.
+//
 // admitted, when not nil, records the use of the exceptions that let the
 // request's images through; the caller calls it once, and only if its final
 // answer admits the request. It is nil on a dry run, which must leave no
 // trace, and a dry run requests no scan either.
-func (g *Gate) ReviewRequest(_ context.Context, req admission.Request, ns *corev1.Namespace, known *metav1.ObjectMeta) (denies, warnings []string, admitted func()) {
+func (g *Gate) ReviewRequest(_ context.Context, req admission.Request, ns *corev1.Namespace, known *metav1.ObjectMeta, deniedElsewhere bool) (denies, warnings []string, admitted func()) {
 	if req.Operation != admissionv1.Create && req.Operation != admissionv1.Update || len(req.Object.Raw) == 0 {
 		return nil, nil, nil
 	}
@@ -82,7 +86,7 @@ func (g *Gate) ReviewRequest(_ context.Context, req admission.Request, ns *corev
 		return nil, nil, nil
 	}
 	s := Subject{Object: fmt.Sprintf("%s %s/%s", req.Kind.Kind, req.Namespace, req.Name), Namespace: req.Namespace, Containers: cs,
-		DryRun: req.DryRun != nil && *req.DryRun}
+		DryRun: req.DryRun != nil && *req.DryRun, DeniedElsewhere: deniedElsewhere}
 	if ns != nil {
 		s.NamespaceLabels = ns.Labels
 	}

@@ -84,7 +84,7 @@ func TestReviewRequest(t *testing.T) {
 	g := New(Config{Verdicts: verdicts(), Now: func() time.Time { return now }})
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			denies, _, _ := g.ReviewRequest(context.Background(), tc.req, nil, nil)
+			denies, _, _ := g.ReviewRequest(context.Background(), tc.req, nil, nil, false)
 			if got := len(denies) > 0; got != tc.denied {
 				t.Fatalf("denied = %v, want %v (%q)", got, tc.denied, denies)
 			}
@@ -99,7 +99,7 @@ func TestReviewRequest_MalformedObjectIsDeniedNamingIt(t *testing.T) {
 	g := New(Config{Verdicts: verdicts()})
 	req := request(t, admissionv1.Create, "", "Pod", nil, nil)
 	req.Object.Raw = []byte(`{"spec":{"containers":7}}`)
-	denies, _, _ := g.ReviewRequest(context.Background(), req, nil, nil)
+	denies, _, _ := g.ReviewRequest(context.Background(), req, nil, nil, false)
 	if len(denies) != 1 || !strings.Contains(denies[0], "Pod alice/x: decoding the pod") {
 		t.Errorf("denies = %q", denies)
 	}
@@ -112,16 +112,16 @@ func TestReviewRequest_KnownMetadata(t *testing.T) {
 	malformed := request(t, admissionv1.Create, "", "Pod", nil, nil)
 	malformed.Object.Raw = []byte(`{"metadata":{"labels":{"workflows.argoproj.io/workflow":"w"}},"spec":{"containers":7}}`)
 	notebook := &metav1.ObjectMeta{Labels: map[string]string{"notebook-name": "nb"}}
-	if denies, _, _ := g.ReviewRequest(context.Background(), malformed, nil, notebook); len(denies) != 0 {
+	if denies, _, _ := g.ReviewRequest(context.Background(), malformed, nil, notebook, false); len(denies) != 0 {
 		t.Errorf("not a pipeline pod by its known metadata, yet decoded: %q", denies)
 	}
 	argo := map[string]string{"workflows.argoproj.io/workflow": "wf"}
-	if denies, _, _ := g.ReviewRequest(context.Background(), malformed, nil, &metav1.ObjectMeta{Labels: argo}); len(denies) != 1 || !strings.Contains(denies[0], "decoding the pod") {
+	if denies, _, _ := g.ReviewRequest(context.Background(), malformed, nil, &metav1.ObjectMeta{Labels: argo}, false); len(denies) != 1 || !strings.Contains(denies[0], "decoding the pod") {
 		t.Errorf("a pipeline pod by its known metadata: denies %q, want the decoding error", denies)
 	}
 	vuln := request(t, admissionv1.Create, "", "Pod", pod(argo, repo+"@"+vulnDigest), nil)
 	kfp := &metav1.ObjectMeta{Labels: argo, Annotations: map[string]string{"pipelines.kubeflow.org/v2_component": "true"}}
-	if denies, _, _ := g.ReviewRequest(context.Background(), vuln, nil, kfp); len(denies) != 1 {
+	if denies, _, _ := g.ReviewRequest(context.Background(), vuln, nil, kfp, false); len(denies) != 1 {
 		t.Errorf("pipeline pod on the vulnerable image, metadata known: denies %q", denies)
 	}
 }
@@ -144,7 +144,7 @@ func FuzzReviewRequest(f *testing.F) {
 		}
 		req := request(t, admissionv1.Create, group, kind, nil, nil)
 		req.Object.Raw = raw
-		denies, _, _ := g.ReviewRequest(context.Background(), req, nil, nil)
+		denies, _, _ := g.ReviewRequest(context.Background(), req, nil, nil, false)
 		for _, d := range denies {
 			if !strings.HasPrefix(d, Source+" ") {
 				t.Fatalf("denial without its source: %q", d)
@@ -175,7 +175,7 @@ func BenchmarkReviewRequest(b *testing.B) {
 	b.Run("gate", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if d, _, _ := g.ReviewRequest(context.Background(), req, nil, nil); len(d) != 1 {
+			if d, _, _ := g.ReviewRequest(context.Background(), req, nil, nil, false); len(d) != 1 {
 				b.Fatal(d)
 			}
 		}
@@ -206,7 +206,7 @@ func BenchmarkReviewRequest_KnownMetadata(b *testing.B) {
 	b.Run("decoded", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if d, _, _ := g.ReviewRequest(context.Background(), notebook, nil, nil); len(d) != 0 {
+			if d, _, _ := g.ReviewRequest(context.Background(), notebook, nil, nil, false); len(d) != 0 {
 				b.Fatal(d)
 			}
 		}
@@ -214,7 +214,7 @@ func BenchmarkReviewRequest_KnownMetadata(b *testing.B) {
 	b.Run("known", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if d, _, _ := g.ReviewRequest(context.Background(), notebook, nil, known); len(d) != 0 {
+			if d, _, _ := g.ReviewRequest(context.Background(), notebook, nil, known, false); len(d) != 0 {
 				b.Fatal(d)
 			}
 		}
@@ -262,7 +262,7 @@ func TestReviewRequest_EphemeralContainers(t *testing.T) {
 	g := New(Config{Verdicts: verdicts(), Now: func() time.Time { return now }})
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			denies, _, _ := g.ReviewRequest(context.Background(), tc.req, nil, nil)
+			denies, _, _ := g.ReviewRequest(context.Background(), tc.req, nil, nil, false)
 			if got := len(denies) > 0; got != tc.denied {
 				t.Fatalf("denied = %v, want %v (%q)", got, tc.denied, denies)
 			}
@@ -274,23 +274,27 @@ func TestReviewRequest_EphemeralContainers(t *testing.T) {
 }
 
 // ReviewRequest leaves the recording of exception use to its caller, and a
-// dry run leaves no trace: no scan requested, nothing to record.
+// dry run leaves no trace: no scan requested, nothing to record. Nor does a
+// request the caller denies anyway request a scan.
 func TestReviewRequest_SideEffects(t *testing.T) {
 	vuln := repo + "@" + vulnDigest
 	unscanned := repo + "@" + newDigest
 	argo := map[string]string{"workflows.argoproj.io/workflow": "wf"}
 	tests := []struct {
-		name      string
-		pod       *corev1.Pod
-		dryRun    bool
-		denied    bool
-		wantScans []string
-		wantUsed  []string
+		name   string
+		pod    *corev1.Pod
+		dryRun bool
+		// deniedElsewhere is passed to ReviewRequest.
+		deniedElsewhere bool
+		denied          bool
+		wantScans       []string
+		wantUsed        []string
 	}{
 		{name: "an excepted image: the use is recorded once admitted", pod: pod(argo, vuln), wantUsed: []string{"etl-openssl"}},
 		{name: "an excepted image on a dry run: nothing to record", pod: pod(argo, vuln), dryRun: true},
 		{name: "an unscanned digest: a scan is requested", pod: pod(argo, unscanned), denied: true, wantScans: []string{newDigest}},
 		{name: "an unscanned digest on a dry run: no scan is requested", pod: pod(argo, unscanned), dryRun: true, denied: true},
+		{name: "an unscanned digest in a request denied elsewhere: no scan is requested", pod: pod(argo, unscanned), deniedElsewhere: true, denied: true},
 		{name: "an excepted image beside a denied one: nothing to record", pod: pod(argo, vuln, unscanned), denied: true, wantScans: []string{newDigest}},
 	}
 	for _, tc := range tests {
@@ -305,7 +309,7 @@ func TestReviewRequest_SideEffects(t *testing.T) {
 			g.SetExceptions([]*Exception{exception("etl-openssl", nil)})
 			req := request(t, admissionv1.Create, "", "Pod", tc.pod, nil)
 			req.DryRun = &tc.dryRun
-			denies, _, admitted := g.ReviewRequest(context.Background(), req, nil, nil)
+			denies, _, admitted := g.ReviewRequest(context.Background(), req, nil, nil, tc.deniedElsewhere)
 			if got := len(denies) > 0; got != tc.denied {
 				t.Fatalf("denied = %v, want %v (%q)", got, tc.denied, denies)
 			}
