@@ -51,12 +51,16 @@ it. Evidence comes from files, from a cluster, or both:
   Trivy JSON reports (+ DB metadata)     image-scan verdicts and coverage
   the scanner's ImageScans (cluster)     image-scan verdicts and coverage
   kube-bench and kube-hunter JSON        CIS checks and penetration tests
+  the scanner's NodeBenchmarks and       the same, from its summaries (failing
+  PenetrationTest (cluster)              checks and findings listed up to a cap)
 
 --from-files recognises each file by its content (directories are read
 recursively; a kustomization is rendered); the flags per kind insist on
 their kind. With --kubeconfig (or --from-cluster) the templates,
-constraints, webhook configurations, PolicyReports, ImageScans and pods'
-images are read from the cluster.
+constraints, webhook configurations, PolicyReports, ImageScans, pods'
+images, NodeBenchmarks, the ClusterBenchmark and the PenetrationTest are
+read from the cluster; the credentials need get and list on them (a kind
+not installed or not permitted is left out with a warning).
 
 Formats: json (the full report; give earlier ones to --previous for the
 trend), markdown, html (one self-contained page for auditors) and oscal

@@ -26,8 +26,7 @@ import (
 // ClusterOrigin is the origin of evidence read from the cluster.
 const ClusterOrigin = "cluster"
 
-// ClusterSource reads one kind of input from a cluster. The scanner's
-// kube-bench summary CRs plug in as a further source.
+// ClusterSource reads one kind of input from a cluster.
 type ClusterSource struct {
 	// Name says what is read, for warnings ("ConstraintTemplates").
 	Name string
@@ -46,7 +45,9 @@ type ClusterOptions struct {
 
 // DefaultClusterSources reads templates and constraints, webhook
 // configurations, PolicyReports and ClusterPolicyReports, the scanner's
-// ImageScan verdicts, and the images pods run (for scan coverage).
+// ImageScan verdicts, the images pods run (for scan coverage), and the
+// scanner's kube-bench and kube-hunter summaries (NodeBenchmarks, the
+// ClusterBenchmark, the PenetrationTest).
 func DefaultClusterSources(opts ClusterOptions) []ClusterSource {
 	if opts.WebhookSelector == nil {
 		opts.WebhookSelector = labels.SelectorFromSet(labels.Set{"app.kubernetes.io/part-of": "daaas-guard"})
@@ -60,6 +61,9 @@ func DefaultClusterSources(opts ClusterOptions) []ClusterSource {
 		{Name: "PolicyReports", Read: opts.readReports},
 		{Name: "ImageScans", Read: opts.readImageScans},
 		{Name: "pods (running images)", Read: opts.readPods},
+		{Name: "NodeBenchmarks", Read: opts.readNodeBenchmarks},
+		{Name: "ClusterBenchmarks", Read: opts.readClusterBenchmarks},
+		{Name: "PenetrationTests", Read: opts.readPenetrationTests},
 	}
 }
 

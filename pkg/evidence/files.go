@@ -315,5 +315,17 @@ func (in *Inputs) SortInputs() {
 	})
 	sort.SliceStable(in.Bench, func(i, j int) bool { return in.Bench[i].Origin < in.Bench[j].Origin })
 	sort.SliceStable(in.Hunter, func(i, j int) bool { return in.Hunter[i].Origin < in.Hunter[j].Origin })
+	sort.SliceStable(in.NodeBenchmarks, func(i, j int) bool {
+		a, b := in.NodeBenchmarks[i], in.NodeBenchmarks[j]
+		return a.Origin+"\x00"+a.Bench.Name < b.Origin+"\x00"+b.Bench.Name
+	})
+	sort.SliceStable(in.ClusterBenchmarks, func(i, j int) bool {
+		a, b := in.ClusterBenchmarks[i], in.ClusterBenchmarks[j]
+		return a.Origin+"\x00"+a.Bench.Name < b.Origin+"\x00"+b.Bench.Name
+	})
+	sort.SliceStable(in.PenetrationTests, func(i, j int) bool {
+		a, b := in.PenetrationTests[i], in.PenetrationTests[j]
+		return a.Origin+"\x00"+a.Test.Name < b.Origin+"\x00"+b.Test.Name
+	})
 	sort.SliceStable(in.Running, func(i, j int) bool { return in.Running[i].Image < in.Running[j].Image })
 }

@@ -2,10 +2,12 @@
 // from a cluster, and turns it into compliance.Evidence: constraint
 // templates and constraints, audit results (wg-policy PolicyReports), the
 // admission webhooks' configuration, image scans (Trivy reports, the
-// scanner's ImageScans), kube-bench and kube-hunter runs. Reading
+// scanner's ImageScans), kube-bench and kube-hunter runs (their JSON, the
+// scanner's NodeBenchmark and PenetrationTest summaries). Reading
 // (files.go, cluster.go) fills Inputs; each adapter (policies.go,
 // policyreports.go, webhooks.go, trivy.go and imagescans.go through
-// scans.go, kubebench.go, kubehunter.go) converts one kind of input.
+// scans.go, kubebench.go and kubehunter.go, infrascans.go through those
+// two) converts one kind of input.
 package evidence
 
 import (
@@ -61,6 +63,11 @@ type Inputs struct {
 	ImageScans []ImageScan
 	Bench      []*BenchRun
 	Hunter     []*HunterRun
+	// NodeBenchmarks, ClusterBenchmarks and PenetrationTests are the
+	// scanner's kube-bench and kube-hunter summaries (from a cluster).
+	NodeBenchmarks    []NodeBenchmark
+	ClusterBenchmarks []ClusterBenchmark
+	PenetrationTests  []PenetrationTest
 	// Running lists the images the cluster runs; RunningKnown says
 	// whether it was read at all (files do not say what runs).
 	Running      []RunningImage
@@ -111,6 +118,9 @@ func (in *Inputs) Merge(other *Inputs) error {
 	}
 	in.Bench = append(in.Bench, other.Bench...)
 	in.Hunter = append(in.Hunter, other.Hunter...)
+	in.NodeBenchmarks = append(in.NodeBenchmarks, other.NodeBenchmarks...)
+	in.ClusterBenchmarks = append(in.ClusterBenchmarks, other.ClusterBenchmarks...)
+	in.PenetrationTests = append(in.PenetrationTests, other.PenetrationTests...)
 	in.Running = append(in.Running, other.Running...)
 	in.RunningKnown = in.RunningKnown || other.RunningKnown
 	for _, s := range compliance.Sources {
@@ -176,21 +186,17 @@ func (in *Inputs) Evidence(opts Options) ([]compliance.Evidence, []compliance.So
 		infos = append(infos, notProvided(compliance.SourceWebhookConfig))
 	}
 
-	out = append(out, BenchEvidence(in.Bench)...)
-	infos = append(infos, benchInfos(in.Bench)...)
+	summarised, benchMissing := benchSummaryRuns(in.NodeBenchmarks)
+	bench := append(append([]*BenchRun(nil), in.Bench...), summarised...)
+	out = append(out, BenchEvidence(bench)...)
+	out = append(out, benchMissing...)
+	infos = append(infos, benchInfos(bench, len(benchMissing), scheduleDetail(in.ClusterBenchmarks))...)
 
-	out = append(out, HunterEvidence(in.Hunter)...)
-	if len(in.Hunter) > 0 {
-		findings := 0
-		for _, r := range in.Hunter {
-			findings += len(r.Findings)
-		}
-		infos = append(infos, compliance.SourceInfo{Source: compliance.SourceKubeHunter, Origin: origins(in.Origins[compliance.SourceKubeHunter]),
-			Tool:   "kube-hunter",
-			Detail: fmt.Sprintf("%s, %s; kube-hunter's JSON does not record its version", plural(len(in.Hunter), "run"), plural(findings, "finding"))})
-	} else {
-		infos = append(infos, notProvided(compliance.SourceKubeHunter))
-	}
+	summarisedHunts, hunterMissing := hunterSummaryRuns(in.PenetrationTests)
+	hunter := append(append([]*HunterRun(nil), in.Hunter...), summarisedHunts...)
+	out = append(out, HunterEvidence(hunter)...)
+	out = append(out, hunterMissing...)
+	infos = append(infos, hunterInfo(hunter, len(hunterMissing), in.Origins[compliance.SourceKubeHunter]))
 
 	var running []RunningImage
 	if in.RunningKnown {
@@ -227,13 +233,28 @@ func (in *Inputs) Evidence(opts Options) ([]compliance.Evidence, []compliance.So
 	return out, infos, warnings
 }
 
-func benchInfos(runs []*BenchRun) []compliance.SourceInfo {
+// benchInfos says what the kube-bench runs rest on, per benchmark used;
+// missing counts the NodeBenchmarks without a summary, schedule is what
+// the ClusterBenchmark says of the scheduled runs.
+func benchInfos(runs []*BenchRun, missing int, schedule string) []compliance.SourceInfo {
+	var tail []string
+	if missing > 0 {
+		tail = append(tail, plural(missing, "NodeBenchmark")+" without a summary (scan pending or failed)")
+	}
+	if schedule != "" {
+		tail = append(tail, schedule)
+	}
 	if len(runs) == 0 {
-		return []compliance.SourceInfo{notProvided(compliance.SourceKubeBench)}
+		if len(tail) == 0 {
+			return []compliance.SourceInfo{notProvided(compliance.SourceKubeBench)}
+		}
+		return []compliance.SourceInfo{{Source: compliance.SourceKubeBench, Origin: ClusterOrigin, Tool: "kube-bench",
+			Detail: "no run; " + strings.Join(tail, "; ")}}
 	}
 	type group struct {
-		origins, versions, nodeTypes []string
-		checks                       int
+		origins, versions, nodeTypes, scanners []string
+		runs, checks, summaries, unlisted      int
+		latest                                 *time.Time
 	}
 	groups := map[string]*group{}
 	for _, r := range runs {
@@ -243,6 +264,7 @@ func benchInfos(runs []*BenchRun) []compliance.SourceInfo {
 			g = &group{}
 			groups[bench] = g
 		}
+		g.runs++
 		g.origins = appendUnique(g.origins, r.Origin)
 		for _, v := range r.KubernetesVersions {
 			g.versions = appendUnique(g.versions, v)
@@ -250,17 +272,70 @@ func benchInfos(runs []*BenchRun) []compliance.SourceInfo {
 		for _, n := range r.NodeTypes {
 			g.nodeTypes = appendUnique(g.nodeTypes, n)
 		}
-		g.checks += len(r.Checks)
+		if s := r.Summary; s != nil {
+			t := s.Totals
+			g.checks += t.Pass + t.Fail + t.Warn + t.Info
+			g.summaries++
+			g.unlisted += t.Pass + t.Warn + t.Info + s.FailuresOmitted
+			g.scanners = appendUnique(g.scanners, strings.TrimSpace(s.Scanner+" "+s.Image))
+			if at := s.ScanTime; !at.IsZero() && (g.latest == nil || at.After(*g.latest)) {
+				g.latest = &at
+			}
+		} else {
+			g.checks += len(r.Checks)
+		}
 	}
 	var out []compliance.SourceInfo
 	for _, bench := range slices.Sorted(maps.Keys(groups)) {
 		g := groups[bench]
+		detail := fmt.Sprintf("%s, %s; %s checks; Kubernetes %s as detected", plural(g.runs, "run"), plural(g.checks, "check"),
+			orNone(strings.Join(g.nodeTypes, ", ")), orNone(strings.Join(g.versions, ", ")))
+		if g.summaries > 0 {
+			detail += fmt.Sprintf("; %d from the scanner's NodeBenchmark summaries (%s), which list failing checks only, up to a limit: %d checks are counted per section, not listed",
+				g.summaries, orNone(strings.Join(g.scanners, ", ")), g.unlisted)
+		}
 		out = append(out, compliance.SourceInfo{Source: compliance.SourceKubeBench, Origin: origins(g.origins), Tool: "kube-bench",
-			Benchmark: orNone(bench),
-			Detail: fmt.Sprintf("%s, %s; %s checks; Kubernetes %s as detected", plural(len(g.origins), "run"), plural(g.checks, "check"),
-				orNone(strings.Join(g.nodeTypes, ", ")), orNone(strings.Join(g.versions, ", ")))})
+			Benchmark: orNone(bench), ProducedAt: g.latest, Detail: strings.Join(append([]string{detail}, tail...), "; ")})
 	}
 	return out
+}
+
+// hunterInfo says what the kube-hunter runs rest on; missing counts the
+// PenetrationTests without a summary.
+func hunterInfo(runs []*HunterRun, missing int, from []string) compliance.SourceInfo {
+	if len(runs) == 0 && missing == 0 {
+		return notProvided(compliance.SourceKubeHunter)
+	}
+	findings, files := 0, 0
+	var scanners, notes []string
+	var latest *time.Time
+	for _, r := range runs {
+		s := r.Summary
+		if s == nil {
+			files++
+			findings += len(r.Findings)
+			continue
+		}
+		for _, n := range s.Counts {
+			findings += n
+		}
+		scanners = appendUnique(scanners, strings.TrimSpace(s.Scanner+" "+s.Image))
+		if at := s.ScanTime; !at.IsZero() && (latest == nil || at.After(*latest)) {
+			latest = &at
+		}
+	}
+	if files > 0 {
+		notes = append(notes, "kube-hunter's JSON does not record its version")
+	}
+	if n := len(runs) - files; n > 0 {
+		notes = append(notes, fmt.Sprintf("%d from the scanner's PenetrationTest summary (%s), which lists findings without description or evidence, up to a limit",
+			n, orNone(strings.Join(scanners, ", "))))
+	}
+	if missing > 0 {
+		notes = append(notes, plural(missing, "PenetrationTest")+" without a summary (run pending or failed)")
+	}
+	return compliance.SourceInfo{Source: compliance.SourceKubeHunter, Origin: origins(from), Tool: "kube-hunter", ProducedAt: latest,
+		Detail: strings.Join(append([]string{fmt.Sprintf("%s, %s", plural(len(runs), "run"), plural(findings, "finding"))}, notes...), "; ")}
 }
 
 func notProvided(s compliance.Source) compliance.SourceInfo {

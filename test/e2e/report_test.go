@@ -76,7 +76,8 @@ func object(t *testing.T, y string) *unstructured.Unstructured {
 
 // TestReport_FromTheCluster runs guardctl report against the real API
 // server: templates, constraints, the webhook configuration, PolicyReports,
-// ImageScans and pods are read through a kubeconfig, as an auditor would;
+// ImageScans, pods and the kube-bench and kube-hunter summaries are read
+// through a kubeconfig, as an auditor would;
 // the result is then stored as a ComplianceReport, whose CRD must accept
 // it.
 func TestReport_FromTheCluster(t *testing.T) {
@@ -119,6 +120,30 @@ func TestReport_FromTheCluster(t *testing.T) {
 	for _, o := range []client.Object{pod, scanned} {
 		if err := c.client.Create(ctx, o); err != nil {
 			t.Fatalf("creating %s: %v", o.GetName(), err)
+		}
+	}
+	scheme := runtime.NewScheme()
+	if err := guardv1alpha1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	if err := corev1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	gc, err := client.New(c.cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The scanner's kube-bench and kube-hunter summaries, as
+	// pkg/clusterscan writes them.
+	for _, o := range infraSummaries() {
+		status := o.DeepCopyObject().(client.Object)
+		if err := gc.Create(ctx, o); err != nil {
+			t.Fatalf("creating %s %s: %v", o.GetObjectKind().GroupVersionKind().Kind, o.GetName(), err)
+		}
+		t.Cleanup(func() { _ = gc.Delete(ctx, o) })
+		status.SetResourceVersion(o.GetResourceVersion())
+		if err := gc.Status().Update(ctx, status); err != nil {
+			t.Fatalf("writing the status of %s: %v", o.GetName(), err)
 		}
 	}
 
@@ -168,6 +193,10 @@ func TestReport_FromTheCluster(t *testing.T) {
 		"image-scan scanned Image " + scannedRepo + "@" + scannedDigest:                                                              "pass from cluster",
 		"image-scan VULN-CRITICAL Image " + scannedRepo + "@" + scannedDigest:                                                        "fail from cluster",
 		"image-scan unscanned Image " + scannedRepo + "@" + scannedDigest:                                                            "", // the verdict covers it
+		"kube-bench 4.2.1 Node e2e-node":                                                                                             "fail from cluster",
+		"kube-bench benchmark-run Node e2e-node":                                                                                     "pass from cluster",
+		"kube-hunter KHV036 Endpoint 10.0.0.21:10250":                                                                                "fail from cluster",
+		"kube-hunter hunter-run ":                                                                                                    "pass from cluster",
 	} {
 		if got := found[key]; got != want {
 			t.Errorf("evidence %q: %q, want %q", key, got, want)
@@ -180,6 +209,15 @@ func TestReport_FromTheCluster(t *testing.T) {
 			t.Errorf("image-scan source %+v: want the verdict's Trivy 0.74.0 and trivy-db v2", s)
 		}
 	}
+	// The summaries assess the CIS configuration checks (CM-6) and add
+	// kube-hunter's runs and findings to RA-5 and SI-4.
+	status := map[string]compliance.Status{}
+	for _, ctl := range report.Controls {
+		status[ctl.ID] = ctl.Status
+	}
+	if status["CM-6"] != compliance.StatusPartially || status["SI-4"] != compliance.StatusSatisfied {
+		t.Errorf("CM-6 %s, SI-4 %s; want partially satisfied (section 4 passes and fails), satisfied (kube-hunter ran)", status["CM-6"], status["SI-4"])
+	}
 	if t.Failed() {
 		t.Logf("evidence found: %v\nstderr: %s", found, stderr.String())
 	}
@@ -188,17 +226,6 @@ func TestReport_FromTheCluster(t *testing.T) {
 	}
 
 	// The summary goes to etcd as a ComplianceReport.
-	scheme := runtime.NewScheme()
-	if err := guardv1alpha1.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	if err := corev1.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	gc, err := client.New(c.cfg, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
 	cr := &guardv1alpha1.ComplianceReport{ObjectMeta: metav1.ObjectMeta{Name: "cluster"}, Spec: guardv1alpha1.ComplianceReportSpec{ClusterName: "e2e"}}
 	if err := gc.Create(ctx, cr); err != nil {
 		t.Fatalf("creating the ComplianceReport: %v", err)
@@ -257,5 +284,30 @@ func setImageScanVerdict(t *testing.T, c client.Client, is *guardv1alpha1.ImageS
 	}
 	if err := c.Status().Update(context.Background(), is); err != nil {
 		t.Fatalf("writing the verdict of ImageScan %s: %v", is.Name, err)
+	}
+}
+
+// infraSummaries are a NodeBenchmark, whose summary leaves a failing check
+// out, and a PenetrationTest with a finding, as the scanner writes them.
+func infraSummaries() []client.Object {
+	at := metav1.NewTime(time.Now().Truncate(time.Second))
+	done := []metav1.Condition{{Type: guardv1alpha1.InfraScanConditionScanned, Status: metav1.ConditionTrue,
+		Reason: guardv1alpha1.InfraScanReasonSucceeded, Message: "e2e", LastTransitionTime: at}}
+	origin := func(name string) *guardv1alpha1.InfraScanOrigin {
+		return &guardv1alpha1.InfraScanOrigin{Source: guardv1alpha1.InfraScanSourceJob, Name: name, ScanTime: at}
+	}
+	return []client.Object{
+		&guardv1alpha1.NodeBenchmark{ObjectMeta: metav1.ObjectMeta{Name: "e2e-node"}, Status: guardv1alpha1.NodeBenchmarkStatus{
+			Origin: origin("kube-bench-e2e-node"), Conditions: done,
+			Summary: &guardv1alpha1.BenchmarkSummary{Benchmark: "cis-1.10", NodeTypes: []string{"node"},
+				Totals:          guardv1alpha1.BenchmarkTotals{Pass: 10, Fail: 2},
+				Sections:        []guardv1alpha1.BenchmarkSection{{ID: "4", Text: "Worker Node Security Configuration", NodeType: "node", Totals: guardv1alpha1.BenchmarkTotals{Pass: 10, Fail: 2}}},
+				Failures:        []guardv1alpha1.BenchmarkFailure{{ID: "4.2.1", Text: "Ensure that the --anonymous-auth argument is set to false", Scored: true}},
+				FailuresOmitted: 1}}},
+		&guardv1alpha1.PenetrationTest{ObjectMeta: metav1.ObjectMeta{Name: "cluster"}, Status: guardv1alpha1.PenetrationTestStatus{
+			Origin: origin("kube-hunter-e2e"), Conditions: done,
+			Summary: &guardv1alpha1.PenetrationTestSummary{Nodes: 1, Services: 2, Counts: guardv1alpha1.PenetrationSeverityCounts{High: 1},
+				Findings: []guardv1alpha1.PenetrationFinding{{ID: "KHV036", Name: "Anonymous Authentication", Severity: "high",
+					Category: "Initial Access // Exposed sensitive interfaces", Location: "10.0.0.21:10250"}}}}},
 	}
 }

@@ -178,3 +178,51 @@ func TestReconcile_ImageScanVerdictsReachTheControls(t *testing.T) {
 		t.Errorf("image-scan source %+v", src)
 	}
 }
+
+// The scanner's kube-bench and kube-hunter summaries are evidence: CM-6
+// takes a node's CIS configuration checks, RA-5 and SI-4 the kube-hunter
+// run and its finding, and the sources name the benchmark.
+func TestReconcile_InfraScanSummariesReachTheControls(t *testing.T) {
+	at := metav1.NewTime(t0.Add(-time.Hour))
+	ok := []metav1.Condition{{Type: guardv1alpha1.InfraScanConditionScanned, Status: metav1.ConditionTrue,
+		Reason: guardv1alpha1.InfraScanReasonSucceeded, LastTransitionTime: at}}
+	origin := &guardv1alpha1.InfraScanOrigin{Source: guardv1alpha1.InfraScanSourceJob, Name: "scan", ScanTime: at}
+	nb := &guardv1alpha1.NodeBenchmark{ObjectMeta: metav1.ObjectMeta{Name: "worker-1"}, Status: guardv1alpha1.NodeBenchmarkStatus{
+		Origin: origin, Conditions: ok,
+		Summary: &guardv1alpha1.BenchmarkSummary{Benchmark: "cis-1.10", NodeTypes: []string{"node"},
+			Totals:   guardv1alpha1.BenchmarkTotals{Pass: 18, Fail: 1},
+			Sections: []guardv1alpha1.BenchmarkSection{{ID: "4", Text: "Worker Node Security Configuration", NodeType: "node", Totals: guardv1alpha1.BenchmarkTotals{Pass: 18, Fail: 1}}},
+			Failures: []guardv1alpha1.BenchmarkFailure{{ID: "4.2.1", Text: "Ensure that the --anonymous-auth argument is set to false", Scored: true}}}}}
+	pt := &guardv1alpha1.PenetrationTest{ObjectMeta: metav1.ObjectMeta{Name: "cluster"}, Status: guardv1alpha1.PenetrationTestStatus{
+		Origin: origin, Conditions: ok,
+		Summary: &guardv1alpha1.PenetrationTestSummary{Nodes: 1, Services: 1, Counts: guardv1alpha1.PenetrationSeverityCounts{Low: 1},
+			Findings: []guardv1alpha1.PenetrationFinding{{ID: "KHV002", Name: "K8s Version Disclosure", Severity: "low", Location: "10.0.0.10:6443"}}}}}
+	r, c, _ := setup(t, "", nil, nb, pt)
+	if _, err := r.Reconcile(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	st := get(t, c).Status
+	got := map[string]string{}
+	for _, ctl := range st.Controls {
+		switch ctl.ID {
+		case "CM-6", "RA-5", "SI-4", "CM-2":
+			got[ctl.ID] = fmt.Sprintf("%s %d pass %d fail", ctl.Status, ctl.Pass, ctl.Fail)
+		}
+	}
+	// CM-6: 4.2.1 fails, section 4's other checks pass; RA-5: the
+	// benchmark and kube-hunter runs pass, KHV002 fails.
+	want := map[string]string{"CM-6": "partially-satisfied 1 pass 1 fail", "RA-5": "partially-satisfied 2 pass 1 fail",
+		"SI-4": "satisfied 1 pass 0 fail", "CM-2": "satisfied 1 pass 0 fail"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("controls (-want +got):\n%s", diff)
+	}
+	provided := map[string]string{}
+	for _, s := range st.Sources {
+		if s.Provided {
+			provided[s.Source] = s.Tool + " " + s.Benchmark
+		}
+	}
+	if diff := cmp.Diff(map[string]string{"kube-bench": "kube-bench cis-1.10", "kube-hunter": "kube-hunter "}, provided); diff != "" {
+		t.Errorf("sources provided (-want +got):\n%s", diff)
+	}
+}
