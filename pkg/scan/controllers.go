@@ -80,6 +80,15 @@ func (s *Scheduler) SetupWithManager(mgr manager.Manager, o SetupOptions) error 
 			return err
 		}
 	}
+	if s.cfg.Retention > 0 || s.cfg.StubRetention > 0 || s.cfg.Reports != nil {
+		sw := &sweeper{s: s, every: s.cfg.SweepInterval}
+		if o.Workloads {
+			sw.kinds = []schema.GroupVersionKind{WorkflowGVK, PipelineRunGVK}
+		}
+		if err := mgr.Add(sw); err != nil {
+			return err
+		}
+	}
 	var optional []optionalWatch
 	if o.Workloads {
 		for _, gvk := range []schema.GroupVersionKind{WorkflowGVK, PipelineRunGVK} {

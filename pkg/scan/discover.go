@@ -103,6 +103,7 @@ func (s *Scheduler) observeImage(ctx context.Context, image, imageID string, sec
 		}
 		j.Tags = []string{ref.TagName()}
 	}
+	s.sawInUse(j.Digest)
 	_, err = s.Want(ctx, j)
 	return err
 }

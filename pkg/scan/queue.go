@@ -12,10 +12,11 @@ import (
 type state int
 
 const (
-	pending state = iota // queued
-	running              // being scanned
-	writing              // scanned, ImageScan being written
-	done                 // verdict written (or known from the cluster)
+	pending  state = iota // queued
+	running               // being scanned
+	writing               // scanned, ImageScan being written
+	done                  // verdict written (or known from the cluster)
+	deleting              // ImageScan being deleted (retention)
 )
 
 // entry is what the scheduler knows about one digest.
@@ -28,6 +29,10 @@ type entry struct {
 	// ingested reports) and when it falls due for a rescan.
 	db  time.Time
 	due time.Time
+	// For deleting entries: the entry held (nil if none), and whether a
+	// scan was asked for meanwhile.
+	saved *entry
+	again bool
 }
 
 // queue holds every digest's entry under one lock, so that asking for a
@@ -85,6 +90,10 @@ func (q *queue) add(j Job, now, db time.Time) outcome {
 				}
 			}
 			return merged
+		case deleting:
+			merge(&e.job, &j)
+			e.again = true
+			return merged
 		case done:
 			if current(e, now, db) {
 				return fresh
@@ -134,6 +143,59 @@ func (q *queue) forget(digest string) {
 	if e := q.entries[digest]; e != nil && e.state == done {
 		delete(q.entries, digest)
 	}
+}
+
+// hold marks digest as having its ImageScan deleted, unless a scan of it is
+// pending, running or being written (or another hold is on). Scans asked
+// for meanwhile wait for release.
+func (q *queue) hold(digest string) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	e := q.entries[digest]
+	if e != nil && e.state != done {
+		return false
+	}
+	h := &entry{state: deleting, job: Job{Digest: digest}, saved: e}
+	if e != nil {
+		h.job.Repository = e.job.Repository
+	}
+	q.entries[digest] = h
+	return true
+}
+
+// release ends a hold. A scan asked for during it is queued now (and
+// release returns true); otherwise the entry is dropped if the ImageScan
+// was deleted, or put back as it was.
+func (q *queue) release(digest string, deleted bool) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	e := q.entries[digest]
+	if e == nil || e.state != deleting {
+		return false
+	}
+	switch {
+	case e.again:
+		e.state, e.saved, e.again = pending, nil, false
+		q.npend++
+		q.fifo[e.job.Priority] = append(q.fifo[e.job.Priority], digest)
+		select {
+		case q.wake <- struct{}{}:
+		default:
+		}
+		return true
+	case deleted || e.saved == nil:
+		delete(q.entries, digest)
+	default:
+		q.entries[digest] = e.saved
+	}
+	return false
+}
+
+// has reports whether the queue knows digest in any state.
+func (q *queue) has(digest string) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.entries[digest] != nil
 }
 
 // merge adds what src knows to dst: newer tags first, pull secrets, the

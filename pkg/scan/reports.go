@@ -2,10 +2,13 @@ package scan
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -18,10 +21,31 @@ import (
 // stay out of etcd but remain at hand.
 type ReportStore struct {
 	Dir string
+	// MaxBytes bounds the reports kept, so the directory stays below its
+	// volume's size: past it, the oldest reports go first (0: no bound).
+	MaxBytes int64
 }
 
-// Put writes digest's report, replacing any earlier one atomically.
+// staleTemp is the age past which a temporary file is taken to be left
+// over by a Put that never finished (the process was killed).
+const staleTemp = time.Hour
+
+// Put writes digest's report, replacing any earlier one atomically, then
+// keeps the directory within MaxBytes.
 func (r *ReportStore) Put(digest string, data []byte) error {
+	if err := r.put(digest, data); err != nil {
+		return err
+	}
+	if r.MaxBytes <= 0 {
+		return nil
+	}
+	if err := r.Prune(nil, time.Now()); err != nil {
+		return fmt.Errorf("keeping reports within %d bytes: %w", r.MaxBytes, err)
+	}
+	return nil
+}
+
+func (r *ReportStore) put(digest string, data []byte) error {
 	name, err := v1alpha1.ImageScanName(digest)
 	if err != nil {
 		return err
@@ -39,6 +63,80 @@ func (r *ReportStore) Put(digest string, data []byte) error {
 		return err
 	}
 	return os.Rename(f.Name(), filepath.Join(r.Dir, name+".json"))
+}
+
+// Prune removes the reports of digests keep refuses (keep nil keeps
+// all), then the oldest reports while the rest exceed MaxBytes, and
+// temporary files left by a Put that never finished. Files it did not
+// write are left alone.
+func (r *ReportStore) Prune(keep func(digest string) bool, now time.Time) error {
+	entries, err := os.ReadDir(r.Dir)
+	if err != nil {
+		return fmt.Errorf("pruning reports in %s: %w", r.Dir, err)
+	}
+	type file struct {
+		path string
+		size int64
+		mod  time.Time
+	}
+	var kept []file
+	var total int64
+	var errs []error
+	remove := func(path string) {
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		path := filepath.Join(r.Dir, e.Name())
+		fi, err := e.Info()
+		if err != nil {
+			continue // removed meanwhile
+		}
+		if strings.HasPrefix(e.Name(), ".report-") {
+			if now.Sub(fi.ModTime()) > staleTemp {
+				remove(path)
+			}
+			continue
+		}
+		digest, ok := reportDigest(e.Name())
+		if !ok {
+			continue
+		}
+		if keep != nil && !keep(digest) {
+			remove(path)
+			continue
+		}
+		kept = append(kept, file{path: path, size: fi.Size(), mod: fi.ModTime()})
+		total += fi.Size()
+	}
+	if r.MaxBytes > 0 && total > r.MaxBytes {
+		slices.SortFunc(kept, func(a, b file) int { return a.mod.Compare(b.mod) })
+		for _, f := range kept {
+			if total <= r.MaxBytes {
+				break
+			}
+			remove(f.path)
+			total -= f.size
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// reportDigest returns the digest a report's file name is for.
+func reportDigest(file string) (string, bool) {
+	name, ok := strings.CutSuffix(file, ".json")
+	if !ok {
+		return "", false
+	}
+	digest := strings.Replace(name, "-", ":", 1)
+	if n, err := v1alpha1.ImageScanName(digest); err != nil || n != name {
+		return "", false
+	}
+	return digest, true
 }
 
 // ServeHTTP serves GET <prefix>/sha256-<hex>.json, the prefix being

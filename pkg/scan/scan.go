@@ -5,7 +5,8 @@
 // bounded number of scans running at a time, rescans when the
 // vulnerability database is rebuilt or a jittered TTL expires, and ingests
 // Starboard VulnerabilityReports and Trivy JSON reports into the same
-// verdicts.
+// verdicts. Verdicts on images no longer in use are deleted after a
+// retention period (retention.go).
 //
 // The scanning engine is an interface: the Trivy implementation lives in
 // pkg/scan/trivy, so that this package, and the webhook's verdict lookup in

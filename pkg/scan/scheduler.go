@@ -46,6 +46,18 @@ type Config struct {
 	ResolveTTL time.Duration
 	// Reports, when set, keeps each scan's full report.
 	Reports *ReportStore
+	// Retention is how long an ImageScan stays after its image was last
+	// seen in use by a pod, Workflow or PipelineRun; then it is deleted
+	// with its kept report, so images gone from the cluster are no longer
+	// rescanned (0 keeps ImageScans for good).
+	Retention time.Duration
+	// StubRetention is the shorter time an unused ImageScan without a
+	// verdict stays: a request the admission gate made for an image that
+	// never scans, or one that always failed (0: only Retention applies).
+	StubRetention time.Duration
+	// SweepInterval is how often retention is applied and kept reports are
+	// pruned (default 1h).
+	SweepInterval time.Duration
 	// PodPriority ranks pods (default DefaultPodPriority).
 	PodPriority PodPriority
 	Metrics     *Metrics
@@ -65,6 +77,7 @@ type Scheduler struct {
 	mu       sync.Mutex
 	resolved map[string]resolution // tag name -> digest
 	owners   map[string]string     // tag name -> digest of the ImageScan listing it
+	seen     map[string]bool       // digests seen in use since the last sweep
 }
 
 type resolution struct {
@@ -98,6 +111,12 @@ func NewScheduler(cfg Config) (*Scheduler, error) {
 	if cfg.ResolveTTL <= 0 {
 		cfg.ResolveTTL = DefaultResolveTTL
 	}
+	if cfg.Retention < 0 || cfg.StubRetention < 0 {
+		return nil, fmt.Errorf("scan: retention %v and stub retention %v: want 0 (off) or more", cfg.Retention, cfg.StubRetention)
+	}
+	if cfg.SweepInterval <= 0 {
+		cfg.SweepInterval = DefaultSweepInterval
+	}
 	if cfg.PodPriority == nil {
 		cfg.PodPriority = DefaultPodPriority
 	}
@@ -107,7 +126,8 @@ func NewScheduler(cfg Config) (*Scheduler, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Scheduler{cfg: cfg, q: newQueue(), log: cfg.Log, resolved: map[string]resolution{}, owners: map[string]string{}}, nil
+	return &Scheduler{cfg: cfg, q: newQueue(), log: cfg.Log, resolved: map[string]resolution{}, owners: map[string]string{},
+		seen: map[string]bool{}}, nil
 }
 
 // Start runs the scan workers until ctx ends, then waits for running scans

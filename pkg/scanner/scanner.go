@@ -58,6 +58,9 @@ type Config struct {
 	// ReportDir, when set, keeps each scan's full Trivy JSON and serves it
 	// on the metrics address under /reports/sha256-<hex>.json.
 	ReportDir string
+	// ReportDirMaxBytes bounds the reports kept in ReportDir, oldest
+	// removed first (0: no bound).
+	ReportDirMaxBytes int64
 	// TrivyReportDir, when set, is read for Trivy JSON reports to ingest;
 	// TrivyReportInterval is how often.
 	TrivyReportDir      string
@@ -78,6 +81,9 @@ type Config struct {
 	ScanTimeout  time.Duration
 	ResolveTTL   time.Duration
 	MaxImageSize int64
+	// Retention and StubRetention: see scan.Config.
+	Retention     time.Duration
+	StubRetention time.Duration
 	// Platform of multi-platform images to scan ("linux/amd64").
 	Platform string
 	// Registry overrides registry access (tests); by default
@@ -207,7 +213,7 @@ func Setup(mgr manager.Manager, cfg Config) (*Scanner, error) {
 		s.secrets = secretReader{mgr.GetAPIReader()}
 	}
 	if cfg.ReportDir != "" {
-		s.reports = &scan.ReportStore{Dir: cfg.ReportDir}
+		s.reports = &scan.ReportStore{Dir: cfg.ReportDir, MaxBytes: cfg.ReportDirMaxBytes}
 	}
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return nil, err
@@ -286,6 +292,9 @@ func (s *Scanner) addScheduler(engine *trivy.Engine) (*scan.Scheduler, error) {
 		Reports:     s.reports,
 		Metrics:     scan.NewMetrics(s.reg, func() time.Time { return engine.DB().UpdatedAt }),
 		Log:         cfg.Log.WithName("scheduler"),
+
+		Retention:     cfg.Retention,
+		StubRetention: cfg.StubRetention,
 	})
 	if err != nil {
 		return nil, err
