@@ -24,8 +24,9 @@ import (
 type Config struct {
 	// Client reads ImageScans (from the manager's cache) and writes them.
 	Client client.Client
-	// Reader reads ImageScans uncached before they are updated; by default
-	// Client.
+	// Reader reads uncached: ImageScans before they are updated, and
+	// Starboard VulnerabilityReports whole (the cache keeps only their
+	// metadata); by default Client.
 	Reader   client.Reader
 	Engine   Engine
 	Registry Registry
