@@ -174,12 +174,16 @@ func (v *Validator) Handle(ctx context.Context, req admission.Request) (resp adm
 	var imagesAdmitted func()
 	if v.cfg.Images != nil {
 		var known *metav1.ObjectMeta
-		if labels, annotations, ok := in.ObjectMetadata(); ok {
-			known = &metav1.ObjectMeta{Labels: labels, Annotations: annotations}
+		// The gate reads the parsed metadata of pods only; other kinds
+		// would build their annotations for nothing.
+		if req.Kind.Group == "" && req.Kind.Kind == "Pod" {
+			if labels, annotations, ok := in.ObjectMetadata(); ok {
+				known = &metav1.ObjectMeta{Labels: labels, Annotations: annotations}
+			}
 		}
 		// The constraints have answered: the gate is told whether they deny,
 		// so that it requests no scan for a request that cannot pass.
-		deniedElsewhere := err != nil || len(result.Denied()) > 0
+		deniedElsewhere := err != nil || result.Denies()
 		imageDenies, imageWarns, imagesAdmitted = v.cfg.Images.ReviewRequest(ctx, req, in.Namespace, known, deniedElsewhere)
 	}
 	resp = v.respond(req, result, err, imageDenies, imageWarns, &decision)

@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 
 	"github.com/open-policy-agent/frameworks/constraint/pkg/types"
@@ -48,6 +49,12 @@ func (r *Result) Has(action string) bool { return contains(r.Actions, action) }
 
 // Denied returns the results that deny the object.
 func (r *Response) Denied() []Result { return r.with(ActionDeny) }
+
+// Denies reports whether any result denies the object, without
+// collecting them as Denied does.
+func (r *Response) Denies() bool {
+	return slices.ContainsFunc(r.Results, func(res Result) bool { return res.Has(ActionDeny) })
+}
 
 // Warned returns the results that warn about the object.
 func (r *Response) Warned() []Result { return r.with(ActionWarn) }
