@@ -76,7 +76,7 @@ func (s *Scheduler) SetupWithManager(mgr manager.Manager, o SetupOptions) error 
 		return err
 	}
 	if r, ok := s.cfg.Engine.(Reloader); ok {
-		if err := mgr.Add(&dbWatcher{s: s, r: r, every: cmpOr(o.DBCheckInterval, time.Minute)}); err != nil {
+		if err := mgr.Add(&dbWatcher{s: s, r: r, every: DBCheckEvery(o.DBCheckInterval)}); err != nil {
 			return err
 		}
 	}
@@ -160,6 +160,10 @@ func (s *Scheduler) ReconcileImageScan(ctx context.Context, req reconcile.Reques
 	after, err := s.Observe(ctx, is)
 	return reconcile.Result{RequeueAfter: after}, err
 }
+
+// DBCheckEvery is how often the vulnerability database is looked at, for
+// updates or, while it is missing, for its arrival: interval, or a minute.
+func DBCheckEvery(interval time.Duration) time.Duration { return cmpOr(interval, time.Minute) }
 
 func cmpOr(d, def time.Duration) time.Duration {
 	if d > 0 {
@@ -267,24 +271,33 @@ type dbWatcher struct {
 }
 
 func (w *dbWatcher) Start(ctx context.Context) error {
-	t := time.NewTicker(w.every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
+	tick(ctx, w.every, func() {
 		changed, err := w.r.Reload()
 		if err != nil {
 			w.s.log.Error(err, "checking the vulnerability database; scans go on with the loaded one")
-			continue
+			return
 		}
 		if changed {
 			if err := w.s.RescanStale(ctx); err != nil {
 				w.s.log.Error(err, "asking for rescans after a database update")
 			}
 		}
+	})
+	return nil
+}
+
+// tick calls fn every interval, the first time one interval from now,
+// until ctx ends.
+func tick(ctx context.Context, interval time.Duration, fn func()) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		fn()
 	}
 }
 

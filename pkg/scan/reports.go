@@ -147,18 +147,14 @@ func (r *ReportStore) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	base := strings.TrimPrefix(req.URL.Path, "/")
-	name, ok := strings.CutSuffix(base, ".json")
-	// Only names an ImageScan can have: no path can escape the directory.
-	if !ok || name == "" {
-		http.NotFound(w, req)
-		return
-	}
-	if _, err := v1alpha1.ImageScanName(strings.Replace(name, "-", ":", 1)); err != nil {
+	// Only names of the store's own files: no path can escape the
+	// directory.
+	if _, ok := reportDigest(base); !ok {
 		http.NotFound(w, req)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	http.ServeFile(w, req, filepath.Join(r.Dir, name+".json"))
+	http.ServeFile(w, req, filepath.Join(r.Dir, base))
 }
 
 // TrivyReportDir ingests Trivy JSON reports (`trivy image -f json`) from a

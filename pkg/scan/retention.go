@@ -276,18 +276,12 @@ type sweeper struct {
 }
 
 func (w *sweeper) Start(ctx context.Context) error {
-	t := time.NewTicker(w.every)
-	defer t.Stop()
-	for {
-		// The first sweep waits an interval: pods seen at start-up have
-		// been reconciled by then.
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
+	// The first sweep waits an interval: pods seen at start-up have been
+	// reconciled by then.
+	tick(ctx, w.every, func() {
 		if err := w.s.sweep(ctx, w.kinds); err != nil && ctx.Err() == nil {
 			w.s.log.Error(err, "applying ImageScan retention")
 		}
-	}
+	})
+	return nil
 }

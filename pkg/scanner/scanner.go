@@ -244,7 +244,7 @@ func Setup(mgr manager.Manager, cfg Config) (*Scanner, error) {
 		}
 	case errors.Is(err, trivy.ErrDBNotFound):
 		s.waiting = err
-		every := cmpOr(cfg.DBCheckInterval, time.Minute)
+		every := scan.DBCheckEvery(cfg.DBCheckInterval)
 		cfg.Log.Info("no vulnerability database yet: everything but image scanning runs now; "+
 			"put trivy.db and metadata.json into dir and image scanning starts", "dir", cfg.DBDir, "checkEvery", every, "reason", err.Error())
 		if err := mgr.Add(&dbWaiter{s: s, every: every}); err != nil {
@@ -387,13 +387,6 @@ func (w *dbWaiter) Start(ctx context.Context) error {
 		}
 		return nil
 	}
-}
-
-func cmpOr(d, def time.Duration) time.Duration {
-	if d > 0 {
-		return d
-	}
-	return def
 }
 
 // secretReader reads pull secrets straight from the API server, one by
