@@ -284,15 +284,7 @@ func (a *Auditor) RunOnce(ctx context.Context) (*Summary, error) {
 	}
 	if len(p.unlisted) > 0 {
 		for _, c := range p.constraints {
-			ks, err := constraintKinds(c.obj)
-			if err != nil {
-				// Not reached (kindsOf read the same constraints above);
-				// were it, every unlisted kind would count.
-				for _, k := range p.unlisted {
-					c.unlisted = append(c.unlisted, k.gvk.GroupKind())
-				}
-				continue
-			}
+			ks, _ := constraintKinds(c.obj) // kindsOf read the same constraints without error
 			c.unlisted = unlistedFor(ks, p.unlisted, set)
 		}
 	}

@@ -72,15 +72,16 @@ func constraintKinds(c *unstructured.Unstructured) ([]match.Kinds, error) {
 	return m.Kinds, nil
 }
 
-// selects reports whether a constraint with these match.kinds entries
-// makes a pass list gk, by the rule resolveKinds applies.
-func selects(want []match.Kinds, gk schema.GroupKind) bool {
+// selects reports whether these match.kinds entries make a pass list gk,
+// and whether one of those that do names it.
+func selects(want []match.Kinds, gk schema.GroupKind) (selected, named bool) {
 	for _, k := range want {
 		if ok, byName := accepts(k, gk); ok && (byName || !underWildcard[gk]) {
-			return true
+			selected = true
+			named = named || byName
 		}
 	}
-	return false
+	return selected, named
 }
 
 // unlistedFor returns the kinds among unlisted whose objects a constraint
@@ -94,7 +95,7 @@ func unlistedFor(want []match.Kinds, unlisted []auditKind, set *expansion.Set) [
 	var out []schema.GroupKind
 	for _, k := range unlisted {
 		gk := k.gvk.GroupKind()
-		if selects(want, gk) || (set != nil && set.AppliesTo(k.gvk)) {
+		if selected, _ := selects(want, gk); selected || (set != nil && set.AppliesTo(k.gvk)) {
 			out = append(out, gk)
 		}
 	}
@@ -133,15 +134,9 @@ func resolveKinds(resources []*metav1.APIResourceList, want []match.Kinds, set *
 			if seen[gvk.GroupKind()] {
 				continue
 			}
-			named := set != nil && set.AppliesTo(gvk)
-			selected := named
-			for _, k := range want {
-				ok, byName := accepts(k, gvk.GroupKind())
-				if ok && (byName || !underWildcard[gvk.GroupKind()]) {
-					selected = true
-					named = named || byName
-				}
-			}
+			expanded := set != nil && set.AppliesTo(gvk)
+			selected, named := selects(want, gvk.GroupKind())
+			selected, named = selected || expanded, named || expanded
 			if !selected {
 				continue
 			}
