@@ -214,22 +214,23 @@ func (g *Gate) unscanned(res *Result, p *Policy, s Subject, c images.Container, 
 	case v1alpha1.UnscannedWarn:
 		res.Warnings = append(res.Warnings, fmt.Sprintf("%s image %s has not been scanned yet; it is admitted and will be scanned once it runs", Source, c.Image))
 	default:
+		deny := func(remedy string) {
+			res.Denies = append(res.Denies, fmt.Sprintf("%s image %s has not been scanned and namespace %s admits only scanned images; %s",
+				Source, c.Image, s.Namespace, remedy))
+		}
 		if ref.Digest == "" {
 			// The webhook cannot resolve a tag without calling the
 			// registry, and a denied pod never exists for the scanner to
 			// find: only a pinned digest can be queued from here.
-			res.Denies = append(res.Denies, fmt.Sprintf("%s image %s has not been scanned and namespace %s admits only scanned images; "+
-				"pin it by digest (%s@sha256:…) to have it scanned, then retry in %v", Source, c.Image, s.Namespace, ref.Repository, p.RetryAfter))
+			deny(fmt.Sprintf("pin it by digest (%s@sha256:…) to have it scanned, then retry in %v", ref.Repository, p.RetryAfter))
 			return
 		}
 		if s.DryRun {
-			res.Denies = append(res.Denies, fmt.Sprintf("%s image %s has not been scanned and namespace %s admits only scanned images; "+
-				"a dry run requests no scan: send the request without dry run to have it scanned", Source, c.Image, s.Namespace))
+			deny("a dry run requests no scan: send the request without dry run to have it scanned")
 			return
 		}
 		if s.DeniedElsewhere {
-			res.Denies = append(res.Denies, fmt.Sprintf("%s image %s has not been scanned and namespace %s admits only scanned images; "+
-				"no scan was requested as the request is denied for other reasons too: fix those and retry", Source, c.Image, s.Namespace))
+			deny("no scan was requested as the request is denied for other reasons too: fix those and retry")
 			return
 		}
 		// Other replicas, and reviews running beside this one, may request
@@ -240,16 +241,14 @@ func (g *Gate) unscanned(res *Result, p *Policy, s Subject, c images.Container, 
 			if g.cfg.Metrics != nil {
 				g.cfg.Metrics.ScanRequests.WithLabelValues("refused").Inc()
 			}
-			res.Denies = append(res.Denies, fmt.Sprintf("%s image %s has not been scanned and namespace %s admits only scanned images; "+
-				"the scan queue is full, so no scan was requested: retry later", Source, c.Image, s.Namespace))
+			deny("the scan queue is full, so no scan was requested: retry later")
 			return
 		}
 		if !queued && g.cfg.Scans != nil {
 			*requested++
 			g.cfg.Scans.RequestScan(ref.Digest, ref.Repository)
 		}
-		res.Denies = append(res.Denies, fmt.Sprintf("%s image %s has not been scanned and namespace %s admits only scanned images; "+
-			"a scan has been requested: retry in %v", Source, c.Image, s.Namespace, p.RetryAfter))
+		deny(fmt.Sprintf("a scan has been requested: retry in %v", p.RetryAfter))
 	}
 }
 
