@@ -61,7 +61,7 @@ func (g *Gate) ReviewRequest(_ context.Context, req admission.Request, ns *corev
 			cs, err = addedEphemeralImages(req.Object.Raw, req.OldObject.Raw)
 			break
 		}
-		cs, err = podImages(req.Object.Raw, true)
+		cs, err = podImages(req.Object.Raw, known == nil) // known has classified it already
 		if err == nil && req.Operation == admissionv1.Update && len(req.OldObject.Raw) > 0 {
 			old, _ = podImages(req.OldObject.Raw, false)
 		}
