@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -224,7 +225,7 @@ func (t *Tracker) Populate(ctx context.Context, reader client.Reader, namespace 
 		list := &unstructured.UnstructuredList{}
 		list.SetGroupVersionKind(ConstraintGVK(kind + "List"))
 		if err := reader.List(ctx, list); err != nil {
-			if isNoMatch(err) || apierrors.IsNotFound(err) {
+			if notServed(err) {
 				continue // the kind is not served yet, so none of its constraints exist
 			}
 			// Skipping the kind would report ready before its constraints
@@ -237,16 +238,11 @@ func (t *Tracker) Populate(ctx context.Context, reader client.Reader, namespace 
 		}
 		listings[name] = l
 	}
-	cfg := &configv1alpha1.Config{}
-	err := reader.Get(ctx, client.ObjectKey{Namespace: namespace, Name: configv1alpha1.ConfigName}, cfg)
-	if err == nil {
-		keys = append(keys, configKey)
-		for _, g := range cfg.Spec.Sync.SyncOnly {
-			keys = append(keys, dataKey(schema.GroupVersionKind{Group: g.Group, Version: g.Version, Kind: g.Kind}))
-		}
-	} else if client.IgnoreNotFound(err) != nil && !isNoMatch(err) {
-		return fmt.Errorf("reading Config %s/%s: %w", namespace, configv1alpha1.ConfigName, err)
+	cfgKeys, err := configKeys(ctx, reader, namespace)
+	if err != nil {
+		return err
 	}
+	keys = append(keys, cfgKeys...)
 
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -379,20 +375,11 @@ func (t *Tracker) releaseDeleted(ctx context.Context, reader client.Reader, name
 	if config {
 		// The Config, and the kinds it still syncs, are waited for; the
 		// ConfigReconciler never observes the others.
-		cfg := &configv1alpha1.Config{}
-		err := reader.Get(ctx, client.ObjectKey{Namespace: namespace, Name: configv1alpha1.ConfigName}, cfg)
-		wanted := map[string]bool{}
-		if err == nil {
-			wanted[configKey] = true
-			for _, g := range cfg.Spec.Sync.SyncOnly {
-				wanted[dataKey(schema.GroupVersionKind{Group: g.Group, Version: g.Version, Kind: g.Kind})] = true
-			}
-		}
-		if err != nil && !apierrors.IsNotFound(err) && !isNoMatch(err) {
-			errs = append(errs, fmt.Errorf("reading Config %s/%s: %w", namespace, configv1alpha1.ConfigName, err))
+		if keys, err := configKeys(ctx, reader, namespace); err != nil {
+			errs = append(errs, err)
 		} else {
 			release(func(k string) bool {
-				return (k == configKey || strings.HasPrefix(k, "data/")) && !wanted[k]
+				return (k == configKey || strings.HasPrefix(k, "data/")) && !slices.Contains(keys, k)
 			})
 		}
 	}
@@ -400,13 +387,36 @@ func (t *Tracker) releaseDeleted(ctx context.Context, reader client.Reader, name
 	return released, errors.Join(errs...)
 }
 
+// configKeys reads the Config and returns what readiness waits for on its
+// account: the Config itself and each kind it syncs; nothing when there
+// is no Config or its kind is not served.
+func configKeys(ctx context.Context, reader client.Reader, namespace string) ([]string, error) {
+	cfg := &configv1alpha1.Config{}
+	err := reader.Get(ctx, client.ObjectKey{Namespace: namespace, Name: configv1alpha1.ConfigName}, cfg)
+	if err != nil {
+		if notServed(err) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("reading Config %s/%s: %w", namespace, configv1alpha1.ConfigName, err)
+	}
+	keys := []string{configKey}
+	for _, g := range cfg.Spec.Sync.SyncOnly {
+		keys = append(keys, dataKey(schema.GroupVersionKind{Group: g.Group, Version: g.Version, Kind: g.Kind}))
+	}
+	return keys, nil
+}
+
+// notServed reports whether err says a kind, or the object asked for, is
+// not there: the kind not (yet) served, or the object not found.
+func notServed(err error) bool { return isNoMatch(err) || apierrors.IsNotFound(err) }
+
 // existing returns the names of the objects of a kind that exist and are
 // not being deleted; none when the kind is no longer served.
 func existing(ctx context.Context, reader client.Reader, gvk schema.GroupVersionKind) (map[string]bool, error) {
 	list := &metav1.PartialObjectMetadataList{}
 	list.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
 	if err := reader.List(ctx, list); err != nil {
-		if isNoMatch(err) || apierrors.IsNotFound(err) {
+		if notServed(err) {
 			return nil, nil
 		}
 		return nil, err
