@@ -2,15 +2,13 @@ package imagegate
 
 import (
 	"context"
-	"fmt"
-	"net/http"
+	"errors"
 	"strings"
 
-	admissionv1 "k8s.io/api/admission/v1"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
-	sigsjson "sigs.k8s.io/json"
 
 	"github.com/statcan/daaas-guard/api/v1alpha1"
+	"github.com/statcan/daaas-guard/pkg/admission/specguard"
 )
 
 // PolicyGuard is a validating handler for ImagePolicies: it refuses a spec
@@ -22,23 +20,20 @@ type PolicyGuard struct{}
 
 var _ admission.Handler = PolicyGuard{}
 
+var policyGuard = specguard.Guard[v1alpha1.ImagePolicy, *v1alpha1.ImagePolicy]{
+	Kind: "ImagePolicy",
+	Check: func(p *v1alpha1.ImagePolicy) error {
+		if _, err := CompilePolicy(&p.Spec); err != nil {
+			return errors.New(oneLine(err))
+		}
+		return nil
+	},
+}
+
 // Handle checks ImagePolicy creations and updates with CompilePolicy, as
 // the gate compiles them.
-func (PolicyGuard) Handle(_ context.Context, req admission.Request) admission.Response {
-	if req.Kind.Group != v1alpha1.GroupVersion.Group || req.Kind.Kind != "ImagePolicy" || req.SubResource != "" {
-		return admission.Allowed("not an ImagePolicy")
-	}
-	if req.Operation != admissionv1.Create && req.Operation != admissionv1.Update {
-		return admission.Allowed("")
-	}
-	obj := &v1alpha1.ImagePolicy{}
-	if err := sigsjson.UnmarshalCaseSensitivePreserveInts(req.Object.Raw, obj); err != nil {
-		return admission.Errored(http.StatusBadRequest, fmt.Errorf("decoding ImagePolicy %q: %w", req.Name, err))
-	}
-	if _, err := CompilePolicy(&obj.Spec); err != nil {
-		return admission.Denied(fmt.Sprintf("ImagePolicy %q: %s", obj.Name, oneLine(err)))
-	}
-	return admission.Allowed("")
+func (PolicyGuard) Handle(ctx context.Context, req admission.Request) admission.Response {
+	return policyGuard.Handle(ctx, req)
 }
 
 // oneLine joins the errors CompilePolicy collects with "; ": errors.Join
