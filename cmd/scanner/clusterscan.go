@@ -4,7 +4,6 @@ import (
 	"flag"
 	"fmt"
 	"strings"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -33,12 +32,12 @@ func (f *clusterScanFlags) bind(fs *flag.FlagSet) {
 	fs.IntVar(&f.o.MaxConcurrentJobs, "infra-scan-jobs", clusterscan.DefaultMaxConcurrentJobs, "kube-bench Jobs running at once")
 	fs.DurationVar(&f.o.JobTimeout, "infra-scan-job-timeout", clusterscan.DefaultJobTimeout, "limit for one kube-bench or kube-hunter Job")
 	fs.BoolVar(&f.o.Starboard, "ingest-starboard-infra-reports", true, "read Starboard CISKubeBenchReports and KubeHunterReports when their CRDs exist")
-	fs.DurationVar(&f.o.KubeBench.Interval, "kube-bench-interval", 24*time.Hour, "time between kube-bench runs over every node (0: none)")
+	fs.DurationVar(&f.o.KubeBench.Interval, "kube-bench-interval", clusterscan.DefaultKubeBenchInterval, "time between kube-bench runs over every node (0: none)")
 	fs.StringVar(&f.o.KubeBench.Image, "kube-bench-image", clusterscan.DefaultKubeBenchImage, "kube-bench image")
 	fs.Var(&f.benchArgs, "kube-bench-arg", "argument added to 'kube-bench run --json', e.g. --benchmark=cis-1.10 (repeatable)")
 	fs.StringVar(&f.benchNodes, "kube-bench-nodes", "", "label selector of the nodes benchmarked (default: all)")
 	fs.BoolVar(&f.tolerateAll, "kube-bench-tolerate-all", true, "run kube-bench on tainted nodes too (control plane, GPU pools)")
-	fs.DurationVar(&f.o.KubeHunter.Interval, "kube-hunter-interval", 7*24*time.Hour, "time between kube-hunter runs (0: none)")
+	fs.DurationVar(&f.o.KubeHunter.Interval, "kube-hunter-interval", clusterscan.DefaultKubeHunterInterval, "time between kube-hunter runs (0: none)")
 	fs.StringVar(&f.o.KubeHunter.Image, "kube-hunter-image", clusterscan.DefaultKubeHunterImage, "kube-hunter image")
 	fs.BoolVar(&f.o.KubeHunter.Quick, "kube-hunter-quick", false, "scan only the pod's /24 subnet (kube-hunter --quick)")
 	fs.StringVar(&f.hunterNodeSel, "kube-hunter-node-selector", "", "node labels (k=v,...) for the kube-hunter pod")

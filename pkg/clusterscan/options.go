@@ -33,6 +33,11 @@ const (
 	DefaultMaxConcurrentJobs = 5
 	DefaultJobTimeout        = 10 * time.Minute
 	DefaultMaxLogBytes       = 16 << 20
+	// DefaultKubeBenchInterval and DefaultKubeHunterInterval are the
+	// scanner's default schedule (cmd/scanner). The compliance report's
+	// default evidence ages (pkg/evidence) follow from them.
+	DefaultKubeBenchInterval  = 24 * time.Hour
+	DefaultKubeHunterInterval = 7 * 24 * time.Hour
 	// ClusterObjectName names the ClusterBenchmark and the PenetrationTest.
 	ClusterObjectName = "cluster"
 )
