@@ -59,8 +59,12 @@ recursively; a kustomization is rendered); the flags per kind insist on
 their kind. With --kubeconfig (or --from-cluster) the templates,
 constraints, webhook configurations, PolicyReports, ImageScans, pods'
 images, NodeBenchmarks, the ClusterBenchmark and the PenetrationTest are
-read from the cluster; the credentials need get and list on them (a kind
-not installed or not permitted is left out with a warning).
+read from the cluster, and the nodes' names: a node without a current
+NodeBenchmark is a finding. The credentials need get and list on them (a
+kind not installed or not permitted is left out with a warning).
+A NodeBenchmark or PenetrationTest older than --max-benchmark-age or
+--max-pentest-age (by when the tool ran) is reported as stale in place of
+what it says.
 
 Formats: json (the full report; give earlier ones to --previous for the
 trend), markdown, html (one self-contained page for auditors) and oscal
@@ -119,6 +123,8 @@ control is at or below that status, 2 when input is unusable.`,
 	f.StringSliceVar(&o.evidence.SystemNamespaces, "system-namespace", o.evidence.SystemNamespaces, "namespaces that may be exempt from admission without a finding")
 	f.DurationVar(&o.evidence.MaxScanAge, "max-scan-age", o.evidence.MaxScanAge, "image scans older than this are reported as stale (0: never)")
 	f.DurationVar(&o.evidence.MaxDBAge, "max-db-age", o.evidence.MaxDBAge, "a vulnerability DB older than this is reported as stale (0: never)")
+	f.DurationVar(&o.evidence.MaxBenchmarkAge, "max-benchmark-age", o.evidence.MaxBenchmarkAge, "a NodeBenchmark whose kube-bench scan ran longer ago than this is reported as stale and assesses nothing (0: never; three of the scanner's default --kube-bench-interval)")
+	f.DurationVar(&o.evidence.MaxPenTestAge, "max-pentest-age", o.evidence.MaxPenTestAge, "a PenetrationTest whose kube-hunter run ran longer ago than this is reported as stale and assesses nothing (0: never; three of the scanner's default --kube-hunter-interval)")
 	f.StringVar(&o.generatedAt, "generated-at", "", "report time, RFC 3339 (default: now); for reproducible reports")
 	return cmd
 }

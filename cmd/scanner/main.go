@@ -22,6 +22,7 @@ import (
 	"github.com/statcan/daaas-guard/pkg/audit"
 	"github.com/statcan/daaas-guard/pkg/clusterscan"
 	"github.com/statcan/daaas-guard/pkg/compliance/refresh"
+	"github.com/statcan/daaas-guard/pkg/evidence"
 	"github.com/statcan/daaas-guard/pkg/scan"
 	"github.com/statcan/daaas-guard/pkg/scanner"
 )
@@ -57,6 +58,9 @@ func main() {
 	flag.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", 30*time.Second, "time running work gets to stop on shutdown")
 	var complianceReports bool
 	flag.BoolVar(&complianceReports, "compliance-reports", true, "refresh ComplianceReports on their schedules from the cluster's evidence")
+	reportEvidence := evidence.DefaultOptions(time.Time{})
+	flag.DurationVar(&reportEvidence.MaxBenchmarkAge, "compliance-max-benchmark-age", reportEvidence.MaxBenchmarkAge, "in ComplianceReports, a NodeBenchmark whose scan ran longer ago than this is stale and assesses nothing (0: never)")
+	flag.DurationVar(&reportEvidence.MaxPenTestAge, "compliance-max-pentest-age", reportEvidence.MaxPenTestAge, "in ComplianceReports, a PenetrationTest whose run ran longer ago than this is stale and assesses nothing (0: never)")
 	var scans clusterScanFlags
 	scans.bind(flag.CommandLine)
 	var audits auditFlags
@@ -105,7 +109,7 @@ func main() {
 		}
 	}
 	if complianceReports {
-		if err := refresh.Setup(mgr, refresh.Options{Log: log.WithName("compliance")}); err != nil {
+		if err := refresh.Setup(mgr, refresh.Options{Evidence: &reportEvidence, Log: log.WithName("compliance")}); err != nil {
 			log.Error(err, "setting up the compliance report refresh")
 			os.Exit(1)
 		}

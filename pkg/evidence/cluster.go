@@ -45,9 +45,10 @@ type ClusterOptions struct {
 
 // DefaultClusterSources reads templates and constraints, webhook
 // configurations, PolicyReports and ClusterPolicyReports, the scanner's
-// ImageScan verdicts, the images pods run (for scan coverage), and the
+// ImageScan verdicts, the images pods run (for scan coverage), the
 // scanner's kube-bench and kube-hunter summaries (NodeBenchmarks, the
-// ClusterBenchmark, the PenetrationTest).
+// ClusterBenchmark, the PenetrationTest) and the nodes' names (for
+// benchmark coverage).
 func DefaultClusterSources(opts ClusterOptions) []ClusterSource {
 	if opts.WebhookSelector == nil {
 		opts.WebhookSelector = labels.SelectorFromSet(labels.Set{"app.kubernetes.io/part-of": "daaas-guard"})
@@ -62,6 +63,7 @@ func DefaultClusterSources(opts ClusterOptions) []ClusterSource {
 		{Name: "ImageScans", Read: opts.readImageScans},
 		{Name: "pods (running images)", Read: opts.readPods},
 		{Name: "NodeBenchmarks", Read: opts.readNodeBenchmarks},
+		{Name: "nodes (benchmark coverage)", Read: opts.readNodes},
 		{Name: "ClusterBenchmarks", Read: opts.readClusterBenchmarks},
 		{Name: "PenetrationTests", Read: opts.readPenetrationTests},
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -47,7 +48,7 @@ type PenetrationTest struct {
 }
 
 func (o ClusterOptions) readNodeBenchmarks(ctx context.Context, c client.Reader, in *Inputs) error {
-	return o.listAll(ctx, c, v1alpha1.GroupVersion.WithKind("NodeBenchmark"), nil, func(u *unstructured.Unstructured) error {
+	err := o.listAll(ctx, c, v1alpha1.GroupVersion.WithKind("NodeBenchmark"), nil, func(u *unstructured.Unstructured) error {
 		nb := &v1alpha1.NodeBenchmark{}
 		if err := decodeSummary("NodeBenchmark", u, nb); err != nil {
 			in.Warnings = append(in.Warnings, fmt.Sprintf("cluster: %v: left out", err))
@@ -57,6 +58,31 @@ func (o ClusterOptions) readNodeBenchmarks(ctx context.Context, c client.Reader,
 		in.origin(compliance.SourceKubeBench, ClusterOrigin)
 		return nil
 	})
+	in.NodeBenchmarksKnown = err == nil
+	return err
+}
+
+// readNodes lists the nodes' names (metadata only), for benchmark
+// coverage.
+func (o ClusterOptions) readNodes(ctx context.Context, c client.Reader, in *Inputs) error {
+	var names []string
+	cont := ""
+	for {
+		nodes := &metav1.PartialObjectMetadataList{}
+		nodes.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("NodeList"))
+		if err := c.List(ctx, nodes, client.Limit(o.PageSize), client.Continue(cont)); err != nil {
+			return err
+		}
+		for _, n := range nodes.Items {
+			names = append(names, n.Name)
+		}
+		if cont = nodes.GetContinue(); cont == "" {
+			break
+		}
+	}
+	slices.Sort(names)
+	in.Nodes, in.NodesKnown = names, true
+	return nil
 }
 
 func (o ClusterOptions) readClusterBenchmarks(ctx context.Context, c client.Reader, in *Inputs) error {
@@ -165,10 +191,10 @@ func originOf(o *v1alpha1.InfraScanOrigin) (from, scanner, image string, at time
 
 // benchSummaryRuns turns NodeBenchmarks into runs; a NodeBenchmark
 // without a summary (its scan pending, or failed with no earlier summary
-// to keep) is no run but evidence that the node has no benchmark.
-func benchSummaryRuns(benches []NodeBenchmark) ([]*BenchRun, []compliance.Evidence) {
-	var runs []*BenchRun
-	var missing []compliance.Evidence
+// to keep) is no run but evidence that the node has no benchmark, and one
+// whose summary is older than opts.MaxBenchmarkAge is no run but evidence
+// that the node's benchmark is stale.
+func benchSummaryRuns(benches []NodeBenchmark, opts Options) (runs []*BenchRun, missing, stale []compliance.Evidence) {
 	for _, b := range benches {
 		nb := b.Bench
 		object := "NodeBenchmark " + nb.Name
@@ -177,6 +203,14 @@ func benchSummaryRuns(benches []NodeBenchmark) ([]*BenchRun, []compliance.Eviden
 		if sum == nil {
 			missing = append(missing, noSummary(compliance.SourceKubeBench, "benchmark-run", "CIS Kubernetes Benchmark run", b.Origin,
 				[]compliance.Ref{{Kind: "Node", Name: nb.Name}}, object, "kube-bench scan", failed, why))
+			continue
+		}
+		if old := staleness(object, nb.Status.Origin, opts.MaxBenchmarkAge, opts.Now); old != "" {
+			t := sum.Totals
+			stale = append(stale, staleSummary(compliance.SourceKubeBench, "benchmark-age", "CIS benchmark is recent", b.Origin,
+				[]compliance.Ref{{Kind: "Node", Name: nb.Name}}, old,
+				fmt.Sprintf("its %s not assessed (%d pass, %d fail, %d warn, %d info): rescan the node", counted(int(t.Pass+t.Fail+t.Warn+t.Info), "check", "is", "are"), t.Pass, t.Fail, t.Warn, t.Info),
+				failed, why))
 			continue
 		}
 		run := &BenchRun{Origin: b.Origin, Node: nb.Name, NodeTypes: sum.NodeTypes,
@@ -208,17 +242,16 @@ func benchSummaryRuns(benches []NodeBenchmark) ([]*BenchRun, []compliance.Eviden
 		}
 		runs = append(runs, run)
 	}
-	return runs, missing
+	return runs, missing, stale
 }
 
 func benchCounts(t v1alpha1.BenchmarkTotals) BenchCounts {
 	return BenchCounts{Pass: int(t.Pass), Fail: int(t.Fail), Warn: int(t.Warn), Info: int(t.Info)}
 }
 
-// hunterSummaryRuns is benchSummaryRuns for PenetrationTests.
-func hunterSummaryRuns(tests []PenetrationTest) ([]*HunterRun, []compliance.Evidence) {
-	var runs []*HunterRun
-	var missing []compliance.Evidence
+// hunterSummaryRuns is benchSummaryRuns for PenetrationTests, against
+// opts.MaxPenTestAge.
+func hunterSummaryRuns(tests []PenetrationTest, opts Options) (runs []*HunterRun, missing, stale []compliance.Evidence) {
 	for _, t := range tests {
 		pt := t.Test
 		object := "PenetrationTest " + pt.Name
@@ -227,6 +260,14 @@ func hunterSummaryRuns(tests []PenetrationTest) ([]*HunterRun, []compliance.Evid
 		if sum == nil {
 			missing = append(missing, noSummary(compliance.SourceKubeHunter, "hunter-run", "kube-hunter penetration test run", t.Origin,
 				nil, object, "kube-hunter run", failed, why))
+			continue
+		}
+		if old := staleness(object, pt.Status.Origin, opts.MaxPenTestAge, opts.Now); old != "" {
+			c := sum.Counts
+			stale = append(stale, staleSummary(compliance.SourceKubeHunter, "hunter-age", "Penetration test is recent", t.Origin, nil, old,
+				fmt.Sprintf("its %s not assessed (%d high, %d medium, %d low, %d unknown): run kube-hunter again",
+					counted(int(c.High+c.Medium+c.Low+c.Unknown), "finding", "is", "are"), c.High, c.Medium, c.Low, c.Unknown),
+				failed, why))
 			continue
 		}
 		s := &HunterSummary{Object: object, Nodes: int(sum.Nodes), Services: int(sum.Services), FindingsOmitted: int(sum.FindingsOmitted),
@@ -242,7 +283,7 @@ func hunterSummaryRuns(tests []PenetrationTest) ([]*HunterRun, []compliance.Evid
 		}
 		runs = append(runs, run)
 	}
-	return runs, missing
+	return runs, missing, stale
 }
 
 // noSummary is the evidence of a summary that holds none: a scan that
@@ -257,6 +298,126 @@ func noSummary(source compliance.Source, id, title, origin string, subjects []co
 		e.Message = fmt.Sprintf("%s holds no summary: the %s failed (%s)", object, scan, orNoReason(why))
 	}
 	return e
+}
+
+// staleness says why a summary is too old to be evidence at now: it ran
+// more than limit before, or does not say when it ran (the scanner always
+// records it; without it the summary's age cannot be shown to be within
+// the limit). Empty when it may stand, or when limit is 0.
+func staleness(object string, origin *v1alpha1.InfraScanOrigin, limit time.Duration, now time.Time) string {
+	if limit <= 0 {
+		return ""
+	}
+	if origin == nil || origin.ScanTime.IsZero() {
+		return fmt.Sprintf("%s does not record when its scan ran (status.origin.scanTime), so its age cannot be shown to be within the limit of %s", object, age(limit))
+	}
+	at := origin.ScanTime.Time
+	if old := now.Sub(at); old > limit {
+		return fmt.Sprintf("%s was scanned %s, %s before this report, more than the limit of %s", object, timeOrUnknown(at), age(old), age(limit))
+	}
+	return ""
+}
+
+// staleSummary is the evidence of a summary too old to be evidence, in
+// place of what it says: as for a summary not written yet (noSummary),
+// it is recorded and decides nothing, so that the controls it would bear
+// on are not assessed on it; when the latest scan failed, leaving the
+// summary old, it is an error (not evaluated). Nodes that no current
+// summary covers are a finding of their own (nodeCoverage).
+func staleSummary(source compliance.Source, id, title, origin string, subjects []compliance.Ref, stale, unassessed string, failed bool, why string) compliance.Evidence {
+	e := compliance.Evidence{Source: source, ID: id, Title: title, Subjects: subjects, Origin: origin,
+		Result: compliance.ResultSkip, Severity: compliance.SeverityMedium, Message: stale + "; " + unassessed}
+	if failed {
+		e.Result = compliance.ResultError
+		e.Message += fmt.Sprintf(" (the latest scan failed: %s)", orNoReason(why))
+	}
+	return e
+}
+
+// nodeCoverage is the evidence of the nodes that no current NodeBenchmark
+// covers: those without one, and those whose one is stale (a NodeBenchmark
+// without a summary is evidence of its own). It returns nil when every
+// node is covered, and says for the source's header how many are.
+// fileRuns counts the kube-bench runs read from files, whose JSON names
+// no node.
+func nodeCoverage(nodes []string, benches []NodeBenchmark, fileRuns int, opts Options) (*compliance.Evidence, string) {
+	if len(nodes) == 0 {
+		return nil, ""
+	}
+	state := map[string]string{}
+	for _, b := range benches {
+		nb := b.Bench
+		switch {
+		case nb.Status.Summary == nil:
+			state[nb.Name] = "pending"
+		case staleness("", nb.Status.Origin, opts.MaxBenchmarkAge, opts.Now) != "":
+			state[nb.Name] = "stale"
+		default:
+			state[nb.Name] = "current"
+		}
+	}
+	var none, stale []string
+	covered := 0
+	for _, n := range nodes {
+		switch state[n] {
+		case "":
+			none = append(none, n)
+		case "stale":
+			stale = append(stale, n)
+		case "current":
+			covered++
+		}
+	}
+	header := fmt.Sprintf("%d of %s with a current NodeBenchmark", covered, plural(len(nodes), "node"))
+	if len(none)+len(stale) == 0 {
+		return nil, header
+	}
+	var parts []string
+	if len(none) > 0 {
+		parts = append(parts, "without a NodeBenchmark: "+listSome(none))
+	}
+	if len(stale) > 0 {
+		parts = append(parts, fmt.Sprintf("with one older than %s only: %s", age(opts.MaxBenchmarkAge), listSome(stale)))
+	}
+	verb := "have"
+	if len(none)+len(stale) == 1 {
+		verb = "has"
+	}
+	msg := fmt.Sprintf("%d of %s %s no current CIS benchmark, so their configuration is not assessed; %s",
+		len(none)+len(stale), plural(len(nodes), "node"), verb, strings.Join(parts, "; "))
+	if fileRuns > 0 {
+		msg += fmt.Sprintf("; the %s read from files do not name their nodes", plural(fileRuns, "kube-bench run"))
+	}
+	uncovered := append(append([]string(nil), none...), stale...)
+	slices.Sort(uncovered)
+	var subjects []compliance.Ref
+	for _, n := range uncovered[:min(len(uncovered), maxListed)] {
+		subjects = append(subjects, compliance.Ref{Kind: "Node", Name: n})
+	}
+	return &compliance.Evidence{Source: compliance.SourceKubeBench, ID: "node-coverage", Title: "Every node has a current CIS benchmark",
+		Result: compliance.ResultFail, Severity: compliance.SeverityMedium, Subjects: subjects, Origin: ClusterOrigin, Message: msg}, header
+}
+
+// age writes a duration as a reader counts it: "3d", "209d12h", "5h30m",
+// "45m"; to the minute.
+func age(d time.Duration) string {
+	d = d.Truncate(time.Minute)
+	days, d := d/(24*time.Hour), d%(24*time.Hour)
+	hours, mins := d/time.Hour, (d%time.Hour)/time.Minute
+	var b strings.Builder
+	if days > 0 {
+		fmt.Fprintf(&b, "%dd", days)
+	}
+	if hours > 0 {
+		fmt.Fprintf(&b, "%dh", hours)
+	}
+	if mins > 0 && days == 0 {
+		fmt.Fprintf(&b, "%dm", mins)
+	}
+	if b.Len() == 0 {
+		return "0m"
+	}
+	return b.String()
 }
 
 // scheduleDetail says what the ClusterBenchmarks tell of the scheduled

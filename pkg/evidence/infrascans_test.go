@@ -3,14 +3,18 @@ package evidence
 import (
 	"context"
 	"errors"
+	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -406,5 +410,321 @@ func TestReadCluster_InfraScanSummariesTheEvidenceCannotState(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"cp-1", "worker-2"}, names); diff != "" || len(in.PenetrationTests) != 0 || len(in.ClusterBenchmarks) != 1 {
 		t.Errorf("read NodeBenchmarks %v, %d PenetrationTests, %d ClusterBenchmarks", names, len(in.PenetrationTests), len(in.ClusterBenchmarks))
+	}
+}
+
+// benchAt and pentestAt are a node's NodeBenchmark and the cluster's
+// PenetrationTest, as the scanner writes them, of scans that ran at at.
+func benchAt(node string, at time.Time) *v1alpha1.NodeBenchmark {
+	return &v1alpha1.NodeBenchmark{ObjectMeta: metav1.ObjectMeta{Name: node}, Status: v1alpha1.NodeBenchmarkStatus{
+		Origin: &v1alpha1.InfraScanOrigin{Source: v1alpha1.InfraScanSourceJob, Name: "kube-bench-" + node, ScanTime: metav1.NewTime(at)},
+		Summary: &v1alpha1.BenchmarkSummary{Benchmark: "cis-1.10", NodeTypes: []string{"node"},
+			Totals:   v1alpha1.BenchmarkTotals{Pass: 18, Fail: 1},
+			Sections: []v1alpha1.BenchmarkSection{{ID: "4", Text: "Worker Node Security Configuration", NodeType: "node", Totals: v1alpha1.BenchmarkTotals{Pass: 18, Fail: 1}}},
+			Failures: []v1alpha1.BenchmarkFailure{{ID: "4.2.1", Text: "Ensure that the --anonymous-auth argument is set to false", Scored: true}}},
+		Conditions: scanned(true, v1alpha1.InfraScanReasonSucceeded, "")}}
+}
+
+func pentestAt(at time.Time) *v1alpha1.PenetrationTest {
+	return &v1alpha1.PenetrationTest{ObjectMeta: metav1.ObjectMeta{Name: "cluster"}, Status: v1alpha1.PenetrationTestStatus{
+		Origin: &v1alpha1.InfraScanOrigin{Source: v1alpha1.InfraScanSourceJob, Name: "kube-hunter", ScanTime: metav1.NewTime(at)},
+		Summary: &v1alpha1.PenetrationTestSummary{Nodes: 1, Services: 1, Counts: v1alpha1.PenetrationSeverityCounts{High: 1},
+			Findings: []v1alpha1.PenetrationFinding{{ID: "KHV036", Name: "Anonymous Authentication", Severity: "high", Location: "10.0.0.21:10250"}}},
+		Conditions: scanned(true, v1alpha1.InfraScanReasonSucceeded, "")}}
+}
+
+func node(name string) *corev1.Node {
+	return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}
+}
+
+// clusterEvidence reads objs as a cluster and returns its evidence at the
+// report time of opts, as "source id result severity subjects" lines with
+// their messages, and the kube-bench and kube-hunter source details.
+func clusterEvidence(t *testing.T, opts Options, objs ...client.Object) ([]compliance.Evidence, map[string]string, map[compliance.Source]string) {
+	t.Helper()
+	in, err := ReadCluster(context.Background(), fake.NewClientBuilder().WithScheme(infraScheme(t)).WithObjects(objs...).Build(),
+		DefaultClusterSources(ClusterOptions{PageSize: 2}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(in.Warnings) != 0 {
+		t.Errorf("warnings: %q", in.Warnings)
+	}
+	ev, infos, _ := in.Evidence(opts)
+	var infra []compliance.Evidence
+	messages := map[string]string{}
+	for _, e := range ev {
+		if e.Source != compliance.SourceKubeBench && e.Source != compliance.SourceKubeHunter {
+			continue
+		}
+		infra = append(infra, e)
+		var subjects []string
+		for _, s := range e.Subjects {
+			subjects = append(subjects, s.String())
+		}
+		messages[strings.Join([]string{string(e.Source), e.ID, string(e.Result), string(e.Severity), strings.Join(subjects, ",")}, " ")] = e.Message
+	}
+	details := map[compliance.Source]string{}
+	for _, s := range infos {
+		if s.Source == compliance.SourceKubeBench || s.Source == compliance.SourceKubeHunter {
+			details[s.Source] = s.Detail
+		}
+	}
+	return infra, messages, details
+}
+
+// A summary is evidence while the scan it records ran within the limit
+// (MaxBenchmarkAge, MaxPenTestAge) of the report's time; an older one
+// assesses nothing: the report names it, its age and the limit instead.
+func TestEvidence_InfraScanSummariesOlderThanTheLimitAreStale(t *testing.T) {
+	opts := DefaultOptions(now)
+	if opts.MaxBenchmarkAge != 72*time.Hour || opts.MaxPenTestAge != 21*24*time.Hour {
+		t.Fatalf("default limits %v, %v: want three of the scanner's default intervals, 72h and 21 days", opts.MaxBenchmarkAge, opts.MaxPenTestAge)
+	}
+	old := now.Add(-(200*24*time.Hour + 5*time.Hour + 30*time.Minute))
+	noTime := benchAt("worker-1", now)
+	noTime.Status.Origin = nil
+	failedOld := benchAt("worker-1", old)
+	failedOld.Status.Conditions = scanned(false, v1alpha1.InfraScanReasonJobFailed, "container kube-bench exited with code 1")
+	for _, tc := range []struct {
+		name string
+		opts Options
+		objs []client.Object
+		// want are the evidence lines and, when not empty, their messages.
+		want    map[string]string
+		details map[compliance.Source]string
+		// status of CM-6 (the CIS checks, node coverage), SI-4 (the
+		// kube-hunter run) and IA-2 (KHV036, section 4's 4.2.1 is not
+		// mapped to it).
+		status map[string]compliance.Status
+	}{
+		{name: "fresh summaries assess", opts: opts,
+			objs: []client.Object{benchAt("worker-1", now.Add(-time.Hour)), pentestAt(now.Add(-time.Hour))},
+			want: map[string]string{
+				"kube-bench 4.2.1 fail unknown Node worker-1": "", "kube-bench 4 pass unknown Node worker-1": "",
+				"kube-bench benchmark-run pass info Node worker-1": "", "kube-hunter KHV036 fail high Endpoint 10.0.0.21:10250": "",
+				"kube-hunter hunter-run pass info ": ""},
+			status: map[string]compliance.Status{"CM-6": compliance.StatusPartially, "SI-4": compliance.StatusSatisfied, "IA-2": compliance.StatusNotSatisfied}},
+		{name: "at the limit, still fresh", opts: opts,
+			objs: []client.Object{benchAt("worker-1", now.Add(-72*time.Hour)), pentestAt(now.Add(-21 * 24 * time.Hour))},
+			want: map[string]string{
+				"kube-bench 4.2.1 fail unknown Node worker-1": "", "kube-bench 4 pass unknown Node worker-1": "",
+				"kube-bench benchmark-run pass info Node worker-1": "", "kube-hunter KHV036 fail high Endpoint 10.0.0.21:10250": "",
+				"kube-hunter hunter-run pass info ": ""},
+			status: map[string]compliance.Status{"CM-6": compliance.StatusPartially, "SI-4": compliance.StatusSatisfied, "IA-2": compliance.StatusNotSatisfied}},
+		{name: "stale summaries are named and assess nothing", opts: opts,
+			objs: []client.Object{benchAt("worker-1", old), pentestAt(old)},
+			want: map[string]string{
+				"kube-bench benchmark-age skip medium Node worker-1": "NodeBenchmark worker-1 was scanned on 2026-05-10T06:30:00Z, 200d5h before this report, more than the limit of 3d; " +
+					"its 19 checks are not assessed (18 pass, 1 fail, 0 warn, 0 info): rescan the node",
+				"kube-hunter hunter-age skip medium ": "PenetrationTest cluster was scanned on 2026-05-10T06:30:00Z, 200d5h before this report, more than the limit of 21d; " +
+					"its 1 finding is not assessed (1 high, 0 medium, 0 low, 0 unknown): run kube-hunter again"},
+			details: map[compliance.Source]string{
+				compliance.SourceKubeBench:  "no run; 1 NodeBenchmark older than 3d, not assessed",
+				compliance.SourceKubeHunter: "0 runs, 0 findings; 1 PenetrationTest older than 21d, not assessed"},
+			status: map[string]compliance.Status{"CM-6": compliance.StatusNotAssessed, "SI-4": compliance.StatusNotAssessed, "IA-2": compliance.StatusNotAssessed}},
+		{name: "a stale summary whose rescans fail is not evaluated", opts: opts,
+			objs: []client.Object{failedOld},
+			want: map[string]string{
+				"kube-bench benchmark-age error medium Node worker-1": "NodeBenchmark worker-1 was scanned on 2026-05-10T06:30:00Z, 200d5h before this report, more than the limit of 3d; " +
+					"its 19 checks are not assessed (18 pass, 1 fail, 0 warn, 0 info): rescan the node (the latest scan failed: JobFailed: container kube-bench exited with code 1)"},
+			status: map[string]compliance.Status{"CM-6": compliance.StatusPartially, "SI-4": compliance.StatusNotAssessed, "IA-2": compliance.StatusNotAssessed}},
+		{name: "a summary that does not say when it ran is stale", opts: opts,
+			objs: []client.Object{noTime},
+			want: map[string]string{
+				"kube-bench benchmark-age skip medium Node worker-1": "NodeBenchmark worker-1 does not record when its scan ran (status.origin.scanTime), so its age cannot be shown to be within the limit of 3d; " +
+					"its 19 checks are not assessed (18 pass, 1 fail, 0 warn, 0 info): rescan the node"},
+			status: map[string]compliance.Status{"CM-6": compliance.StatusNotAssessed}},
+		{name: "no limit", opts: Options{Now: now},
+			objs: []client.Object{benchAt("worker-1", old), pentestAt(old)},
+			want: map[string]string{
+				"kube-bench 4.2.1 fail unknown Node worker-1": "", "kube-bench 4 pass unknown Node worker-1": "",
+				"kube-bench benchmark-run pass info Node worker-1": "", "kube-hunter KHV036 fail high Endpoint 10.0.0.21:10250": "",
+				"kube-hunter hunter-run pass info ": ""},
+			status: map[string]compliance.Status{"CM-6": compliance.StatusPartially, "SI-4": compliance.StatusSatisfied}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ev, messages, details := clusterEvidence(t, tc.opts, tc.objs...)
+			got := slices.Sorted(maps.Keys(messages))
+			want := slices.Sorted(maps.Keys(tc.want))
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("evidence (-want +got):\n%s", diff)
+			}
+			for line, msg := range tc.want {
+				if msg != "" && messages[line] != msg {
+					t.Errorf("%s: message\n%q, want\n%q", line, messages[line], msg)
+				}
+			}
+			for src, want := range tc.details {
+				if details[src] != want {
+					t.Errorf("source %s: detail %q, want %q", src, details[src], want)
+				}
+			}
+			status := statuses(ev, nil)
+			for id, want := range tc.status {
+				if status[id] != want {
+					t.Errorf("%s: %s, want %s", id, status[id], want)
+				}
+			}
+		})
+	}
+}
+
+// Read from a cluster, every node without a current NodeBenchmark (none,
+// or a stale one) is a finding against the CIS configuration controls,
+// naming the nodes, some of them when many.
+func TestEvidence_NodesWithoutACurrentBenchmark(t *testing.T) {
+	old := now.Add(-10 * 24 * time.Hour)
+	pending := &v1alpha1.NodeBenchmark{ObjectMeta: metav1.ObjectMeta{Name: "worker-3"}}
+	many := []client.Object{benchAt("worker-1", now)}
+	for i := range 12 {
+		many = append(many, node(fmt.Sprintf("gpu-%02d", i)))
+	}
+	for _, tc := range []struct {
+		name string
+		objs []client.Object
+		// coverage is the node-coverage evidence line and its message;
+		// empty when every node is covered.
+		coverage, message, detail string
+		cm6                       compliance.Status
+	}{
+		{name: "every node benchmarked",
+			objs:   []client.Object{node("worker-1"), benchAt("worker-1", now)},
+			detail: "1 run, 19 checks; node checks; Kubernetes (unknown) as detected; 1 from the scanner's NodeBenchmark summaries ((unknown)), which list failing checks only, up to a limit: 18 checks are counted per section, not listed; 1 of 1 node with a current NodeBenchmark",
+			cm6:    compliance.StatusPartially},
+		{name: "a node without, a node with a stale one, a node pending",
+			objs: []client.Object{node("worker-1"), node("worker-2"), node("worker-3"), node("worker-4"), node("cp-1"),
+				benchAt("worker-1", now), benchAt("worker-4", old), pending, benchAt("deleted-node", now)},
+			coverage: "kube-bench node-coverage fail medium Node cp-1,Node worker-2,Node worker-4",
+			message:  "3 of 5 nodes have no current CIS benchmark, so their configuration is not assessed; without a NodeBenchmark: cp-1, worker-2; with one older than 3d only: worker-4",
+			detail: "2 runs, 38 checks; node checks; Kubernetes (unknown) as detected; 2 from the scanner's NodeBenchmark summaries ((unknown)), which list failing checks only, up to a limit: 36 checks are counted per section, not listed; " +
+				"1 NodeBenchmark without a summary (scan pending or failed); 1 NodeBenchmark older than 3d, not assessed; 1 of 5 nodes with a current NodeBenchmark",
+			cm6: compliance.StatusPartially},
+		{name: "many nodes without",
+			objs:     many,
+			coverage: "kube-bench node-coverage fail medium Node gpu-00,Node gpu-01,Node gpu-02,Node gpu-03,Node gpu-04,Node gpu-05,Node gpu-06,Node gpu-07,Node gpu-08,Node gpu-09",
+			message:  "12 of 12 nodes have no current CIS benchmark, so their configuration is not assessed; without a NodeBenchmark: gpu-00, gpu-01, gpu-02, gpu-03, gpu-04, gpu-05, gpu-06, gpu-07, gpu-08, gpu-09 and 2 more",
+			detail: "1 run, 19 checks; node checks; Kubernetes (unknown) as detected; 1 from the scanner's NodeBenchmark summaries ((unknown)), which list failing checks only, up to a limit: 18 checks are counted per section, not listed; " +
+				"0 of 12 nodes with a current NodeBenchmark",
+			cm6: compliance.StatusPartially},
+		{name: "no NodeBenchmark at all",
+			objs:     []client.Object{node("worker-1")},
+			coverage: "kube-bench node-coverage fail medium Node worker-1",
+			message:  "1 of 1 node has no current CIS benchmark, so their configuration is not assessed; without a NodeBenchmark: worker-1",
+			detail:   "no run; 0 of 1 node with a current NodeBenchmark",
+			cm6:      compliance.StatusNotSatisfied},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ev, messages, details := clusterEvidence(t, DefaultOptions(now), tc.objs...)
+			var got []string
+			for line := range messages {
+				if strings.Contains(line, " node-coverage ") {
+					got = append(got, line)
+				}
+			}
+			var want []string
+			if tc.coverage != "" {
+				want = []string{tc.coverage}
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Fatalf("node coverage (-want +got):\n%s", diff)
+			}
+			if tc.coverage != "" && messages[tc.coverage] != tc.message {
+				t.Errorf("message\n%q, want\n%q", messages[tc.coverage], tc.message)
+			}
+			if d := details[compliance.SourceKubeBench]; d != tc.detail {
+				t.Errorf("kube-bench source detail\n%q, want\n%q", d, tc.detail)
+			}
+			if st := statuses(ev, nil)["CM-6"]; st != tc.cm6 {
+				t.Errorf("CM-6: %s, want %s", st, tc.cm6)
+			}
+		})
+	}
+}
+
+// Node coverage needs both lists: nodes the credentials may not list, or a
+// cluster without the NodeBenchmark API (no scanner: kube-bench is not
+// provided), give no finding.
+func TestEvidence_NodeCoverageNeedsBothLists(t *testing.T) {
+	forbidden := func(resource string) error {
+		return apierrors.NewForbidden(schema.GroupResource{Resource: resource}, "", errors.New("RBAC: list denied"))
+	}
+	noMatch := &meta.NoKindMatchError{GroupKind: schema.GroupKind{Group: v1alpha1.GroupVersion.Group, Kind: "NodeBenchmark"}, SearchedVersions: []string{"v1alpha1"}}
+	for _, tc := range []struct {
+		name string
+		errs map[string]error
+	}{
+		{"nodes forbidden", map[string]error{"NodeList": forbidden("nodes")}},
+		{"no NodeBenchmark API", map[string]error{"NodeBenchmarkList": noMatch}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := listErrors{Reader: fake.NewClientBuilder().WithScheme(infraScheme(t)).WithObjects(node("worker-1")).Build(), errs: tc.errs}
+			in, err := ReadCluster(context.Background(), c, DefaultClusterSources(ClusterOptions{}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(in.Warnings) != 1 {
+				t.Errorf("warnings %q: want one, for what was left out", in.Warnings)
+			}
+			ev, _, _ := in.Evidence(DefaultOptions(now))
+			for _, e := range ev {
+				if e.ID == "node-coverage" {
+					t.Errorf("node coverage without both lists: %+v", e)
+				}
+			}
+		})
+	}
+}
+
+// listErrors fails the lists of some kinds, typed or unstructured.
+type listErrors struct {
+	client.Reader
+	errs map[string]error // by list kind
+}
+
+func (l listErrors) List(ctx context.Context, list client.ObjectList, opts ...client.ListOption) error {
+	kind := list.GetObjectKind().GroupVersionKind().Kind
+	if err := l.errs[kind]; err != nil {
+		return err
+	}
+	return l.Reader.List(ctx, list, opts...)
+}
+
+// Files do not say which nodes exist, nor when kube-bench and kube-hunter
+// ran: their evidence is the same whatever the limits and the report's
+// time, and names no node coverage.
+func TestEvidence_FilesHaveNoNodeCoverageNorAge(t *testing.T) {
+	in, err := ReadFiles([]string{fixtures}, KindAuto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.SortInputs()
+	if in.NodesKnown || in.NodeBenchmarksKnown {
+		t.Error("files cannot say which nodes exist")
+	}
+	ev, infos, _ := in.Evidence(DefaultOptions(now))
+	late := DefaultOptions(now.AddDate(5, 0, 0))
+	late.MaxBenchmarkAge, late.MaxPenTestAge = time.Minute, time.Minute
+	lateEv, lateInfos, _ := in.Evidence(late)
+	for _, e := range lateEv {
+		switch e.ID {
+		case "node-coverage", "benchmark-age", "hunter-age":
+			t.Errorf("files give %s evidence: %+v", e.ID, e)
+		}
+	}
+	infra := func(ev []compliance.Evidence) []compliance.Evidence {
+		var out []compliance.Evidence
+		for _, e := range ev {
+			if e.Source == compliance.SourceKubeBench || e.Source == compliance.SourceKubeHunter {
+				out = append(out, e)
+			}
+		}
+		return out
+	}
+	if diff := cmp.Diff(infra(ev), infra(lateEv)); diff != "" {
+		t.Errorf("kube-bench and kube-hunter evidence from files depends on the limits (-default +late):\n%s", diff)
+	}
+	if diff := cmp.Diff(infos, lateInfos); diff != "" {
+		t.Errorf("sources from files depend on the limits (-default +late):\n%s", diff)
 	}
 }

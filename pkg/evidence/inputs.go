@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/statcan/daaas-guard/pkg/clusterscan"
 	"github.com/statcan/daaas-guard/pkg/compliance"
 	"github.com/statcan/daaas-guard/pkg/policy"
 )
@@ -36,6 +37,13 @@ type Options struct {
 	// disables the check.
 	MaxScanAge time.Duration
 	MaxDBAge   time.Duration
+	// MaxBenchmarkAge and MaxPenTestAge bound the age of the scanner's
+	// kube-bench and kube-hunter summaries (NodeBenchmark,
+	// PenetrationTest), by when the tool ran (status.origin.scanTime). An
+	// older summary, or one that does not say when it ran, assesses
+	// nothing: the report names it as stale. 0 disables the check.
+	MaxBenchmarkAge time.Duration
+	MaxPenTestAge   time.Duration
 }
 
 // DefaultOptions are the settings guardctl report starts from.
@@ -46,6 +54,11 @@ func DefaultOptions(now time.Time) Options {
 		SystemNamespaces:     []string{"kube-system", "kube-public", "kube-node-lease", "daaas-guard"},
 		MaxScanAge:           7 * 24 * time.Hour,
 		MaxDBAge:             72 * time.Hour,
+		// Three of the scanner's default intervals: two runs missed, or a
+		// run over many nodes that takes long, before the evidence is
+		// stale.
+		MaxBenchmarkAge: 3 * clusterscan.DefaultKubeBenchInterval,
+		MaxPenTestAge:   3 * clusterscan.DefaultKubeHunterInterval,
 	}
 }
 
@@ -72,6 +85,13 @@ type Inputs struct {
 	// whether it was read at all (files do not say what runs).
 	Running      []RunningImage
 	RunningKnown bool
+	// Nodes are the cluster's node names, for benchmark coverage;
+	// NodesKnown says whether they were read at all (files do not say
+	// which nodes exist), NodeBenchmarksKnown whether the NodeBenchmarks
+	// were: a node lacks one only if both were.
+	Nodes               []string
+	NodesKnown          bool
+	NodeBenchmarksKnown bool
 	// Origins lists, per source, the files or clusters read.
 	Origins map[compliance.Source][]string
 	// Warnings are problems that did not stop reading.
@@ -123,6 +143,9 @@ func (in *Inputs) Merge(other *Inputs) error {
 	in.PenetrationTests = append(in.PenetrationTests, other.PenetrationTests...)
 	in.Running = append(in.Running, other.Running...)
 	in.RunningKnown = in.RunningKnown || other.RunningKnown
+	in.Nodes = append(in.Nodes, other.Nodes...)
+	in.NodesKnown = in.NodesKnown || other.NodesKnown
+	in.NodeBenchmarksKnown = in.NodeBenchmarksKnown || other.NodeBenchmarksKnown
 	for _, s := range compliance.Sources {
 		for _, o := range other.Origins[s] {
 			in.origin(s, o)
@@ -186,17 +209,27 @@ func (in *Inputs) Evidence(opts Options) ([]compliance.Evidence, []compliance.So
 		infos = append(infos, notProvided(compliance.SourceWebhookConfig))
 	}
 
-	summarised, benchMissing := benchSummaryRuns(in.NodeBenchmarks)
+	summarised, benchMissing, benchStale := benchSummaryRuns(in.NodeBenchmarks, opts)
 	bench := append(append([]*BenchRun(nil), in.Bench...), summarised...)
 	out = append(out, BenchEvidence(bench)...)
 	out = append(out, benchMissing...)
-	infos = append(infos, benchInfos(bench, len(benchMissing), scheduleDetail(in.ClusterBenchmarks))...)
+	out = append(out, benchStale...)
+	var coverage string
+	if in.NodesKnown && in.NodeBenchmarksKnown {
+		var uncovered *compliance.Evidence
+		uncovered, coverage = nodeCoverage(in.Nodes, in.NodeBenchmarks, len(in.Bench), opts)
+		if uncovered != nil {
+			out = append(out, *uncovered)
+		}
+	}
+	infos = append(infos, benchInfos(bench, len(benchMissing), len(benchStale), opts.MaxBenchmarkAge, coverage, scheduleDetail(in.ClusterBenchmarks))...)
 
-	summarisedHunts, hunterMissing := hunterSummaryRuns(in.PenetrationTests)
+	summarisedHunts, hunterMissing, hunterStale := hunterSummaryRuns(in.PenetrationTests, opts)
 	hunter := append(append([]*HunterRun(nil), in.Hunter...), summarisedHunts...)
 	out = append(out, HunterEvidence(hunter)...)
 	out = append(out, hunterMissing...)
-	infos = append(infos, hunterInfo(hunter, len(hunterMissing), in.Origins[compliance.SourceKubeHunter]))
+	out = append(out, hunterStale...)
+	infos = append(infos, hunterInfo(hunter, len(hunterMissing), len(hunterStale), opts.MaxPenTestAge, in.Origins[compliance.SourceKubeHunter]))
 
 	var running []RunningImage
 	if in.RunningKnown {
@@ -234,12 +267,20 @@ func (in *Inputs) Evidence(opts Options) ([]compliance.Evidence, []compliance.So
 }
 
 // benchInfos says what the kube-bench runs rest on, per benchmark used;
-// missing counts the NodeBenchmarks without a summary, schedule is what
-// the ClusterBenchmark says of the scheduled runs.
-func benchInfos(runs []*BenchRun, missing int, schedule string) []compliance.SourceInfo {
+// missing counts the NodeBenchmarks without a summary, stale those older
+// than maxAge, coverage says how many nodes a current one covers (empty:
+// the nodes are not known), schedule is what the ClusterBenchmark says of
+// the scheduled runs.
+func benchInfos(runs []*BenchRun, missing, stale int, maxAge time.Duration, coverage, schedule string) []compliance.SourceInfo {
 	var tail []string
 	if missing > 0 {
 		tail = append(tail, plural(missing, "NodeBenchmark")+" without a summary (scan pending or failed)")
+	}
+	if stale > 0 {
+		tail = append(tail, fmt.Sprintf("%s older than %s, not assessed", plural(stale, "NodeBenchmark"), age(maxAge)))
+	}
+	if coverage != "" {
+		tail = append(tail, coverage)
 	}
 	if schedule != "" {
 		tail = append(tail, schedule)
@@ -301,9 +342,9 @@ func benchInfos(runs []*BenchRun, missing int, schedule string) []compliance.Sou
 }
 
 // hunterInfo says what the kube-hunter runs rest on; missing counts the
-// PenetrationTests without a summary.
-func hunterInfo(runs []*HunterRun, missing int, from []string) compliance.SourceInfo {
-	if len(runs) == 0 && missing == 0 {
+// PenetrationTests without a summary, stale those older than maxAge.
+func hunterInfo(runs []*HunterRun, missing, stale int, maxAge time.Duration, from []string) compliance.SourceInfo {
+	if len(runs) == 0 && missing == 0 && stale == 0 {
 		return notProvided(compliance.SourceKubeHunter)
 	}
 	findings, files := 0, 0
@@ -333,6 +374,9 @@ func hunterInfo(runs []*HunterRun, missing int, from []string) compliance.Source
 	}
 	if missing > 0 {
 		notes = append(notes, plural(missing, "PenetrationTest")+" without a summary (run pending or failed)")
+	}
+	if stale > 0 {
+		notes = append(notes, fmt.Sprintf("%s older than %s, not assessed", plural(stale, "PenetrationTest"), age(maxAge)))
 	}
 	return compliance.SourceInfo{Source: compliance.SourceKubeHunter, Origin: origins(from), Tool: "kube-hunter", ProducedAt: latest,
 		Detail: strings.Join(append([]string{fmt.Sprintf("%s, %s", plural(len(runs), "run"), plural(findings, "finding"))}, notes...), "; ")}

@@ -226,3 +226,48 @@ func TestReconcile_InfraScanSummariesReachTheControls(t *testing.T) {
 		t.Errorf("sources provided (-want +got):\n%s", diff)
 	}
 }
+
+// The refresh lists the nodes: one without a NodeBenchmark fails CM-6.
+// The evidence options it is given bound the summaries' age: a
+// NodeBenchmark older than MaxBenchmarkAge assesses nothing, and its node
+// counts as one without.
+func TestReconcile_NodesWithoutACurrentBenchmark(t *testing.T) {
+	at := metav1.NewTime(t0.Add(-time.Hour))
+	nb := &guardv1alpha1.NodeBenchmark{ObjectMeta: metav1.ObjectMeta{Name: "worker-1"}, Status: guardv1alpha1.NodeBenchmarkStatus{
+		Origin: &guardv1alpha1.InfraScanOrigin{Source: guardv1alpha1.InfraScanSourceJob, Name: "scan", ScanTime: at},
+		Conditions: []metav1.Condition{{Type: guardv1alpha1.InfraScanConditionScanned, Status: metav1.ConditionTrue,
+			Reason: guardv1alpha1.InfraScanReasonSucceeded, LastTransitionTime: at}},
+		Summary: &guardv1alpha1.BenchmarkSummary{Benchmark: "cis-1.10", NodeTypes: []string{"node"},
+			Totals:   guardv1alpha1.BenchmarkTotals{Pass: 18, Fail: 1},
+			Sections: []guardv1alpha1.BenchmarkSection{{ID: "4", Text: "Worker Node Security Configuration", NodeType: "node", Totals: guardv1alpha1.BenchmarkTotals{Pass: 18, Fail: 1}}},
+			Failures: []guardv1alpha1.BenchmarkFailure{{ID: "4.2.1", Text: "Ensure that the --anonymous-auth argument is set to false", Scored: true}}}}}
+	strict := evidence.DefaultOptions(time.Time{})
+	strict.MaxBenchmarkAge = 30 * time.Minute
+	for _, tc := range []struct {
+		name string
+		opts *evidence.Options
+		want string
+	}{
+		// 4.2.1 and worker-2 fail, section 4's other checks pass.
+		{"default age", nil, "partially-satisfied 1 pass 2 fail"},
+		// worker-1's benchmark is stale: both nodes fail, nothing passes.
+		{"benchmarks older than the limit", &strict, "not-satisfied 0 pass 1 fail"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, c, _ := setup(t, "", nil, nb.DeepCopy(), &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "worker-1"}},
+				&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "worker-2"}})
+			r.O.Evidence = tc.opts
+			if _, err := r.Reconcile(context.Background(), req); err != nil {
+				t.Fatal(err)
+			}
+			for _, ctl := range get(t, c).Status.Controls {
+				if ctl.ID != "CM-6" {
+					continue
+				}
+				if got := fmt.Sprintf("%s %d pass %d fail", ctl.Status, ctl.Pass, ctl.Fail); got != tc.want {
+					t.Errorf("CM-6: %s, want %s", got, tc.want)
+				}
+			}
+		})
+	}
+}
