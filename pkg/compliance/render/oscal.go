@@ -200,11 +200,31 @@ func oscal(r *compliance.Report) *oscalDocument {
 	}
 	sel := oscalControlSelection{}
 	observed := map[string]string{} // evidence key -> observation UUID
-	var notAssessed []string
+	observe := func(e compliance.Evidence) string {
+		key := evidenceKey(e)
+		oid, ok := observed[key]
+		if !ok {
+			oid = id("observation", key)
+			observed[key] = oid
+			result.Observations = append(result.Observations, observation(oid, e, at))
+		}
+		return oid
+	}
+	// A control not assessed has no finding; the evidence that bears on it
+	// without deciding anything (a stale benchmark, a scan pending, a
+	// template without constraint) is still observed, and named.
+	var noEvidence, undecided []string
 	for _, c := range r.Controls {
 		sel.IncludeControls = append(sel.IncludeControls, oscalControlRef{ControlID: oscalControlID(c.ID)})
 		if c.Status == compliance.StatusNotAssessed {
-			notAssessed = append(notAssessed, c.ID)
+			if len(c.Evidence) == 0 {
+				noEvidence = append(noEvidence, c.ID)
+				continue
+			}
+			undecided = append(undecided, c.ID)
+			for _, e := range c.Evidence {
+				observe(e)
+			}
 			continue
 		}
 		f := oscalFinding{
@@ -216,21 +236,19 @@ func oscal(r *compliance.Report) *oscalDocument {
 			Target: oscalTarget{Type: "objective-id", TargetID: oscalControlID(c.ID) + "_obj", Status: targetStatus(c.Status)},
 		}
 		for _, e := range c.Evidence {
-			key := evidenceKey(e)
-			oid, ok := observed[key]
-			if !ok {
-				oid = id("observation", key)
-				observed[key] = oid
-				result.Observations = append(result.Observations, observation(oid, e, at))
-			}
-			f.RelatedObservations = append(f.RelatedObservations, oscalRelatedObservation{ObservationUUID: oid})
+			f.RelatedObservations = append(f.RelatedObservations, oscalRelatedObservation{ObservationUUID: observe(e)})
 		}
 		result.Findings = append(result.Findings, f)
 	}
 	result.ReviewedControls.ControlSelections = []oscalControlSelection{sel}
-	if len(notAssessed) > 0 {
-		result.Remarks = "Not assessed (no evidence bears on them): " + strings.Join(notAssessed, ", ") + "."
+	var remarks []string
+	if len(noEvidence) > 0 {
+		remarks = append(remarks, "Not assessed (no evidence bears on them): "+strings.Join(noEvidence, ", ")+".")
 	}
+	if len(undecided) > 0 {
+		remarks = append(remarks, "Not assessed (only evidence that decides nothing bears on them, such as a stale or pending scan; see the observations): "+strings.Join(undecided, ", ")+".")
+	}
+	result.Remarks = strings.Join(remarks, " ")
 	doc.AssessmentResults.Results = []oscalResult{result}
 	return doc
 }

@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	guardv1alpha1 "github.com/statcan/daaas-guard/api/v1alpha1"
 	"github.com/statcan/daaas-guard/pkg/compliance"
 	"github.com/statcan/daaas-guard/pkg/evidence"
 )
@@ -168,5 +170,56 @@ func TestCheckFormat(t *testing.T) {
 	}
 	if err := Write(&bytes.Buffer{}, "pdf", fixtureReport(t)); err == nil {
 		t.Error("Write accepted an unknown format")
+	}
+}
+
+// Read from a cluster, a stale NodeBenchmark and PenetrationTest, and a
+// node without a NodeBenchmark, are shown in every format: the summaries
+// named with their age and the limit, the nodes named. When the stale
+// summaries are all the kube-bench and kube-hunter evidence, the controls
+// they bear on are not assessed, and OSCAL still observes them.
+func TestWrite_EveryFormatShowsStaleAndMissingBenchmarks(t *testing.T) {
+	old := metav1.NewTime(fixedTime.Add(-40 * 24 * time.Hour))
+	origin := &guardv1alpha1.InfraScanOrigin{Source: guardv1alpha1.InfraScanSourceJob, Name: "scan", ScanTime: old}
+	stale := []string{
+		"NodeBenchmark worker-1 was scanned on 2026-10-17T12:00:00Z, 40d before this report, more than the limit of 3d",
+		"PenetrationTest cluster was scanned on 2026-10-17T12:00:00Z, 40d before this report, more than the limit of 21d",
+	}
+	for _, tc := range []struct {
+		name       string
+		nodesKnown bool
+		want       []string
+	}{
+		{"stale summaries only", false, stale},
+		{"a node without a NodeBenchmark", true, append(append([]string(nil), stale...),
+			"2 of 2 nodes have no current CIS benchmark", "without a NodeBenchmark: worker-2", "with one older than 3d only: worker-1")},
+	} {
+		in := evidence.NewInputs()
+		in.NodeBenchmarks = []evidence.NodeBenchmark{{Origin: evidence.ClusterOrigin, Bench: &guardv1alpha1.NodeBenchmark{
+			ObjectMeta: metav1.ObjectMeta{Name: "worker-1"}, Status: guardv1alpha1.NodeBenchmarkStatus{Origin: origin,
+				Summary: &guardv1alpha1.BenchmarkSummary{Benchmark: "cis-1.10", NodeTypes: []string{"node"}, Totals: guardv1alpha1.BenchmarkTotals{Pass: 18}}}}}}
+		in.PenetrationTests = []evidence.PenetrationTest{{Origin: evidence.ClusterOrigin, Test: &guardv1alpha1.PenetrationTest{
+			ObjectMeta: metav1.ObjectMeta{Name: "cluster"}, Status: guardv1alpha1.PenetrationTestStatus{Origin: origin,
+				Summary: &guardv1alpha1.PenetrationTestSummary{Nodes: 2}}}}}
+		in.NodeBenchmarksKnown = true
+		if tc.nodesKnown {
+			in.Nodes, in.NodesKnown = []string{"worker-1", "worker-2"}, true
+		}
+		ev, sources, warnings := in.Evidence(evidence.DefaultOptions(fixedTime))
+		r := compliance.Build(compliance.DefaultModel(), ev, compliance.Meta{GeneratedAt: fixedTime, Cluster: "c", Sources: sources, Warnings: warnings})
+		for _, format := range Formats {
+			t.Run(tc.name+"/"+format, func(t *testing.T) {
+				var buf bytes.Buffer
+				if err := Write(&buf, format, r); err != nil {
+					t.Fatal(err)
+				}
+				out := buf.String()
+				for _, want := range tc.want {
+					if !strings.Contains(out, want) {
+						t.Errorf("%s output lacks %q", format, want)
+					}
+				}
+			})
+		}
 	}
 }
