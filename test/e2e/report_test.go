@@ -76,8 +76,9 @@ func object(t *testing.T, y string) *unstructured.Unstructured {
 
 // TestReport_FromTheCluster runs guardctl report against the real API
 // server: templates, constraints, the webhook configuration, PolicyReports,
-// ImageScans, pods and the kube-bench and kube-hunter summaries are read
-// through a kubeconfig, as an auditor would;
+// ImageScans, pods, the kube-bench and kube-hunter summaries and the nodes
+// (one without a NodeBenchmark) are read through a kubeconfig, as an
+// auditor would;
 // the result is then stored as a ComplianceReport, whose CRD must accept
 // it.
 func TestReport_FromTheCluster(t *testing.T) {
@@ -146,6 +147,14 @@ func TestReport_FromTheCluster(t *testing.T) {
 			t.Fatalf("writing the status of %s: %v", o.GetName(), err)
 		}
 	}
+	// The nodes: e2e-node has its NodeBenchmark, e2e-unbenchmarked none.
+	for _, name := range []string{"e2e-node", "e2e-unbenchmarked"} {
+		n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}
+		if err := gc.Create(ctx, n); err != nil {
+			t.Fatalf("creating node %s: %v", name, err)
+		}
+		t.Cleanup(func() { _ = gc.Delete(ctx, n) })
+	}
 
 	user, err := c.env.AddUser(envtest.User{Name: "auditor", Groups: []string{"system:masters"}}, nil)
 	if err != nil {
@@ -195,6 +204,7 @@ func TestReport_FromTheCluster(t *testing.T) {
 		"image-scan unscanned Image " + scannedRepo + "@" + scannedDigest:                                                            "", // the verdict covers it
 		"kube-bench 4.2.1 Node e2e-node":                                                                                             "fail from cluster",
 		"kube-bench benchmark-run Node e2e-node":                                                                                     "pass from cluster",
+		"kube-bench node-coverage Node e2e-unbenchmarked":                                                                            "fail from cluster",
 		"kube-hunter KHV036 Endpoint 10.0.0.21:10250":                                                                                "fail from cluster",
 		"kube-hunter hunter-run ":                                                                                                    "pass from cluster",
 	} {
