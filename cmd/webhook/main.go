@@ -18,6 +18,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/statcan/daaas-guard/pkg/imagegate"
 	"github.com/statcan/daaas-guard/pkg/serving"
 	"github.com/statcan/daaas-guard/pkg/webhook"
 )
@@ -46,6 +47,7 @@ func main() {
 	procs := serving.DefaultProcessors
 	flag.IntVar(&procs.Network, "network-procs", procs.Network, "Go processors added beyond the evaluating ones while reviews queue, so that requests are read as they arrive (GOMAXPROCS wins when set; 0 adds none)")
 	flag.IntVar(&cfg.ReviewCache, "review-cache", 256, "recent policy runs kept to answer a review that would repeat one, e.g. a Deployment's replicas (0: off)")
+	flag.IntVar(&cfg.MaxUnscannedImages, "max-unscanned-images", imagegate.DefaultMaxUnscanned, "ImageScans without a verdict (pending scan requests, failed scans) that may exist before the image gate stops requesting scans, its denials saying the scan queue is full (0: the default)")
 	flag.DurationVar(&cfg.EvalTimeout, "eval-timeout", 2500*time.Millisecond, "deadline for one review; keep it below the webhook timeoutSeconds")
 	flag.StringVar(&cfg.HealthAddr, "health-addr", ":8081", "address of /healthz and /readyz")
 	flag.StringVar(&cfg.MetricsAddr, "metrics-addr", ":8080", "address of /metrics (0 disables)")

@@ -98,6 +98,11 @@ type Config struct {
 	// ReviewCache is how many recent VM runs are kept to answer reviews
 	// that would repeat one (pkg/policy/vmcache.go); 0 keeps none.
 	ReviewCache int
+	// MaxUnscannedImages is how many ImageScans without a verdict may
+	// exist before the image gate stops requesting scans and denies
+	// saying the scan queue is full (imagegate.Config.MaxUnscanned); 0
+	// means imagegate.DefaultMaxUnscanned, negative is an error.
+	MaxUnscannedImages int
 
 	// HealthAddr serves /healthz and /readyz; MetricsAddr serves /metrics
 	// ("0" disables it).
@@ -220,6 +225,10 @@ func Setup(mgr manager.Manager, cfg Config) (*Webhook, error) {
 	if cfg.Namespace == "" {
 		return nil, errors.New("webhook: the namespace it runs in is required")
 	}
+	if cfg.MaxUnscannedImages < 0 {
+		return nil, fmt.Errorf("webhook: --max-unscanned-images is %d; want 0 (the default, %d) or more",
+			cfg.MaxUnscannedImages, imagegate.DefaultMaxUnscanned)
+	}
 	log := cfg.Log
 	counts := &policy.EvaluatorCounts{}
 	// The admission answer carries messages only, so violations' details
@@ -306,8 +315,7 @@ func Setup(mgr manager.Manager, cfg Config) (*Webhook, error) {
 	if err := mgr.Add(imageWriter); err != nil {
 		return nil, err
 	}
-	w.ImageGate = imagegate.New(imagegate.Config{Verdicts: w.Verdicts, Scans: imageWriter, Usage: imageWriter,
-		Metrics: imageMetrics, Log: log.WithName("imagegate")})
+	w.ImageGate = newImageGate(cfg, w.Verdicts, imageWriter, imageMetrics)
 	if w.imageLoaded, err = w.ImageGate.Attach(context.Background(), mgr.GetCache(), mgr.GetClient()); err != nil {
 		return nil, err
 	}
@@ -400,6 +408,13 @@ func Setup(mgr manager.Manager, cfg Config) (*Webhook, error) {
 		return nil, err
 	}
 	return w, nil
+}
+
+// newImageGate is the image gate Setup builds from cfg, writing through
+// writer.
+func newImageGate(cfg Config, verdicts imagegate.Verdicts, writer *imagegate.Writer, metrics *imagegate.Metrics) *imagegate.Gate {
+	return imagegate.New(imagegate.Config{Verdicts: verdicts, Scans: writer, Usage: writer, Metrics: metrics,
+		MaxUnscanned: cfg.MaxUnscannedImages, Log: cfg.Log.WithName("imagegate")})
 }
 
 // namespaceReader reads Namespaces from the manager's cache.
