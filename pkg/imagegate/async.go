@@ -89,8 +89,12 @@ func (w *Writer) Start(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			flush, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			w.flush(flush)
+			kept := w.flush(flush)
 			cancel()
+			if len(kept) > 0 {
+				// No flush follows this one.
+				w.Log.Info("stopping with ImageException use not recorded in status (the metric counted it)", "admissions", kept)
+			}
 			return nil
 		case s := <-w.scans:
 			w.createStub(ctx, s[0], s[1])
@@ -130,12 +134,18 @@ func (w *Writer) createStub(ctx context.Context, digest, repository string) {
 	}
 }
 
-// flush adds the counted usage to each exception's status.
-func (w *Writer) flush(ctx context.Context) {
+// flush adds the counted usage to each exception's status. The counts of a
+// write that fails are added back, to be written by the next flush: they
+// are keyed by exception name, so what is kept is bounded by the
+// ImageExceptions that exist. Those of a deleted exception are dropped.
+// A write that timed out after the API server applied it is counted again:
+// status may over-count, but loses no use. It returns the counts it kept.
+func (w *Writer) flush(ctx context.Context) map[string]int64 {
 	w.mu.Lock()
 	usage, last := w.usage, w.last
 	w.usage = map[string]int64{}
 	w.mu.Unlock()
+	var kept map[string]int64
 	for name, n := range usage {
 		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 			ex := &v1alpha1.ImageException{}
@@ -148,10 +158,25 @@ func (w *Writer) flush(ctx context.Context) {
 			}
 			return w.Client.Status().Update(ctx, ex)
 		})
-		if client.IgnoreNotFound(err) != nil {
-			w.Log.Error(err, "recording ImageException use", "imageexception", name, "admissions", n)
+		switch {
+		case apierrors.IsNotFound(err):
+			w.Log.V(1).Info("ImageException deleted; its use is not recorded", "imageexception", name, "admissions", n)
+		case err != nil:
+			w.Log.Error(err, "recording ImageException use; retrying at the next flush", "imageexception", name, "admissions", n)
+			if kept == nil {
+				kept = map[string]int64{}
+			}
+			kept[name] = n
 		}
 	}
+	if len(kept) > 0 {
+		w.mu.Lock()
+		for name, n := range kept {
+			w.usage[name] += n
+		}
+		w.mu.Unlock()
+	}
+	return kept
 }
 
 // NeedLeaderElection is false: every webhook replica writes the scan
