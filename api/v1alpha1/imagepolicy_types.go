@@ -65,6 +65,20 @@ type ImagePolicySpec struct {
 	// before retrying (default 2m).
 	// +optional
 	RetryAfter *metav1.Duration `json:"retryAfter,omitempty"`
+
+	// ScanRegistries are the registries the scanner may be asked to pull
+	// from when an unscanned image is denied in a Deny namespace: each a
+	// registry host (registry.example.ca, localhost:5000, docker.io) or a
+	// repository prefix under one (docker.io/library), which matches the
+	// image's repository on whole path components. An image outside them
+	// gets no scan request, so users cannot make the scanner pull from any
+	// registry they name. Empty (default): any registry.
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=255
+	// +listType=set
+	// +optional
+	ScanRegistries []string `json:"scanRegistries,omitempty"`
 }
 
 // UnscannedRule sets the unscanned mode for the namespaces it selects.

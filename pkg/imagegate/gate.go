@@ -218,6 +218,16 @@ func (g *Gate) unscanned(res *Result, p *Policy, s Subject, c images.Container, 
 			res.Denies = append(res.Denies, fmt.Sprintf("%s image %s has not been scanned and namespace %s admits only scanned images; %s",
 				Source, c.Image, s.Namespace, remedy))
 		}
+		// Users name the images: without this, any registry they name
+		// could be made to serve the scanner a pull. An image whose
+		// ImageScan exists is in the queue already and adds nothing.
+		if !queued && !p.MayScan(ref.Repository) {
+			if g.cfg.Metrics != nil {
+				g.cfg.Metrics.ScanRequests.WithLabelValues("unlisted_registry").Inc()
+			}
+			deny("its registry is not one the scanner pulls from (ImagePolicy spec.scanRegistries), so no scan can be requested: use an image from one of those registries")
+			return
+		}
 		if ref.Digest == "" {
 			// The webhook cannot resolve a tag without calling the
 			// registry, and a denied pod never exists for the scanner to

@@ -265,6 +265,58 @@ func TestReview(t *testing.T) {
 			outcome:  OutcomeDenied,
 		},
 		{
+			name: "a digest in a listed registry gets its scan", image: repo + "@" + newDigest,
+			policy:    v1alpha1.ImagePolicySpec{DefaultUnscanned: "Deny", ScanRegistries: []string{"quay.io", "registry.example.ca/"}},
+			wantDeny:  []string{"a scan has been requested: retry in 2m0s"},
+			outcome:   OutcomeDenied,
+			wantScans: []string{newDigest},
+		},
+		{
+			name: "a digest under a listed repository prefix gets its scan", image: repo + "@" + newDigest,
+			policy:    v1alpha1.ImagePolicySpec{DefaultUnscanned: "Deny", ScanRegistries: []string{"registry.example.ca/team"}},
+			wantDeny:  []string{"a scan has been requested: retry in 2m0s"},
+			outcome:   OutcomeDenied,
+			wantScans: []string{newDigest},
+		},
+		{
+			name: "a digest outside the listed registries gets no scan", image: repo + "@" + newDigest,
+			policy: v1alpha1.ImagePolicySpec{DefaultUnscanned: "Deny", ScanRegistries: []string{"quay.io", "registry.example.ca/other"}},
+			wantDeny: []string{"image " + repo + "@" + newDigest + " has not been scanned and namespace alice admits only scanned images; " +
+				"its registry is not one the scanner pulls from (ImagePolicy spec.scanRegistries), so no scan can be requested"},
+			outcome: OutcomeDenied,
+		},
+		{
+			name: "a listed registry matches on a path boundary only", image: repo + "@" + newDigest,
+			policy:   v1alpha1.ImagePolicySpec{DefaultUnscanned: "Deny", ScanRegistries: []string{"registry.example", "registry.example.ca/te"}},
+			wantDeny: []string{"its registry is not one the scanner pulls from"},
+			outcome:  OutcomeDenied,
+		},
+		{
+			name: "docker.io lists Docker Hub's images", image: "python@" + newDigest,
+			policy:    v1alpha1.ImagePolicySpec{DefaultUnscanned: "Deny", ScanRegistries: []string{"docker.io/library"}},
+			wantDeny:  []string{"a scan has been requested"},
+			outcome:   OutcomeDenied,
+			wantScans: []string{newDigest},
+		},
+		{
+			name: "a tag outside the listed registries is not told to pin its digest", image: repo + ":new",
+			policy:   v1alpha1.ImagePolicySpec{DefaultUnscanned: "Deny", ScanRegistries: []string{"quay.io"}},
+			wantDeny: []string{"its registry is not one the scanner pulls from"},
+			outcome:  OutcomeDenied,
+		},
+		{
+			name: "an image whose stub exists is queued already, outside the listed registries too", image: repo + "@" + stubDigest,
+			policy:   v1alpha1.ImagePolicySpec{DefaultUnscanned: "Deny", ScanRegistries: []string{"quay.io"}},
+			wantDeny: []string{"a scan has been requested: retry in 2m0s"},
+			outcome:  OutcomeDenied,
+		},
+		{
+			name: "the listed registries do not change Warn", image: repo + "@" + newDigest,
+			policy:   v1alpha1.ImagePolicySpec{ScanRegistries: []string{"quay.io"}},
+			wantWarn: []string{"has not been scanned yet; it is admitted"},
+			outcome:  OutcomeWarned,
+		},
+		{
 			name: "first matching namespace rule wins over the default", image: repo + ":new",
 			policy: v1alpha1.ImagePolicySpec{DefaultUnscanned: "Deny", Unscanned: []v1alpha1.UnscannedRule{
 				{NamespaceSelector: metav1.LabelSelector{MatchLabels: map[string]string{"tier": "dev"}}, Mode: "Allow"},
@@ -330,9 +382,12 @@ func TestReview(t *testing.T) {
 
 func TestCompilePolicy_ErrorsNameTheField(t *testing.T) {
 	_, err := CompilePolicy(&v1alpha1.ImagePolicySpec{MinimumSeverity: "SEVERE", DefaultUnscanned: "Maybe",
-		RetryAfter: &metav1.Duration{}, Unscanned: []v1alpha1.UnscannedRule{{Mode: "deny",
+		RetryAfter: &metav1.Duration{}, ScanRegistries: []string{"team/etl", "registry.example.ca/etl:1", "registry.example.ca/*"},
+		Unscanned: []v1alpha1.UnscannedRule{{Mode: "deny",
 			NamespaceSelector: metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "a", Operator: "Near"}}}}}})
-	for _, want := range []string{"spec.minimumSeverity", "spec.defaultUnscanned", "spec.retryAfter", "spec.unscanned[0].namespaceSelector", "spec.unscanned[0].mode"} {
+	for _, want := range []string{"spec.minimumSeverity", "spec.defaultUnscanned", "spec.retryAfter", "spec.unscanned[0].namespaceSelector", "spec.unscanned[0].mode",
+		`spec.scanRegistries[0]: "team/etl" does not start with a registry host`, `spec.scanRegistries[1]: "registry.example.ca/etl:1": want a registry host or repository prefix`,
+		`spec.scanRegistries[2]: "registry.example.ca/*"`} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v does not name %s", err, want)
 		}
@@ -346,5 +401,41 @@ func TestCompileException_ErrorsNameTheObjectAndField(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v does not name %s", err, want)
 		}
+	}
+}
+
+func TestCompilePolicy_ScanRegistries(t *testing.T) {
+	p, err := CompilePolicy(&v1alpha1.ImagePolicySpec{ScanRegistries: []string{
+		"docker.io/library", "registry.example.ca/", "localhost:5000/team", "index.docker.io"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"index.docker.io/library", "registry.example.ca", "localhost:5000/team", "index.docker.io"}
+	if diff := cmp.Diff(want, p.ScanRegistries); diff != "" {
+		t.Errorf("normalised scanRegistries (-want +got):\n%s", diff)
+	}
+	for _, tc := range []struct {
+		repository string
+		want       bool
+	}{
+		{"index.docker.io/library/python", true},
+		{"registry.example.ca", true},
+		{"registry.example.ca/team/etl", true},
+		{"registry.example.ca.evil.io/team/etl", false},
+		{"localhost:5000/team/etl", true},
+		{"localhost:5000/teams/etl", false},
+		{"localhost:5001/team/etl", false},
+		{"quay.io/team/etl", false},
+	} {
+		if got := p.MayScan(tc.repository); got != tc.want {
+			t.Errorf("MayScan(%q) = %v, want %v", tc.repository, got, tc.want)
+		}
+	}
+	// It runs at admission.
+	if n := testing.AllocsPerRun(100, func() { p.MayScan("quay.io/team/etl") }); n != 0 {
+		t.Errorf("MayScan allocates %v times", n)
+	}
+	if !DefaultPolicy().MayScan("quay.io/team/etl") {
+		t.Error("without scanRegistries a registry is refused")
 	}
 }

@@ -45,6 +45,9 @@ func TestPolicyGuard(t *testing.T) {
 			raw: `{"metadata":{"name":"default"},"spec":{"retryAfter":"-1s","unscanned":[` +
 				`{"namespaceSelector":{"matchExpressions":[{"key":"tier","operator":"NotIn"}]},"mode":"Deny"}]}}`,
 			want: []string{"spec.retryAfter: -1s must be positive; spec.unscanned[0].namespaceSelector: "}},
+		{name: "scanRegistries entry without a registry host", op: admissionv1.Update,
+			raw:  `{"metadata":{"name":"default"},"spec":{"scanRegistries":["registry.example.ca","team/etl"]}}`,
+			want: []string{`ImagePolicy "default": spec.scanRegistries[1]: "team/etl" does not start with a registry host`}},
 		{name: "undecodable", op: admissionv1.Create, raw: `{"spec":{"unscanned":{}}}`, want: []string{`decoding ImagePolicy "default"`}},
 		{name: "delete", op: admissionv1.Delete, allowed: true},
 	} {

@@ -10,7 +10,9 @@ type Metrics struct {
 	ExceptionsUsed *prometheus.CounterVec
 	// ScanRequests counts scans requested from admission, by result
 	// (requested, exists, failed, dropped when the writer's buffer was
-	// full, refused when too many ImageScans had no verdict).
+	// full, refused when too many ImageScans had no verdict,
+	// unlisted_registry when the image is outside the ImagePolicy's
+	// scanRegistries).
 	ScanRequests *prometheus.CounterVec
 }
 

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
@@ -44,6 +45,10 @@ type Policy struct {
 	Rules       []UnscannedRule
 	Default     string
 	RetryAfter  time.Duration
+	// ScanRegistries are spec.scanRegistries normalised as image
+	// repositories are (docker.io is index.docker.io), without a trailing
+	// "/"; empty allows any.
+	ScanRegistries []string
 }
 
 // UnscannedRule is a compiled spec.unscanned entry.
@@ -88,6 +93,13 @@ func CompilePolicy(spec *v1alpha1.ImagePolicySpec) (*Policy, error) {
 		}
 		p.RetryAfter = spec.RetryAfter.Duration
 	}
+	for i, r := range spec.ScanRegistries {
+		prefix, err := scanRegistry(r)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("spec.scanRegistries[%d]: %w", i, err))
+		}
+		p.ScanRegistries = append(p.ScanRegistries, prefix)
+	}
 	for i, r := range spec.Unscanned {
 		sel, err := metav1.LabelSelectorAsSelector(&r.NamespaceSelector)
 		if err != nil {
@@ -102,6 +114,50 @@ func CompilePolicy(spec *v1alpha1.ImagePolicySpec) (*Policy, error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+// scanRegistry normalises a spec.scanRegistries entry as images.Parse
+// normalises an image's repository, so that they compare as strings.
+func scanRegistry(entry string) (string, error) {
+	host, path, _ := strings.Cut(strings.TrimSuffix(entry, "/"), "/")
+	// As in image references, the first component is a registry only if
+	// it has a dot or a port, or is localhost: "team/etl" would be a
+	// Docker Hub repository, which no image would ever match.
+	if !strings.ContainsAny(host, ".:") && host != "localhost" {
+		return "", fmt.Errorf("%q does not start with a registry host (e.g. registry.example.ca or docker.io/library)", entry)
+	}
+	reg, err := name.NewRegistry(host, name.WeakValidation)
+	if err != nil {
+		return "", fmt.Errorf("%q: %w", entry, err)
+	}
+	if path == "" {
+		return reg.Name(), nil
+	}
+	prefix := reg.Name() + "/" + path
+	// Only to check the path's characters (tags, digests and "*" fail):
+	// the name it returns has library/ added to a one-component Docker
+	// Hub path, which a prefix must not.
+	if _, err := name.NewRepository(prefix, name.WeakValidation); err != nil {
+		return "", fmt.Errorf("%q: want a registry host or repository prefix, without tag, digest or \"*\": %w", entry, err)
+	}
+	return prefix, nil
+}
+
+// MayScan reports whether the scanner may be asked to pull repository
+// (normalised, as images.Parse returns it): it is one of ScanRegistries or
+// under one, on a path boundary (registry.example.ca does not allow
+// registry.example.ca.evil.io). It is called at admission and allocates
+// nothing.
+func (p *Policy) MayScan(repository string) bool {
+	if len(p.ScanRegistries) == 0 {
+		return true
+	}
+	for _, prefix := range p.ScanRegistries {
+		if strings.HasPrefix(repository, prefix) && (len(repository) == len(prefix) || repository[len(prefix)] == '/') {
+			return true
+		}
+	}
+	return false
 }
 
 func validMode(m string) bool {

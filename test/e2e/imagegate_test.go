@@ -2,10 +2,12 @@ package e2e
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -48,7 +50,7 @@ func TestImageGate(t *testing.T) {
 	n := 0
 	create := func(ns, image string) error {
 		n++
-		p := scanPod(ns, "step-"+string(rune('a'+n)), step, image)
+		p := scanPod(ns, "step-"+strconv.Itoa(n), step, image)
 		err := user.Create(ctx, p)
 		if err == nil {
 			outer.Cleanup(func() { _ = env.client.Delete(ctx, p) })
@@ -162,6 +164,50 @@ func TestImageGate(t *testing.T) {
 	t.Run("an unscanned tag in a Deny namespace asks for a digest", func(t *testing.T) {
 		if err := create(strict, fixedRef+"-never-pushed"); !names(err, "pin it by digest", "then retry in 30s") {
 			t.Errorf("got %v", err)
+		}
+	})
+	t.Run("scanRegistries limits the registries a denial asks the scanner to pull from", func(t *testing.T) {
+		host := strings.SplitN(repo, "/", 2)[0]
+		ref, digest := env.push(t, "gate/listed:1", scantest.APK{Name: scantest.Package, Version: scantest.FixedVersion},
+			scantest.APK{Name: "gate-e2e-listed", Version: "1.0.0-r0"})
+		pinned := strings.TrimSuffix(ref, ":1") + "@" + digest
+		stub, err := v1alpha1.ImageScanName(digest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		setRegistries := func(registries ...string) {
+			t.Helper()
+			cur := &v1alpha1.ImagePolicy{}
+			if err := env.client.Get(ctx, client.ObjectKeyFromObject(policy), cur); err != nil {
+				t.Fatal(err)
+			}
+			cur.Spec.ScanRegistries = registries
+			if err := env.client.Update(ctx, cur); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Neither is the test registry: it has a port.
+		setRegistries("registry.example.ca", strings.Split(host, ":")[0])
+		outer.Cleanup(func() { setRegistries() })
+		// The gate applies the policy a moment later; judged by the previous
+		// one, the pinned image would have its scan requested. A tag gets
+		// none either way.
+		retry("the gate applying scanRegistries", func(err error) bool {
+			return names(err, "its registry is not one the scanner pulls from")
+		}, strict, fixedRef+"-never-pushed")
+		if err := create(strict, pinned); !names(err, "image "+pinned+" has not been scanned", "its registry is not one the scanner pulls from") {
+			t.Fatalf("got %v, want the denial naming the unlisted registry", err)
+		}
+		// The writer creates a requested stub at once: none after a while
+		// means none was requested.
+		time.Sleep(2 * time.Second)
+		if err := env.client.Get(ctx, client.ObjectKey{Name: stub}, &v1alpha1.ImageScan{}); !apierrors.IsNotFound(err) {
+			t.Fatalf("ImageScan %s for an image outside scanRegistries: %v, want none", stub, err)
+		}
+		setRegistries("registry.example.ca", host)
+		retry("denial requesting the scan", func(err error) bool { return names(err, "a scan has been requested") }, strict, pinned)
+		if is := env.waitScan(t, digest); !is.Status.Scanned() {
+			t.Fatalf("the requested scan failed: %+v", is.Status)
 		}
 	})
 	t.Run("an invalid policy is refused naming the field and the previous one stays", func(t *testing.T) {
