@@ -25,6 +25,7 @@ import (
 	"github.com/statcan/daaas-guard/pkg/evidence"
 	"github.com/statcan/daaas-guard/pkg/scan"
 	"github.com/statcan/daaas-guard/pkg/scanner"
+	"github.com/statcan/daaas-guard/pkg/serving"
 )
 
 func main() {
@@ -54,7 +55,8 @@ func main() {
 	flag.Int64Var(&cfg.MaxImageSize, "max-image-size", 0, "refuse images larger than this many uncompressed bytes (0: no limit)")
 	flag.StringVar(&cfg.Platform, "platform", "linux/amd64", "platform scanned in multi-platform images")
 	flag.StringVar(&cfg.HealthAddr, "health-addr", ":8081", "address of /healthz and /readyz")
-	flag.StringVar(&cfg.MetricsAddr, "metrics-addr", ":8080", "address of /metrics (0 disables it)")
+	flag.StringVar(&cfg.MetricsAddr, "metrics-addr", ":8080", "address of /metrics and /reports/ (0 disables it)")
+	serving.BindMetricsFlags(flag.CommandLine, &cfg.MetricsSecure, &cfg.MetricsCertDir)
 	flag.DurationVar(&cfg.ShutdownGrace, "shutdown-grace", 30*time.Second, "time running work gets to stop on shutdown")
 	var complianceReports bool
 	flag.BoolVar(&complianceReports, "compliance-reports", true, "refresh ComplianceReports on their schedules from the cluster's evidence")

@@ -51,6 +51,7 @@ func main() {
 	flag.DurationVar(&cfg.EvalTimeout, "eval-timeout", 2500*time.Millisecond, "deadline for one review; keep it below the webhook timeoutSeconds")
 	flag.StringVar(&cfg.HealthAddr, "health-addr", ":8081", "address of /healthz and /readyz")
 	flag.StringVar(&cfg.MetricsAddr, "metrics-addr", ":8080", "address of /metrics (0 disables)")
+	serving.BindMetricsFlags(flag.CommandLine, &cfg.MetricsSecure, &cfg.MetricsCertDir)
 	flag.StringVar(&cfg.PprofAddr, "pprof-addr", "", "address of Go's /debug/pprof profiling endpoints, e.g. 127.0.0.1:6060 (empty: off)")
 	drain := &serving.Drain{}
 	flag.DurationVar(&drain.Delay, "shutdown-delay", 10*time.Second, "time the webhook keeps answering reviews after SIGTERM while reporting not ready, as the API server may send them until the Service drops the pod (0: stop at once; a second signal ends the delay)")

@@ -544,7 +544,8 @@ func startWebhook(bin, kubeconfig, certDir string, pprof bool, extra ...string) 
 	w := &webhookProcess{port: port, health: fmt.Sprintf("127.0.0.1:%d", hp), metrics: fmt.Sprintf("127.0.0.1:%d", mp)}
 	args := append([]string{"--namespace=daaas-guard", "--pod-name=loadtest-0",
 		"--disable-cert-rotation", "--cert-dir=" + certDir, fmt.Sprintf("--port=%d", port),
-		"--health-addr=" + w.health, "--metrics-addr=" + w.metrics, "--zap-log-level=error",
+		// Plain-HTTP metrics: the load test reads them without a token.
+		"--health-addr=" + w.health, "--metrics-addr=" + w.metrics, "--metrics-secure=false", "--zap-log-level=error",
 		// No Service sends it reviews after the signal: stop at once.
 		"--shutdown-delay=0"}, extra...)
 	if pprof {

@@ -30,12 +30,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/statcan/daaas-guard/api/v1alpha1"
 	"github.com/statcan/daaas-guard/pkg/scan"
 	"github.com/statcan/daaas-guard/pkg/scan/registry"
 	"github.com/statcan/daaas-guard/pkg/scan/trivy"
+	"github.com/statcan/daaas-guard/pkg/serving"
 )
 
 // ReportsPath is where full reports are served on the metrics address.
@@ -56,7 +56,8 @@ type Config struct {
 	// CacheDir, when set, keeps layer analyses across scans and restarts.
 	CacheDir string
 	// ReportDir, when set, keeps each scan's full Trivy JSON and serves it
-	// on the metrics address under /reports/sha256-<hex>.json.
+	// on the metrics address under /reports/sha256-<hex>.json (with
+	// MetricsSecure, to callers who may get /reports/*).
 	ReportDir string
 	// ReportDirMaxBytes bounds the reports kept in ReportDir, oldest
 	// removed first (0: no bound).
@@ -90,10 +91,16 @@ type Config struct {
 	// registry.Client for Platform.
 	Registry scan.Registry
 
-	// HealthAddr serves /healthz and /readyz; MetricsAddr serves /metrics
-	// ("0" disables it).
+	// HealthAddr serves /healthz and /readyz (plain HTTP, for the
+	// kubelet); MetricsAddr serves /metrics and the reports ("0" disables
+	// it).
 	HealthAddr  string
 	MetricsAddr string
+	// MetricsSecure serves MetricsAddr over HTTPS to authenticated and
+	// authorised callers only (serving.MetricsOptions); MetricsCertDir
+	// holds its certificate, self-signed when empty.
+	MetricsSecure  bool
+	MetricsCertDir string
 	// ShutdownGrace is how long running work gets on shutdown.
 	ShutdownGrace time.Duration
 	// Metrics receives the scanner's series; by default the registry the
@@ -133,11 +140,15 @@ func NewManager(rc *rest.Config, cfg Config) (manager.Manager, error) {
 	if cfg.ReportDir != "" {
 		extra = map[string]http.Handler{ReportsPath: http.StripPrefix(ReportsPath, &scan.ReportStore{Dir: cfg.ReportDir})}
 	}
+	metrics, err := serving.MetricsOptions(cfg.MetricsAddr, cfg.MetricsSecure, cfg.MetricsCertDir, extra)
+	if err != nil {
+		return nil, fmt.Errorf("scanner: %w", err)
+	}
 	return ctrl.NewManager(rc, ctrl.Options{
 		Scheme:                  Scheme(),
 		Logger:                  cfg.Log,
 		HealthProbeBindAddress:  cfg.HealthAddr,
-		Metrics:                 metricsserver.Options{BindAddress: cfg.MetricsAddr, ExtraHandlers: extra},
+		Metrics:                 metrics,
 		GracefulShutdownTimeout: &grace,
 		LeaderElection:          cfg.LeaderElection,
 		LeaderElectionID:        id,

@@ -30,7 +30,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	configv1alpha1 "github.com/statcan/daaas-guard/api/config/v1alpha1"
@@ -43,6 +42,7 @@ import (
 	"github.com/statcan/daaas-guard/pkg/mutate"
 	"github.com/statcan/daaas-guard/pkg/policy"
 	"github.com/statcan/daaas-guard/pkg/scan/verdict"
+	"github.com/statcan/daaas-guard/pkg/serving"
 )
 
 // Paths the handlers are served on.
@@ -104,10 +104,15 @@ type Config struct {
 	// means imagegate.DefaultMaxUnscanned, negative is an error.
 	MaxUnscannedImages int
 
-	// HealthAddr serves /healthz and /readyz; MetricsAddr serves /metrics
-	// ("0" disables it).
+	// HealthAddr serves /healthz and /readyz (plain HTTP, for the
+	// kubelet); MetricsAddr serves /metrics ("0" disables it).
 	HealthAddr  string
 	MetricsAddr string
+	// MetricsSecure serves MetricsAddr over HTTPS to authenticated and
+	// authorised callers only (serving.MetricsOptions); MetricsCertDir
+	// holds its certificate, self-signed when empty.
+	MetricsSecure  bool
+	MetricsCertDir string
 	// PprofAddr serves Go's /debug/pprof endpoints for profiling (empty or
 	// "0": off, the default; they reveal internals, so loopback only).
 	PprofAddr string
@@ -146,11 +151,15 @@ func NewManager(rc *rest.Config, cfg Config) (manager.Manager, error) {
 	if grace <= 0 {
 		grace = 25 * time.Second
 	}
+	metrics, err := serving.MetricsOptions(cfg.MetricsAddr, cfg.MetricsSecure, cfg.MetricsCertDir, nil)
+	if err != nil {
+		return nil, fmt.Errorf("webhook: %w", err)
+	}
 	mgr, err := ctrl.NewManager(rc, ctrl.Options{
 		Scheme:                  Scheme(),
 		Logger:                  cfg.Log,
 		HealthProbeBindAddress:  cfg.HealthAddr,
-		Metrics:                 metricsserver.Options{BindAddress: cfg.MetricsAddr},
+		Metrics:                 metrics,
 		PprofBindAddress:        cfg.PprofAddr,
 		GracefulShutdownTimeout: &grace,
 		Client:                  client.Options{Cache: &client.CacheOptions{Unstructured: true}},

@@ -184,6 +184,7 @@ func newCluster(t *testing.T) (*cluster, error) {
 		ReviewCache:         256, // as cmd/webhook runs by default
 		HealthAddr:          health,
 		MetricsAddr:         c.metrics,
+		MetricsSecure:       false, // the tests scrape over plain HTTP; metrics_test.go covers secure serving
 		ShutdownGrace:       5 * time.Second,
 		Log:                 zap.New(zap.UseDevMode(true), zap.Level(zapLevel())),
 	}
