@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -249,13 +251,19 @@ func (a *Auditor) RunOnce(ctx context.Context) (*Summary, error) {
 	var kinds []auditKind
 	if len(constraints) > 0 {
 		resources, err := a.discovery.ServerPreferredResources()
-		if len(resources) == 0 && err != nil {
+		failed, partial := discovery.GroupDiscoveryFailedErrorGroups(err)
+		if err != nil && (len(resources) == 0 || !partial) {
+			// Nothing discovered, or no telling which groups are missing.
 			return nil, fmt.Errorf("audit: discovering the API server's kinds: %w", err)
 		}
-		if err != nil {
-			// Some groups failed (an aggregated API down): audit the rest.
-			p.problem("discovery: %v", err)
+		// Some group versions failed (an aggregated API down): audit the
+		// rest. Their kinds are not absent but unlisted: the constraints
+		// that may apply to them keep their status, and so do reports.
+		for _, gv := range slices.SortedFunc(maps.Keys(failed), compareGroupVersions) {
+			p.problem("discovery of %s: %v", gv, failed[gv])
+			a.log.Error(failed[gv], "group version not discovered", "groupVersion", gv.String())
 		}
+		p.unlisted = undiscovered(failed, want, set)
 		kinds = resolveKinds(resources, want, set)
 	}
 	namespaces, err := a.namespaces(ctx)

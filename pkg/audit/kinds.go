@@ -21,7 +21,10 @@ type Discoverer interface {
 	ServerPreferredResources() ([]*metav1.APIResourceList, error)
 }
 
-// auditKind is one kind a pass lists.
+// auditKind is one kind a pass lists. Among a pass's unlisted kinds, one
+// whose Kind is "*" stands for every kind of a group version that
+// discovery failed for: the pass cannot tell which kinds it serves, nor
+// their scope.
 type auditKind struct {
 	gvk        schema.GroupVersionKind
 	resource   string
@@ -29,6 +32,14 @@ type auditKind struct {
 	// named: a constraint or an ExpansionTemplate names the kind itself,
 	// rather than through "*".
 	named bool
+}
+
+// wholeGroup reports whether k stands for every kind of its group.
+func (k auditKind) wholeGroup() bool { return k.gvk.Kind == match.Wildcard }
+
+// covers reports whether gk is k's kind, or of the group k stands for.
+func (k auditKind) covers(gk schema.GroupKind) bool {
+	return k.gvk.Group == gk.Group && (k.wholeGroup() || k.gvk.Kind == gk.Kind)
 }
 
 // underWildcard are the kinds "*" does not bring in: Secrets (the audit
@@ -95,11 +106,50 @@ func unlistedFor(want []match.Kinds, unlisted []auditKind, set *expansion.Set) [
 	var out []schema.GroupKind
 	for _, k := range unlisted {
 		gk := k.gvk.GroupKind()
+		if k.wholeGroup() {
+			if selectsGroup(want, gk.Group) || (set != nil && set.AppliesToGroup(gk.Group)) {
+				out = append(out, gk)
+			}
+			continue
+		}
 		if selected, _ := selects(want, gk); selected || (set != nil && set.AppliesTo(k.gvk)) {
 			out = append(out, gk)
 		}
 	}
 	return out
+}
+
+// selectsGroup reports whether these match.kinds entries could make a
+// pass list some kind of group, whichever kinds it serves: an entry that
+// accepts the group may name one of them, or take them through "*".
+func selectsGroup(want []match.Kinds, group string) bool {
+	for _, k := range want {
+		if listAccepts(k.APIGroups, group) {
+			return true
+		}
+	}
+	return false
+}
+
+// undiscovered returns, for each group version that discovery failed for
+// (as discovery.ErrGroupDiscoveryFailed gives them) whose group the
+// constraints' kinds or expansion may reach, an unlisted kind standing
+// for every kind of that group; sorted. Left out of the pass, those kinds
+// would read as kinds that do not exist, and the constraints on them as
+// compliant.
+func undiscovered(failed map[schema.GroupVersion]error, want []match.Kinds, set *expansion.Set) []auditKind {
+	var out []auditKind
+	for gv := range failed {
+		if selectsGroup(want, gv.Group) || (set != nil && set.AppliesToGroup(gv.Group)) {
+			out = append(out, auditKind{gvk: gv.WithKind(match.Wildcard)})
+		}
+	}
+	slices.SortFunc(out, func(a, b auditKind) int { return compareGroupVersions(a.gvk.GroupVersion(), b.gvk.GroupVersion()) })
+	return out
+}
+
+func compareGroupVersions(a, b schema.GroupVersion) int {
+	return cmp.Or(cmp.Compare(a.Group, b.Group), cmp.Compare(a.Version, b.Version))
 }
 
 // accepts reports whether an entry accepts gk, and whether it names the

@@ -24,7 +24,11 @@
 // constraints that apply to that kind keep the status (and violations
 // gauge) of the last pass that listed all their kinds, and reports that
 // may hold findings on that kind are neither rewritten nor deleted, so
-// that missing objects are never published as compliant ones.
+// that missing objects are never published as compliant ones. A group
+// version that discovery fails for (an aggregated API server down) is
+// treated the same way: its kinds are unknown, so every constraint whose
+// match.kinds accept its group, and every report with findings in that
+// group, counts as resting on an unlisted kind.
 //
 // Objects are reviewed as Gatekeeper's audit reviews them: the stored
 // object with no operation and no user, at the audit enforcement point

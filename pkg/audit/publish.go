@@ -188,12 +188,13 @@ func (a *Auditor) deleteClusterReport(ctx context.Context, p *pass, crep *policy
 // an unlisted kind: a result names one, or the report lists fewer results
 // than its summary counts and so may hold such findings beyond the cap.
 // Findings are filed in the report of the reviewed object's own scope, so
-// only unlisted kinds of that scope count.
+// only unlisted kinds of that scope count; a group that discovery failed
+// for may serve kinds of either.
 func mayHoldUnlisted(unlisted []auditKind, namespaced bool, sum policyreport.Summary, results []policyreport.PolicyReportResult) bool {
-	kinds := map[schema.GroupKind]bool{}
+	var kinds []auditKind
 	for _, k := range unlisted {
-		if k.namespaced == namespaced {
-			kinds[k.gvk.GroupKind()] = true
+		if k.namespaced == namespaced || k.wholeGroup() {
+			kinds = append(kinds, k)
 		}
 	}
 	if len(kinds) == 0 {
@@ -204,7 +205,8 @@ func mayHoldUnlisted(unlisted []auditKind, namespaced bool, sum policyreport.Sum
 	}
 	for _, r := range results {
 		for _, ref := range r.Resources {
-			if kinds[schema.FromAPIVersionAndKind(ref.APIVersion, ref.Kind).GroupKind()] {
+			gk := schema.FromAPIVersionAndKind(ref.APIVersion, ref.Kind).GroupKind()
+			if slices.ContainsFunc(kinds, func(k auditKind) bool { return k.covers(gk) }) {
 				return true
 			}
 		}

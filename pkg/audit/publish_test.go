@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/discovery"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
@@ -25,6 +27,7 @@ import (
 	"github.com/statcan/daaas-guard/pkg/admission"
 	"github.com/statcan/daaas-guard/pkg/expansion"
 	"github.com/statcan/daaas-guard/pkg/manifest"
+	"github.com/statcan/daaas-guard/pkg/match"
 	"github.com/statcan/daaas-guard/pkg/policy"
 	"github.com/statcan/daaas-guard/pkg/policyreport"
 )
@@ -255,6 +258,102 @@ func TestRunOnce_UnlistedKindKeepsStatusAndReports(t *testing.T) {
 	}
 }
 
+// discoveryFunc serves what its function returns.
+type discoveryFunc func() ([]*metav1.APIResourceList, error)
+
+func (d discoveryFunc) ServerPreferredResources() ([]*metav1.APIResourceList, error) { return d() }
+
+// A group version that discovery fails for (an aggregated API server
+// down) does not make its kinds absent: the constraints that may apply to
+// them keep their status and the reports with findings on them stay, as
+// for a kind that could not be listed, and the pass names the group.
+func TestRunOnce_UndiscoveredGroupKeepsStatusAndReports(t *testing.T) {
+	ctx := context.Background()
+	widget := &unstructured.Unstructured{}
+	widget.SetGroupVersionKind(schema.GroupVersionKind{Group: "example.com", Version: "v1", Kind: "Widget"})
+	widget.SetNamespace("team-a")
+	widget.SetName("w")
+	widget.SetLabels(map[string]string{"tier": "bad"})
+	a, c := fakeAuditor(t, interceptor.Funcs{}, ns("team-a", ""), ns("team-b", ""), widget, privilegedPod("team-b", "job"))
+	widgets := constraint("MetadataRestrictions", "widgets", kinds([]interface{}{"example.com"}, []interface{}{"Widget"}))
+	widgets.Object["spec"].(map[string]interface{})["parameters"] = map[string]interface{}{
+		"labels": []interface{}{map[string]interface{}{"key": "tier", "allowedValues": []interface{}{"ok"}}},
+	}
+	if err := a.engine.AddConstraint(ctx, widgets, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Create(ctx, widgets.DeepCopy()); err != nil {
+		t.Fatal(err)
+	}
+	core := a.discovery.(staticDiscovery)
+	widgetsGroup := &metav1.APIResourceList{GroupVersion: "example.com/v1", APIResources: []metav1.APIResource{
+		{Name: "widgets", Kind: "Widget", Namespaced: true, Verbs: []string{"list"}},
+	}}
+	failing := false
+	a.discovery = discoveryFunc(func() ([]*metav1.APIResourceList, error) {
+		if failing {
+			return core, &discovery.ErrGroupDiscoveryFailed{Groups: map[schema.GroupVersion]error{
+				{Group: "example.com", Version: "v1"}: apierrors.NewServiceUnavailable("the server is currently unable to handle the request"),
+			}}
+		}
+		return append(slices.Clone(core), widgetsGroup), nil
+	})
+
+	first := time.Unix(1700000000, 0)
+	if s := runAt(t, a, first); len(s.Problems) > 0 {
+		t.Fatalf("first pass problems: %v", s.Problems)
+	}
+	before := constraintStatus(t, c, "MetadataRestrictions", "widgets")
+	if before["totalViolations"] != int64(1) {
+		t.Fatalf("widgets after the first pass: %v, want 1 violation", before)
+	}
+	if diff := cmp.Diff(map[string][]string{"team-a": {"Widget/w"}, "team-b": {"Pod/job"}}, reportsByNamespace(t, c)); diff != "" {
+		t.Fatalf("reports after the first pass (-want +got):\n%s", diff)
+	}
+
+	// team-b's pod is fixed; then the Widgets' API server goes down.
+	if err := c.Delete(ctx, privilegedPod("team-b", "job")); err != nil {
+		t.Fatal(err)
+	}
+	failing = true
+	second := first.Add(time.Hour)
+	s := runAt(t, a, second)
+	for _, sub := range []string{"discovery of example.com/v1: the server is currently unable", "status of MetadataRestrictions/widgets kept"} {
+		if !hasProblem(s, sub) {
+			t.Errorf("problems = %q, want one saying %q", s.Problems, sub)
+		}
+	}
+	if diff := cmp.Diff(before, constraintStatus(t, c, "MetadataRestrictions", "widgets")); diff != "" {
+		t.Errorf("widgets' status changed on a pass that could not discover its group (-before +after):\n%s", diff)
+	}
+	if got := constraintStatus(t, c, "PSPPrivilegedContainer", "no-privileged"); got["totalViolations"] != int64(0) ||
+		got["auditTimestamp"] != second.UTC().Format(time.RFC3339) {
+		t.Errorf("no-privileged: %v, want 0 violations at the second pass", got)
+	}
+	if got := testutil.ToFloat64(a.metrics.lastRun); got != float64(first.Unix()) {
+		t.Errorf("last complete pass = %v after a partial one, want the first pass's end, %v", got, first.Unix())
+	}
+	// team-a's Widget finding stays; team-b's report held only a Pod
+	// finding, now fixed: deleted.
+	if diff := cmp.Diff(map[string][]string{"team-a": {"Widget/w"}}, reportsByNamespace(t, c)); diff != "" {
+		t.Errorf("reports (-want +got):\n%s", diff)
+	}
+}
+
+// A discovery error that does not say which groups failed leaves no way
+// to tell missing kinds from absent ones: the pass publishes nothing.
+func TestRunOnce_UnknownDiscoveryErrorPublishesNothing(t *testing.T) {
+	a, c := fakeAuditor(t, interceptor.Funcs{}, ns("team-a", ""), privilegedPod("team-a", "web"))
+	core := a.discovery.(staticDiscovery)
+	a.discovery = discoveryFunc(func() ([]*metav1.APIResourceList, error) { return core, errors.New("connection reset") })
+	if s, err := a.RunOnce(context.Background()); err == nil {
+		t.Fatalf("RunOnce = %+v, want an error", s)
+	}
+	if got := constraintStatus(t, c, "PSPPrivilegedContainer", "no-privileged"); got != nil {
+		t.Errorf("no-privileged status written: %v", got)
+	}
+}
+
 // A namespace whose report cannot be written does not stop the other
 // reports, the stale ones' deletion or the ClusterPolicyReport, and its
 // own existing report is not taken for stale.
@@ -313,6 +412,7 @@ func TestRunOnce_FailedReportDoesNotStopOthers(t *testing.T) {
 func TestMayHoldUnlisted(t *testing.T) {
 	configMaps := auditKind{gvk: schema.GroupVersionKind{Version: "v1", Kind: "ConfigMap"}, namespaced: true}
 	namespaces := auditKind{gvk: schema.GroupVersionKind{Version: "v1", Kind: "Namespace"}}
+	metrics := auditKind{gvk: schema.GroupVersionKind{Group: "metrics.k8s.io", Version: "v1beta1", Kind: "*"}}
 	result := func(apiVersion, kind string) policyreport.PolicyReportResult {
 		return policyreport.PolicyReportResult{Resources: []corev1.ObjectReference{{APIVersion: apiVersion, Kind: kind, Name: "x"}}}
 	}
@@ -336,6 +436,13 @@ func TestMayHoldUnlisted(t *testing.T) {
 			sum: policyreport.Summary{Fail: 2}, results: []policyreport.PolicyReportResult{result("v1", "Pod")}},
 		{name: "cluster report", unlisted: []auditKind{configMaps, namespaces}, sum: policyreport.Summary{Warn: 1},
 			results: []policyreport.PolicyReportResult{result("v1", "Namespace")}, want: true},
+		{name: "a result in a group discovery failed for", unlisted: []auditKind{metrics}, namespaced: true,
+			sum: policyreport.Summary{Fail: 2}, results: []policyreport.PolicyReportResult{result("v1", "Pod"), result("metrics.k8s.io/v1beta1", "PodMetrics")},
+			want: true},
+		{name: "a group discovery failed for reaches the cluster report", unlisted: []auditKind{metrics},
+			sum: policyreport.Summary{Fail: 1}, results: []policyreport.PolicyReportResult{result("metrics.k8s.io/v1beta1", "NodeMetrics")}, want: true},
+		{name: "no result in a group discovery failed for", unlisted: []auditKind{metrics}, namespaced: true,
+			sum: policyreport.Summary{Fail: 1}, results: []policyreport.PolicyReportResult{result("v1", "Pod")}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -350,7 +457,7 @@ func TestUnlistedFor(t *testing.T) {
 	k := func(group, kind string) auditKind {
 		return auditKind{gvk: schema.GroupVersionKind{Group: group, Version: "v1", Kind: kind}, namespaced: true}
 	}
-	unlisted := []auditKind{k("", "ConfigMap"), k("", "Secret"), k("apps", "Deployment")}
+	unlisted := []auditKind{k("", "ConfigMap"), k("", "Secret"), k("apps", "Deployment"), k("metrics.k8s.io", "*")}
 	deployToPod, err := expansion.FromObject(&unstructured.Unstructured{Object: map[string]interface{}{
 		"apiVersion": "expansion.gatekeeper.sh/v1alpha1", "kind": "ExpansionTemplate",
 		"metadata": map[string]interface{}{"name": "deployments"},
@@ -373,7 +480,10 @@ func TestUnlistedFor(t *testing.T) {
 		{"named kind unlisted", constraint("A", "a", kinds([]interface{}{""}, []interface{}{"ConfigMap"})), nil,
 			[]schema.GroupKind{{Kind: "ConfigMap"}}},
 		{"every kind, but not Secrets", constraint("A", "a", nil), nil,
-			[]schema.GroupKind{{Kind: "ConfigMap"}, {Group: "apps", Kind: "Deployment"}}},
+			[]schema.GroupKind{{Kind: "ConfigMap"}, {Group: "apps", Kind: "Deployment"}, {Group: "metrics.k8s.io", Kind: "*"}}},
+		{"a named kind may be in a group discovery failed for", constraint("A", "a", kinds([]interface{}{"*"}, []interface{}{"Pod"})), nil,
+			[]schema.GroupKind{{Group: "metrics.k8s.io", Kind: "*"}}},
+		{"another group", constraint("A", "a", kinds([]interface{}{"apps"}, []interface{}{"StatefulSet"})), nil, nil},
 		{"an expanded kind counts for every constraint", constraint("A", "a", kinds([]interface{}{""}, []interface{}{"Pod"})),
 			expansion.NewSet(deployToPod), []schema.GroupKind{{Group: "apps", Kind: "Deployment"}}},
 	}
@@ -388,4 +498,10 @@ func TestUnlistedFor(t *testing.T) {
 			}
 		})
 	}
+	t.Run("a group discovery failed for that expansion applies to counts for every constraint", func(t *testing.T) {
+		got := unlistedFor([]match.Kinds{{APIGroups: []string{""}, Kinds: []string{"Pod"}}}, []auditKind{k("apps", "*")}, expansion.NewSet(deployToPod))
+		if diff := cmp.Diff([]schema.GroupKind{{Group: "apps", Kind: "*"}}, got); diff != "" {
+			t.Errorf("(-want +got):\n%s", diff)
+		}
+	})
 }

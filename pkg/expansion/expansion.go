@@ -166,6 +166,19 @@ func (s *Set) AppliesTo(gvk schema.GroupVersionKind) bool {
 	return false
 }
 
+// AppliesToGroup reports whether some template expands objects of some
+// kind of this API group.
+func (s *Set) AppliesToGroup(group string) bool {
+	for _, t := range s.templates {
+		for _, a := range t.Spec.ApplyTo {
+			if has(a.Groups, group) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // Len is the number of templates in use.
 func (s *Set) Len() int { return len(s.templates) }
 
