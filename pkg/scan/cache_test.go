@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/statcan/daaas-guard/api/v1alpha1"
@@ -210,6 +211,80 @@ func TestTrimWorkload_PassesOtherObjects(t *testing.T) {
 		if err != nil || got != obj {
 			t.Errorf("TrimWorkload(%T) = %v, %v: want it unchanged", obj, got, err)
 		}
+	}
+}
+
+// TestWorkloadChanged feeds the workload watch's predicate what the cache
+// holds: objects as TrimWorkload leaves them. A pipeline or workflow
+// template resolved into status after creation (through the status
+// subresource: same generation) carries the images; other status churn
+// does not reach the reconciler.
+func TestWorkloadChanged(t *testing.T) {
+	trim := func(obj map[string]any) client.Object {
+		t.Helper()
+		out, err := TrimWorkload(&unstructured.Unstructured{Object: obj})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out.(*unstructured.Unstructured)
+	}
+	const tekton, argo = "tekton.dev/v1", "argoproj.io/v1alpha1"
+	pipelineRun := func(status map[string]any) map[string]any {
+		return withContent(fullMetadata(tekton, "PipelineRun"), map[string]any{
+			"spec":   map[string]any{"pipelineRef": map[string]any{"name": "train"}},
+			"status": status,
+		})
+	}
+	started := map[string]any{"conditions": []any{map[string]any{"type": "Succeeded", "status": "Unknown", "reason": "Running"}}}
+	resolved := map[string]any{
+		"conditions":      started["conditions"],
+		"childReferences": []any{map[string]any{"apiVersion": "tekton.dev/v1", "kind": "TaskRun", "name": "train-fit", "pipelineTaskName": "fit"}},
+		"pipelineSpec": map[string]any{"tasks": []any{
+			map[string]any{"name": "fit", "taskSpec": map[string]any{"steps": []any{map[string]any{"name": "train", "image": "acr.example.ca/train:1", "script": "python fit.py"}}}},
+			map[string]any{"name": "lint", "taskRef": map[string]any{"name": "lint"}},
+		}},
+	}
+	finished := map[string]any{"conditions": []any{map[string]any{"type": "Succeeded", "status": "True"}},
+		"childReferences": resolved["childReferences"], "pipelineSpec": resolved["pipelineSpec"], "completionTime": "2026-08-20T13:00:00Z"}
+	workflow := func(status map[string]any) map[string]any {
+		return withContent(fullMetadata(argo, "Workflow"), map[string]any{
+			"spec":   map[string]any{"workflowTemplateRef": map[string]any{"name": "train"}},
+			"status": status,
+		})
+	}
+	stored := map[string]any{"phase": "Running", "storedWorkflowTemplateSpec": map[string]any{"entrypoint": "main",
+		"templates": []any{map[string]any{"name": "main", "container": map[string]any{"image": "acr.example.ca/train:2"}}}}}
+	respecced := pipelineRun(nil)
+	respecced["metadata"].(map[string]any)["generation"] = int64(4)
+
+	for _, tc := range []struct {
+		name     string
+		old, new map[string]any
+		want     bool
+		images   []string // of the new object, as discovery reads them
+	}{
+		{"Tekton resolves the pipelineRef into status", pipelineRun(started), pipelineRun(resolved), true, []string{"acr.example.ca/train:1"}},
+		{"Tekton's status churn", pipelineRun(resolved), pipelineRun(finished), false, []string{"acr.example.ca/train:1"}},
+		{"a PipelineRun's conditions", pipelineRun(nil), pipelineRun(started), false, nil},
+		{"a new generation", pipelineRun(nil), respecced, true, nil},
+		{"Argo stores the workflowTemplateRef's spec", workflow(map[string]any{"phase": "Pending"}), workflow(stored), true, []string{"acr.example.ca/train:2"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			oldObj, newObj := trim(tc.old), trim(tc.new)
+			if got := workloadChanged.Update(event.UpdateEvent{ObjectOld: oldObj, ObjectNew: newObj}); got != tc.want {
+				t.Errorf("update passed = %v, want %v", got, tc.want)
+			}
+			var imgs []string
+			for _, c := range workloadImages(newObj) {
+				imgs = append(imgs, c.Image)
+			}
+			if diff := cmp.Diff(tc.images, imgs); diff != "" {
+				t.Errorf("images of the cached object (-want +got):\n%s", diff)
+			}
+		})
+	}
+	if !workloadChanged.Create(event.CreateEvent{Object: trim(pipelineRun(nil))}) {
+		t.Error("a PipelineRun's creation is not passed")
 	}
 }
 

@@ -96,7 +96,7 @@ func (s *Scheduler) SetupWithManager(mgr manager.Manager, o SetupOptions) error 
 				u := &unstructured.Unstructured{}
 				u.SetGroupVersionKind(gvk)
 				return ctrl.NewControllerManagedBy(mgr).Named("scan-"+strings.ToLower(gvk.Kind)+"s").
-					For(u, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+					For(u, builder.WithPredicates(workloadChanged)).
 					WithOptions(copts).
 					Complete(reconcile.Func(func(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 						// From the cache, as TrimWorkload left it.
@@ -181,6 +181,38 @@ var imagesChanged = predicate.Funcs{
 		return !ok1 || !ok2 || !slices.Equal(images.OfPod(o), images.OfPod(n))
 	},
 	DeleteFunc: func(event.DeleteEvent) bool { return false },
+}
+
+// workloadChanged passes Workflow and PipelineRun creations, spec changes
+// and the updates that change their images. Tekton records the pipeline
+// of a pipelineRef in status.pipelineSpec, after creation and through
+// the status subresource, which leaves the generation as it was; Argo
+// does the same with a workflowTemplateRef's status.storedWorkflowTemplateSpec.
+// The cached objects are trimmed to their images (TrimWorkload), so
+// comparing those costs little, and other status churn is not passed.
+var workloadChanged = predicate.Or[client.Object](predicate.GenerationChangedPredicate{}, predicate.Funcs{
+	CreateFunc: func(event.CreateEvent) bool { return false },
+	UpdateFunc: func(e event.UpdateEvent) bool {
+		return !slices.Equal(workloadImages(e.ObjectOld), workloadImages(e.ObjectNew))
+	},
+	DeleteFunc:  func(event.DeleteEvent) bool { return false },
+	GenericFunc: func(event.GenericEvent) bool { return false },
+})
+
+// workloadImages lists the images of a Workflow or a PipelineRun, or
+// none for anything else.
+func workloadImages(obj client.Object) []images.Container {
+	u, ok := obj.(*unstructured.Unstructured)
+	if !ok {
+		return nil
+	}
+	switch u.GroupVersionKind().GroupKind() {
+	case WorkflowGVK.GroupKind():
+		return images.OfWorkflow(u.Object)
+	case PipelineRunGVK.GroupKind():
+		return images.OfPipelineRun(u.Object)
+	}
+	return nil
 }
 
 // TrimPod is a cache transform that keeps only what the scanner reads of a

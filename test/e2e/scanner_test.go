@@ -67,8 +67,9 @@ func startScanner(t *testing.T) *scannerEnv {
 }
 
 func newScannerEnv(t *testing.T, c *cluster) (*scannerEnv, error) {
-	// Kinds the scanner watches when they exist: Argo Workflows and
-	// Starboard VulnerabilityReports (minimal CRDs of our own).
+	// Kinds the scanner watches when they exist: Argo Workflows, Tekton
+	// PipelineRuns and Starboard VulnerabilityReports (minimal CRDs of
+	// our own).
 	if _, err := envtest.InstallCRDs(c.cfg, envtest.CRDInstallOptions{
 		Paths: []string{filepath.Join("testdata", "crds")}, ErrorIfPathMissing: true,
 	}); err != nil {
@@ -330,6 +331,57 @@ func TestScanner_WorkflowsAndStarboardReports(t *testing.T) {
 	if st.Source != v1alpha1.SourceStarboard || st.Fixable.Critical != 1 || len(st.FixableCriticalHigh) != 1 ||
 		!slices.Equal(st.Tags, []string{"k8scc01covidacr.azurecr.io/legacy/app:2"}) {
 		t.Errorf("ingested verdict: %+v", st)
+	}
+}
+
+// A PipelineRun that references its Pipeline by name holds no image when
+// created: Tekton's controller writes the resolved pipeline to
+// status.pipelineSpec afterwards, through the status subresource, which
+// leaves the generation as it was. That write brings the images.
+func TestScanner_PipelineRunResolvedIntoStatus(t *testing.T) {
+	env := startScanner(t)
+	ctx := context.Background()
+	namespace(t, env.client, "scan-tekton", nil)
+	// An image of its own: no other test's pod or workflow has it scanned.
+	ref, digest := env.push(t, "team/fit:1", scantest.APK{Name: scantest.Package, Version: scantest.VulnerableVersion},
+		scantest.APK{Name: "libfit", Version: "1.0.0-r0"})
+	pr := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "tekton.dev/v1", "kind": "PipelineRun",
+		"metadata": map[string]any{"namespace": "scan-tekton", "name": "train"},
+		"spec":     map[string]any{"pipelineRef": map[string]any{"name": "train"}},
+	}}
+	if err := env.client.Create(ctx, pr); err != nil {
+		t.Fatal(err)
+	}
+	// Its creation must be seen before its status is written: otherwise
+	// the cache may already hold the resolved pipeline when it is read.
+	// Events are handled in order, so once a PipelineRun created after it
+	// has its image scanned, it was.
+	probeRef, probeDigest := env.push(t, "team/probe:1", scantest.APK{Name: "libprobe", Version: "1.0.0-r0"})
+	if err := env.client.Create(ctx, &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "tekton.dev/v1", "kind": "PipelineRun",
+		"metadata": map[string]any{"namespace": "scan-tekton", "name": "probe"},
+		"spec": map[string]any{"pipelineSpec": map[string]any{"tasks": []any{map[string]any{"name": "p", "taskSpec": map[string]any{
+			"steps": []any{map[string]any{"name": "p", "image": probeRef}}}}}}},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	env.waitScan(t, probeDigest)
+	generation := pr.GetGeneration()
+	pr.Object["status"] = map[string]any{
+		"conditions":      []any{map[string]any{"type": "Succeeded", "status": "Unknown", "reason": "Running"}},
+		"childReferences": []any{map[string]any{"apiVersion": "tekton.dev/v1", "kind": "TaskRun", "name": "train-fit", "pipelineTaskName": "fit"}},
+		"pipelineSpec": map[string]any{"tasks": []any{map[string]any{"name": "fit", "taskSpec": map[string]any{
+			"steps": []any{map[string]any{"name": "train", "image": ref, "script": "python fit.py"}}}}}},
+	}
+	if err := env.client.Status().Update(ctx, pr); err != nil {
+		t.Fatal(err)
+	}
+	if pr.GetGeneration() != generation {
+		t.Fatalf("the status write moved the generation from %d to %d: the test needs the status subresource", generation, pr.GetGeneration())
+	}
+	if st := env.waitScan(t, digest).Status; st.Fixable.Critical != 1 {
+		t.Errorf("resolved pipeline's image verdict: %+v", st)
 	}
 }
 
