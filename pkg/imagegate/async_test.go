@@ -22,13 +22,7 @@ import (
 // use counted meanwhile; the use of a deleted exception is dropped.
 func TestWriter_FailedUsageWritesAreRetried(t *testing.T) {
 	ctx := context.Background()
-	scheme := runtime.NewScheme()
-	if err := v1alpha1.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	ex := &v1alpha1.ImageException{ObjectMeta: metav1.ObjectMeta{Name: "busybox"}, Spec: v1alpha1.ImageExceptionSpec{
-		CVEIDs: []string{"CVE-2026-0001"}, Images: []string{"registry.example.ca/*"},
-		Expires: metav1.NewTime(now.Add(time.Hour)), Reason: "fix ships next sprint"}}
+	scheme, ex := usageFixture(t)
 	failures := 1
 	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(ex).WithStatusSubresource(ex).
 		WithInterceptorFuncs(interceptor.Funcs{
@@ -74,13 +68,7 @@ func TestWriter_FailedUsageWritesAreRetried(t *testing.T) {
 // TestWriter_StopWritesKeptUsage: the flush on stopping writes the use a
 // failed flush kept.
 func TestWriter_StopWritesKeptUsage(t *testing.T) {
-	scheme := runtime.NewScheme()
-	if err := v1alpha1.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	ex := &v1alpha1.ImageException{ObjectMeta: metav1.ObjectMeta{Name: "busybox"}, Spec: v1alpha1.ImageExceptionSpec{
-		CVEIDs: []string{"CVE-2026-0001"}, Images: []string{"registry.example.ca/*"},
-		Expires: metav1.NewTime(now.Add(time.Hour)), Reason: "fix ships next sprint"}}
+	scheme, ex := usageFixture(t)
 	failed := make(chan struct{})
 	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(ex).WithStatusSubresource(ex).
 		WithInterceptorFuncs(interceptor.Funcs{
@@ -113,4 +101,17 @@ func TestWriter_StopWritesKeptUsage(t *testing.T) {
 	if cur.Status.MatchedAdmissions != 1 {
 		t.Errorf("matchedAdmissions %d after stopping, want 1", cur.Status.MatchedAdmissions)
 	}
+}
+
+// usageFixture is a scheme with our types and an ImageException whose use
+// the tests count.
+func usageFixture(t *testing.T) (*runtime.Scheme, *v1alpha1.ImageException) {
+	t.Helper()
+	scheme := runtime.NewScheme()
+	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	return scheme, &v1alpha1.ImageException{ObjectMeta: metav1.ObjectMeta{Name: "busybox"}, Spec: v1alpha1.ImageExceptionSpec{
+		CVEIDs: []string{"CVE-2026-0001"}, Images: []string{"registry.example.ca/*"},
+		Expires: metav1.NewTime(now.Add(time.Hour)), Reason: "fix ships next sprint"}}
 }
