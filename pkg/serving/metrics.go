@@ -7,7 +7,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
+	"time"
 
+	"github.com/go-logr/logr"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 )
@@ -22,8 +26,9 @@ func BindMetricsFlags(fs *flag.FlagSet, secure *bool, certDir *string) {
 // MetricsOptions is how a manager serves /metrics, and extra on the same
 // address. Secure serves HTTPS and lets through only requests whose bearer
 // token the API server authenticates and whose user may get the path
-// (what kubebuilder scaffolds since v4): metrics and the scanner's full
-// reports tell an attacker what to attack. The filter wraps extra too. The
+// (what kubebuilder scaffolds since v4; its error logs limited by
+// quietFilter): metrics and the scanner's full reports tell an attacker
+// what to attack. The filter wraps extra too. The
 // manager's own credentials make the TokenReviews and SubjectAccessReviews.
 // certDir, when set, must hold tls.crt and tls.key: controller-runtime
 // would otherwise fall back to a self-signed certificate without a word.
@@ -36,7 +41,7 @@ func MetricsOptions(addr string, secure bool, certDir string, extra map[string]h
 		return o, nil
 	}
 	o.SecureServing = true
-	o.FilterProvider = filters.WithAuthenticationAndAuthorization
+	o.FilterProvider = quietFilter
 	o.TLSOpts = []func(*tls.Config){func(c *tls.Config) {
 		c.MinVersion = tls.VersionTLS12
 		// HTTP/1.1 only, as on the admission endpoints and in kubebuilder's
@@ -52,4 +57,82 @@ func MetricsOptions(addr string, secure bool, certDir string, extra map[string]h
 		o.CertDir = certDir
 	}
 	return o, nil
+}
+
+// FailureLogEvery is how often the metrics filter may log a failed
+// authentication or authorisation at error level.
+const FailureLogEvery = 10 * time.Second
+
+// quietFilter is controller-runtime's authentication and authorisation
+// filter with its error logs limited to one per FailureLogEvery. The
+// filter logs an error, with a stack trace in production logging, for
+// every request whose bearer token the API server rejects (it answers
+// those 500, not 401): anyone who can reach the port could fill the
+// logs. A problem that lasts (the API server refusing our TokenReviews)
+// is still logged, with the count of those left out.
+func quietFilter(c *rest.Config, hc *http.Client) (metricsserver.Filter, error) {
+	filter, err := filters.WithAuthenticationAndAuthorization(c, hc)
+	if err != nil {
+		return nil, err
+	}
+	return func(log logr.Logger, handler http.Handler) (http.Handler, error) {
+		return filter(limitErrors(log, FailureLogEvery, time.Now), handler)
+	}, nil
+}
+
+// limitErrors returns log with its Error calls limited to one per every;
+// the next one logged says how many were left out. Info is untouched.
+func limitErrors(log logr.Logger, every time.Duration, now func() time.Time) logr.Logger {
+	sink := log.GetSink()
+	if sink == nil {
+		return log
+	}
+	// The wrapper is one more frame between the caller and the sink.
+	if cd, ok := sink.(logr.CallDepthLogSink); ok {
+		sink = cd.WithCallDepth(1)
+	}
+	return log.WithSink(errorLimiter{LogSink: sink, every: every, now: now, state: &limiterState{}})
+}
+
+type limiterState struct {
+	mu      sync.Mutex
+	next    time.Time
+	dropped int
+}
+
+// errorLimiter is a logr.LogSink whose copies (WithName, WithValues)
+// share one limit.
+type errorLimiter struct {
+	logr.LogSink
+	every time.Duration
+	now   func() time.Time
+	state *limiterState
+}
+
+func (s errorLimiter) Error(err error, msg string, kv ...any) {
+	st := s.state
+	st.mu.Lock()
+	now := s.now()
+	if now.Before(st.next) {
+		st.dropped++
+		st.mu.Unlock()
+		return
+	}
+	dropped := st.dropped
+	st.dropped, st.next = 0, now.Add(s.every)
+	st.mu.Unlock()
+	if dropped > 0 {
+		kv = append(kv[:len(kv):len(kv)], "leftOut", dropped)
+	}
+	s.LogSink.Error(err, msg, kv...)
+}
+
+func (s errorLimiter) WithValues(kv ...any) logr.LogSink {
+	s.LogSink = s.LogSink.WithValues(kv...)
+	return s
+}
+
+func (s errorLimiter) WithName(name string) logr.LogSink {
+	s.LogSink = s.LogSink.WithName(name)
+	return s
 }

@@ -2,16 +2,23 @@ package serving
 
 import (
 	"crypto/tls"
+	"errors"
 	"flag"
+	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/go-logr/logr"
+	"github.com/go-logr/logr/funcr"
 	"github.com/google/go-cmp/cmp"
-	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
+	"k8s.io/client-go/rest"
 )
 
 // The flags default to secure serving: a deployment that does not say
@@ -103,10 +110,80 @@ func TestMetricsOptions(t *testing.T) {
 			}
 			got := summary{Secure: o.SecureServing, CertDir: o.CertDir, MinTLS: c.MinVersion, NextProtos: c.NextProtos, Extra: len(o.ExtraHandlers),
 				Filtered: o.FilterProvider != nil &&
-					reflect.ValueOf(o.FilterProvider).Pointer() == reflect.ValueOf(filters.WithAuthenticationAndAuthorization).Pointer()}
+					reflect.ValueOf(o.FilterProvider).Pointer() == reflect.ValueOf(quietFilter).Pointer()}
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("options (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// A bearer token the API server rejects makes the filter log an error on
+// every request; quietFilter lets one through per interval. The fake API
+// server rejects every token, as it would a made-up one.
+func TestQuietFilter_RejectedTokensLogOnce(t *testing.T) {
+	var reviews int
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/apis/authentication.k8s.io/v1/tokenreviews" {
+			http.NotFound(w, r)
+			return
+		}
+		reviews++
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"apiVersion":"authentication.k8s.io/v1","kind":"TokenReview",`+
+			`"status":{"authenticated":false,"error":"invalid bearer token"}}`)
+	}))
+	defer api.Close()
+	var errorLines []string
+	log := funcr.New(func(prefix, args string) { errorLines = append(errorLines, args) }, funcr.Options{})
+	filter, err := quietFilter(&rest.Config{Host: api.URL, QPS: 1000, Burst: 1000}, api.Client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := 0
+	h, err := filter(log, http.HandlerFunc(func(http.ResponseWriter, *http.Request) { served++ }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+		// A token per request: the authenticator caches its answers.
+		req.Header.Set("Authorization", fmt.Sprintf("Bearer made-up-%d", i))
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code == http.StatusOK {
+			t.Fatalf("request %d with a rejected token got %d", i, rec.Code)
+		}
+	}
+	if served != 0 || reviews != 20 {
+		t.Errorf("handler served %d requests, API server reviewed %d tokens; want 0 and 20", served, reviews)
+	}
+	if len(errorLines) != 1 {
+		t.Errorf("%d error lines for 20 rejected tokens, want 1:\n%s", len(errorLines), strings.Join(errorLines, "\n"))
+	}
+}
+
+func TestLimitErrors(t *testing.T) {
+	var lines []string
+	base := funcr.New(func(prefix, args string) { lines = append(lines, prefix+" "+args) }, funcr.Options{Verbosity: 1})
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	log := limitErrors(base, 10*time.Second, func() time.Time { return now })
+	named := log.WithName("metrics").WithValues("k", "v")
+	log.Error(errors.New("one"), "failed")
+	named.Error(errors.New("two"), "failed") // the same limit: left out
+	log.Error(errors.New("three"), "failed") // left out
+	log.Info("info is not limited")
+	now = now.Add(10 * time.Second)
+	named.Error(errors.New("four"), "failed")
+	want := []string{
+		` "msg"="failed" "error"="one"`,
+		` "level"=0 "msg"="info is not limited"`,
+		`metrics "msg"="failed" "error"="four" "k"="v" "leftOut"=2`,
+	}
+	if diff := cmp.Diff(want, lines); diff != "" {
+		t.Errorf("log lines (-want +got):\n%s", diff)
+	}
+	if got := limitErrors(logr.Discard(), time.Second, time.Now); got.GetSink() != nil {
+		t.Errorf("a discarding logger got a sink")
 	}
 }
