@@ -193,8 +193,5 @@ func workloadImages(kind string, raw []byte) ([]images.Container, error) {
 	if err := u.UnmarshalJSON(raw); err != nil {
 		return nil, fmt.Errorf("decoding the %s: %w", kind, err)
 	}
-	if kind == "Workflow" {
-		return images.OfWorkflow(u.Object), nil
-	}
-	return images.OfPipelineRun(u.Object), nil
+	return images.OfWorkload(kind, u.Object), nil
 }

@@ -206,13 +206,7 @@ func workloadImages(obj client.Object) []images.Container {
 	if !ok {
 		return nil
 	}
-	switch u.GroupVersionKind().GroupKind() {
-	case WorkflowGVK.GroupKind():
-		return images.OfWorkflow(u.Object)
-	case PipelineRunGVK.GroupKind():
-		return images.OfPipelineRun(u.Object)
-	}
-	return nil
+	return images.OfWorkload(u.GetKind(), u.Object)
 }
 
 // TrimPod is a cache transform that keeps only what the scanner reads of a

@@ -88,13 +88,7 @@ func (s *Scheduler) listInUse(ctx context.Context, kinds []schema.GroupVersionKi
 			return nil, fmt.Errorf("listing %s: %w", gvk.Kind, err)
 		}
 		for i := range list.Items {
-			var cs []images.Container
-			if gvk.Kind == WorkflowGVK.Kind {
-				cs = images.OfWorkflow(list.Items[i].Object)
-			} else {
-				cs = images.OfPipelineRun(list.Items[i].Object)
-			}
-			for _, c := range cs {
+			for _, c := range images.OfWorkload(gvk.Kind, list.Items[i].Object) {
 				u.add(c.Image, "")
 			}
 		}

@@ -196,3 +196,24 @@ func obj(t *testing.T, y string) map[string]any {
 	}
 	return m
 }
+
+func TestOfWorkload_ByKind(t *testing.T) {
+	wf := obj(t, `spec: {templates: [{name: main, container: {image: "a:1"}}]}`)
+	pr := obj(t, `spec: {pipelineSpec: {tasks: [{name: build, taskSpec: {steps: [{name: s, image: "b:1"}]}}]}}`)
+	for _, tc := range []struct {
+		kind string
+		obj  map[string]any
+		want []Container
+	}{
+		{kind: "Workflow", obj: wf, want: OfWorkflow(wf)},
+		{kind: "PipelineRun", obj: pr, want: OfPipelineRun(pr)},
+		{kind: "Deployment", obj: wf},
+	} {
+		if diff := cmp.Diff(tc.want, OfWorkload(tc.kind, tc.obj)); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", tc.kind, diff)
+		}
+	}
+	if len(OfWorkflow(wf)) != 1 || len(OfPipelineRun(pr)) != 1 {
+		t.Fatalf("fixtures: %v %v", OfWorkflow(wf), OfPipelineRun(pr))
+	}
+}

@@ -55,6 +55,18 @@ func DigestOf(imageID string) (Ref, bool) {
 	return r, true
 }
 
+// OfWorkload lists the images of an Argo Workflow or a Tekton PipelineRun
+// by its kind, or none for another kind.
+func OfWorkload(kind string, obj map[string]any) []Container {
+	switch kind {
+	case "Workflow":
+		return OfWorkflow(obj)
+	case "PipelineRun":
+		return OfPipelineRun(obj)
+	}
+	return nil
+}
+
 // OfWorkflow lists the images of an Argo Workflow (argoproj.io/v1alpha1),
 // given as unstructured content: every template's container, script,
 // container set, init containers and sidecars, in spec.templates and in
