@@ -126,17 +126,31 @@ func NewClientFor(cfg *rest.Config) (client.Client, error) {
 
 // listAll lists every object of a kind, a page at a time.
 func (o ClusterOptions) listAll(ctx context.Context, c client.Reader, gvk schema.GroupVersionKind, opts []client.ListOption, each func(*unstructured.Unstructured) error) error {
-	cont := ""
-	for {
+	return eachPage(ctx, c, o.PageSize, opts, func() *unstructured.UnstructuredList {
 		list := &unstructured.UnstructuredList{}
 		list.SetGroupVersionKind(gvk.GroupVersion().WithKind(gvk.Kind + "List"))
-		if err := c.List(ctx, list, append([]client.ListOption{client.Limit(o.PageSize), client.Continue(cont)}, opts...)...); err != nil {
-			return err
-		}
+		return list
+	}, func(list *unstructured.UnstructuredList) error {
 		for i := range list.Items {
 			if err := each(&list.Items[i]); err != nil {
 				return err
 			}
+		}
+		return nil
+	})
+}
+
+// eachPage lists into a fresh list from newList, pageSize objects at a
+// time, and hands each page to page.
+func eachPage[L client.ObjectList](ctx context.Context, c client.Reader, pageSize int64, opts []client.ListOption, newList func() L, page func(L) error) error {
+	cont := ""
+	for {
+		list := newList()
+		if err := c.List(ctx, list, append([]client.ListOption{client.Limit(pageSize), client.Continue(cont)}, opts...)...); err != nil {
+			return err
+		}
+		if err := page(list); err != nil {
+			return err
 		}
 		if cont = list.GetContinue(); cont == "" {
 			return nil
@@ -220,12 +234,7 @@ func (o ClusterOptions) readReports(ctx context.Context, c client.Reader, in *In
 
 func (o ClusterOptions) readPods(ctx context.Context, c client.Reader, in *Inputs) error {
 	images := map[string]*RunningImage{}
-	cont := ""
-	for {
-		var pods corev1.PodList
-		if err := c.List(ctx, &pods, client.Limit(o.PageSize), client.Continue(cont)); err != nil {
-			return err
-		}
+	err := eachPage(ctx, c, o.PageSize, nil, func() *corev1.PodList { return &corev1.PodList{} }, func(pods *corev1.PodList) error {
 		for i := range pods.Items {
 			p := &pods.Items[i]
 			if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
@@ -247,9 +256,10 @@ func (o ClusterOptions) readPods(ctx context.Context, c client.Reader, in *Input
 				}
 			}
 		}
-		if cont = pods.GetContinue(); cont == "" {
-			break
-		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	keys := make([]string, 0, len(images))
 	for k := range images {

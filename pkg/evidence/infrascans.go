@@ -66,19 +66,18 @@ func (o ClusterOptions) readNodeBenchmarks(ctx context.Context, c client.Reader,
 // coverage.
 func (o ClusterOptions) readNodes(ctx context.Context, c client.Reader, in *Inputs) error {
 	var names []string
-	cont := ""
-	for {
+	err := eachPage(ctx, c, o.PageSize, nil, func() *metav1.PartialObjectMetadataList {
 		nodes := &metav1.PartialObjectMetadataList{}
 		nodes.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("NodeList"))
-		if err := c.List(ctx, nodes, client.Limit(o.PageSize), client.Continue(cont)); err != nil {
-			return err
-		}
+		return nodes
+	}, func(nodes *metav1.PartialObjectMetadataList) error {
 		for _, n := range nodes.Items {
 			names = append(names, n.Name)
 		}
-		if cont = nodes.GetContinue(); cont == "" {
-			break
-		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	slices.Sort(names)
 	in.Nodes, in.NodesKnown = names, true
