@@ -10,10 +10,12 @@ import (
 	"path/filepath"
 	"runtime"
 	"testing"
+	"time"
 
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	"github.com/statcan/daaas-guard/pkg/manifest"
 )
@@ -78,4 +80,30 @@ func CreateFile(ctx context.Context, c client.Client, path string) error {
 		}
 	}
 	return nil
+}
+
+// RunManager starts mgr until the test ends; the test fails if mgr
+// returns an error, or has not stopped within stopWithin of the end. The
+// channel it returns is closed once mgr has returned.
+func RunManager(t *testing.T, mgr manager.Manager, stopWithin time.Duration) <-chan struct{} {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	var err error
+	go func() {
+		err = mgr.Start(ctx)
+		close(stopped)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-stopped:
+			if err != nil {
+				t.Errorf("manager: %v", err)
+			}
+		case <-time.After(stopWithin):
+			t.Error("manager did not stop")
+		}
+	})
+	return stopped
 }

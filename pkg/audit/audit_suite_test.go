@@ -110,20 +110,7 @@ func startAudit(t *testing.T, c client.Client, o Options) (*Auditor, *prometheus
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("manager: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("manager did not stop")
-		}
-	})
+	testenv.RunManager(t, mgr, 30*time.Second)
 	return a, reg
 }
 

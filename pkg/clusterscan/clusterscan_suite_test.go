@@ -106,20 +106,7 @@ func startScanner(t *testing.T, o Options) {
 	if err := Setup(mgr, o); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("manager: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("manager did not stop")
-		}
-	})
+	testenv.RunManager(t, mgr, 30*time.Second)
 }
 
 // testWriter sends controller logs to the test's log, shown on failure.

@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
+	"github.com/statcan/daaas-guard/internal/testenv"
 	"github.com/statcan/daaas-guard/pkg/manifest"
 	"github.com/statcan/daaas-guard/pkg/scanner"
 	"github.com/statcan/daaas-guard/pkg/webhook"
@@ -145,24 +146,11 @@ func TestMetrics_SecureServing(t *testing.T) {
 // ends.
 func serveMetrics(t *testing.T, mgr manager.Manager, addr string) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("manager serving metrics on %s: %v", addr, err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Errorf("manager serving metrics on %s did not stop", addr)
-		}
-	})
+	stopped := testenv.RunManager(t, mgr, 20*time.Second)
 	eventually(t, 30*time.Second, func() error {
 		select {
-		case err := <-done:
-			t.Fatalf("manager serving metrics on %s stopped: %v", addr, err)
+		case <-stopped: // the cleanup reports its error
+			t.Fatalf("manager serving metrics on %s stopped", addr)
 		default:
 		}
 		if !listening(addr) {
