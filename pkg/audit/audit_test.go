@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/statcan/daaas-guard/pkg/expansion"
+	"github.com/statcan/daaas-guard/pkg/manifest"
 	"github.com/statcan/daaas-guard/pkg/policy"
 	"github.com/statcan/daaas-guard/pkg/policyreport"
 )
@@ -254,18 +256,7 @@ func TestResolveKinds(t *testing.T) {
 		}
 		return out
 	}
-	deployToPod, err := expansion.FromObject(&unstructured.Unstructured{Object: map[string]interface{}{
-		"apiVersion": "expansion.gatekeeper.sh/v1alpha1", "kind": "ExpansionTemplate",
-		"metadata": map[string]interface{}{"name": "deployments"},
-		"spec": map[string]interface{}{
-			"applyTo":        []interface{}{map[string]interface{}{"groups": []interface{}{"apps"}, "kinds": []interface{}{"Deployment"}, "versions": []interface{}{"v1"}}},
-			"templateSource": "spec.template",
-			"generatedGVK":   map[string]interface{}{"kind": "Pod", "group": "", "version": "v1"},
-		},
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	deployToPod := deploymentsToPods(t)
 	tests := []struct {
 		name        string
 		constraints []*unstructured.Unstructured
@@ -347,5 +338,41 @@ func TestPublish_NoPolicyReportCRDsLogsOnce(t *testing.T) {
 	}
 	if len(lines) != 1 || !strings.Contains(lines[0], "PolicyReports not written") {
 		t.Errorf("log lines = %q, want one saying PolicyReports are not written", lines)
+	}
+}
+
+// deploymentsToPods is an ExpansionTemplate that audits Deployments' pod
+// templates as Pods.
+func deploymentsToPods(t *testing.T) *expansion.Template {
+	t.Helper()
+	et, err := expansion.FromObject(&unstructured.Unstructured{Object: map[string]interface{}{
+		"apiVersion": "expansion.gatekeeper.sh/v1alpha1", "kind": "ExpansionTemplate",
+		"metadata": map[string]interface{}{"name": "deployments"},
+		"spec": map[string]interface{}{
+			"applyTo":        []interface{}{map[string]interface{}{"groups": []interface{}{"apps"}, "kinds": []interface{}{"Deployment"}, "versions": []interface{}{"v1"}}},
+			"templateSource": "spec.template",
+			"generatedGVK":   map[string]interface{}{"kind": "Pod", "group": "", "version": "v1"},
+		},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return et
+}
+
+// addPSPTemplate adds the library's pod-security-policy/<dir> template
+// to e.
+func addPSPTemplate(t testing.TB, e *policy.Engine, dir string) {
+	t.Helper()
+	docs, err := manifest.ReadFile(filepath.Join("..", "..", "policies", "pod-security-policy", dir, "template.yaml"), manifest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl, err := policy.NewTemplate(docs[0].Object, docs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.AddTemplate(context.Background(), tmpl); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -3,7 +3,6 @@ package audit
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"testing"
@@ -20,7 +19,6 @@ import (
 	"github.com/statcan/daaas-guard/pkg/admission"
 	"github.com/statcan/daaas-guard/pkg/compliance"
 	"github.com/statcan/daaas-guard/pkg/evidence"
-	"github.com/statcan/daaas-guard/pkg/manifest"
 	"github.com/statcan/daaas-guard/pkg/policy"
 	"github.com/statcan/daaas-guard/pkg/policyreport"
 )
@@ -85,17 +83,7 @@ func privilegedEngine(t testing.TB) (*policy.Engine, *unstructured.Unstructured)
 	if err != nil {
 		t.Fatal(err)
 	}
-	docs, err := manifest.ReadFile(filepath.Join("..", "..", "policies", "pod-security-policy", "privileged-containers", "template.yaml"), manifest.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl, err := policy.NewTemplate(docs[0].Object, docs[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.AddTemplate(ctx, tmpl); err != nil {
-		t.Fatal(err)
-	}
+	addPSPTemplate(t, e, "privileged-containers")
 	c := constraint("PSPPrivilegedContainer", "no-privileged", kinds([]interface{}{""}, []interface{}{"Pod"}))
 	if err := e.AddConstraint(ctx, c, nil); err != nil {
 		t.Fatal(err)

@@ -3,7 +3,6 @@ package audit
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -26,7 +25,6 @@ import (
 
 	"github.com/statcan/daaas-guard/pkg/admission"
 	"github.com/statcan/daaas-guard/pkg/expansion"
-	"github.com/statcan/daaas-guard/pkg/manifest"
 	"github.com/statcan/daaas-guard/pkg/match"
 	"github.com/statcan/daaas-guard/pkg/policy"
 	"github.com/statcan/daaas-guard/pkg/policyreport"
@@ -48,17 +46,7 @@ func fakeAuditor(t *testing.T, funcs interceptor.Funcs, objs ...client.Object) (
 		t.Fatal(err)
 	}
 	for _, dir := range []string{"privileged-containers", "metadata-restrictions"} {
-		docs, err := manifest.ReadFile(filepath.Join("..", "..", "policies", "pod-security-policy", dir, "template.yaml"), manifest.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		tmpl, err := policy.NewTemplate(docs[0].Object, docs[0])
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := e.AddTemplate(ctx, tmpl); err != nil {
-			t.Fatal(err)
-		}
+		addPSPTemplate(t, e, dir)
 	}
 	priv := constraint("PSPPrivilegedContainer", "no-privileged", kinds([]interface{}{""}, []interface{}{"Pod"}))
 	tier := constraint("MetadataRestrictions", "tier", kinds([]interface{}{""}, []interface{}{"ConfigMap", "Namespace"}))
@@ -458,18 +446,7 @@ func TestUnlistedFor(t *testing.T) {
 		return auditKind{gvk: schema.GroupVersionKind{Group: group, Version: "v1", Kind: kind}, namespaced: true}
 	}
 	unlisted := []auditKind{k("", "ConfigMap"), k("", "Secret"), k("apps", "Deployment"), k("metrics.k8s.io", "*")}
-	deployToPod, err := expansion.FromObject(&unstructured.Unstructured{Object: map[string]interface{}{
-		"apiVersion": "expansion.gatekeeper.sh/v1alpha1", "kind": "ExpansionTemplate",
-		"metadata": map[string]interface{}{"name": "deployments"},
-		"spec": map[string]interface{}{
-			"applyTo":        []interface{}{map[string]interface{}{"groups": []interface{}{"apps"}, "kinds": []interface{}{"Deployment"}, "versions": []interface{}{"v1"}}},
-			"templateSource": "spec.template",
-			"generatedGVK":   map[string]interface{}{"kind": "Pod", "group": "", "version": "v1"},
-		},
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	deployToPod := deploymentsToPods(t)
 	tests := []struct {
 		name       string
 		constraint *unstructured.Unstructured
